@@ -1,0 +1,5 @@
+import sys
+
+from gradgen.cli import main
+
+sys.exit(main())

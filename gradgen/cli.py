@@ -1,0 +1,128 @@
+"""The `gradgen` command line.
+
+    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report]
+    gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
+
+User errors print one line (`file:line: what went wrong and what to do`)
+and exit with status 1; `--debug` shows the traceback instead.  `compile`
+builds every module in memory before writing any, and writes each one
+atomically, so a failed compile leaves existing modules untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from gradgen.errors import GradgenError
+
+EXIT_USER_ERROR = 1
+EXIT_STALE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradgen", description="Compile micrograd-style Value code to flat Python.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile model files to generated modules")
+    c.add_argument("models", nargs="+", metavar="MODEL.py")
+    c.add_argument("-o", "--out", default="generated", metavar="DIR", help="output directory (default: generated)")
+    c.add_argument("--check", action="store_true", help="write nothing; exit 1 if any module in DIR is out of date")
+    c.add_argument("--report", action="store_true", help="print node counts per pass and compile times")
+    c.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    i = sub.add_parser("ir", help="print a model's IR")
+    i.add_argument("model", metavar="MODEL.py")
+    i.add_argument("--function", metavar="NAME", help="only this exported function")
+    i.add_argument("--grad", action="store_true", help="the forward + backward graph")
+    i.add_argument("--optimized", action="store_true", help="after the passes (fold, cse, dce)")
+    i.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _compile(args) -> int:
+    from gradgen.api import build_source, output_path
+    from gradgen.codegen.module import atomic_write
+    from gradgen.loader import load_model
+
+    built = []
+    for path in args.models:
+        t0 = time.perf_counter()
+        _, fns = load_model(path)
+        text, irs, stats, seconds = build_source(fns, path, args.out)
+        seconds["total"] = time.perf_counter() - t0
+        built.append((path, text, irs, stats, seconds))
+
+    stale = []
+    for path, text, irs, stats, seconds in built:
+        target = output_path(path, args.out)
+        if args.check:
+            try:
+                with open(target, encoding="utf-8") as f:
+                    current = f.read()
+            except OSError:
+                current = None
+            if current != text:
+                stale.append(target)
+                print(f"{target}: out of date; run: gradgen compile {path} -o {args.out}")
+        else:
+            atomic_write(target, text)
+            n_lines = text.count("\n")
+            print(f"wrote {target} ({len(irs)} function{'s' * (len(irs) != 1)}, {n_lines} lines)")
+        if args.report:
+            _report(path, irs, stats, seconds)
+    if args.check and not stale:
+        print(f"{len(built)} module{'s' * (len(built) != 1)} up to date")
+    return EXIT_STALE if stale else 0
+
+
+def _report(path, irs, stats, seconds) -> None:
+    print(f"report for {path}")
+    for s in stats:
+        print(f"  {s.graph:<24} {s.name:<5} {s.before:>7} -> {s.after:<7} nodes  {s.seconds * 1e3:8.2f} ms")
+    print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
+
+
+def _ir(args) -> int:
+    from gradgen.api import lower
+    from gradgen.ir.printer import format_graph
+    from gradgen.loader import load_model
+
+    _, fns = load_model(args.model)
+    if args.function:
+        fns = [f for f in fns if f.__name__ == args.function]
+        if not fns:
+            raise GradgenError(f"no exported function named {args.function!r}", args.model)
+    for k, f in enumerate(fns):
+        ir = lower(f)
+        if args.grad:
+            g = ir.grad_opt if args.optimized else ir.grad
+        else:
+            g = ir.forward_opt if args.optimized else ir.forward
+        if k:
+            print()
+        print(format_graph(g), end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            return _compile(args)
+        return _ir(args)
+    except GradgenError as e:
+        if args.debug:
+            raise
+        print(f"gradgen: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("gradgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

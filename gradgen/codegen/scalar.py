@@ -1,0 +1,221 @@
+"""The scalar emitter: an IR graph -> one flat Python function on floats.
+
+Every statement it writes is an IR node.  Which nodes get their own line:
+inputs are parameters; constants are literals; a node gets a line when it
+has a name (a user label or variable, or an adjoint `g_x`), is used more
+than once, or is an output.  Other nodes are inlined into their one user if
+that user belongs to the same line group (the forward code, or one backward
+step, i.e. one rule application) and the expression stays short.  So the
+forward reads like the model source and the backward has one adjoint step
+per line, each with a comment naming its rule and the model line.
+
+Operators come from `FORMATS` (op -> template + precedence); parentheses are
+added only where Python's precedence needs them, and operands of `**` are
+written the way black writes them, so black leaves the output unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gradgen.ir.graph import Graph
+from gradgen.ir.ops import Op
+from gradgen.names import assign_names, comment_text, sanitize
+
+LINE = 88
+INLINE_LIMIT = 56  # longest expression inlined into its user
+
+ATOM, POW, UNARY, MUL, ADD = 100, 90, 80, 70, 60
+
+
+@dataclass(frozen=True)
+class Format:
+    template: str  # {0}, {1}: operands; {k}: the attribute
+    prec: int
+    operand_prec: tuple[int, ...]  # the least precedence an operand may have unparenthesised
+
+
+FORMATS: dict[Op, Format] = {
+    Op.ADD: Format("{0} + {1}", ADD, (ADD, ADD + 1)),
+    Op.SUB: Format("{0} - {1}", ADD, (ADD, ADD + 1)),
+    Op.MUL: Format("{0} * {1}", MUL, (MUL, MUL + 1)),
+    Op.DIV: Format("{0} / {1}", MUL, (MUL, MUL + 1)),
+    Op.NEG: Format("-{0}", UNARY, (UNARY + 1,)),  # -(x**2): black's spelling of -x**2
+    Op.POW: Format("{0}**{k}", POW, (ATOM,)),
+    Op.EXP: Format("math.exp({0})", ATOM, (0,)),
+    Op.LOG: Format("math.log({0})", ATOM, (0,)),
+    Op.TANH: Format("math.tanh({0})", ATOM, (0,)),
+    Op.RELU: Format("max({0}, 0.0)", ATOM, (0,)),
+    Op.SIGMOID: Format("_sigmoid({0})", ATOM, (0,)),
+    Op.STEP: Format("float({0} > 0.0)", ATOM, (0,)),
+    Op.COPY: Format("{0}", ATOM, (0,)),
+}
+
+HELPERS = {Op.SIGMOID: "_sigmoid"}
+
+
+def literal(value) -> tuple[str, int]:
+    """Python source for a constant, and its precedence (a negative number is unary)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "math.nan", ATOM
+        if math.isinf(value):
+            return ("math.inf", ATOM) if value > 0 else ("-math.inf", UNARY)
+    text = repr(value)
+    return text, UNARY if text.startswith("-") else ATOM
+
+
+# black's "simple power operand": a name, number or attribute chain, maybe negated;
+# black writes `x**2` when the base is simple (exponents here always are) and `f(x) ** 2` otherwise
+_SIMPLE = re.compile(r"-?(\d[\d.]*(e[-+]?\d+)?|[A-Za-z_][\w.]*)")
+
+
+def _group(n) -> tuple:
+    return ("b", n.step) if n.rule is not None else ("f",)
+
+
+def _wrap(items: list[str], head: str, tail: str, indent: str) -> list[str]:
+    """`head item, item tail` on one line if it fits, else one item per line (black's way)."""
+    one = f"{indent}{head}{', '.join(items)}{tail}"
+    if len(one) <= LINE:
+        return [one]
+    return [f"{indent}{head}"] + [f"{indent}    {it}," for it in items] + [f"{indent}{tail.lstrip()}"]
+
+
+@dataclass
+class Emitted:
+    lines: list[str]
+    helpers: set[str]
+
+
+def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc: str) -> Emitted:
+    """Source lines of `def fname(params)` computing `graph`.
+
+    `returns` is "value" (return the single output) or "grad" (return
+    `value, (g_1, ..., g_n)` from outputs "value", "grad:*").
+    """
+    nodes = graph.nodes
+    uses = [0] * len(nodes)
+    user: list[int | None] = [None] * len(nodes)
+    for n in nodes:
+        for a in n.args:
+            uses[a] += 1
+            user[a] = n.id
+    for _, i in graph.outputs:
+        uses[i] += 2  # an output always gets a name
+
+    # 1. which nodes get a line (estimates lengths with hints; names come after)
+    line = [False] * len(nodes)
+    est: list[int] = [0] * len(nodes)
+    for n in nodes:
+        if n.op is Op.INPUT:
+            est[n.id] = len(n.name or "x")
+            continue
+        if n.op is Op.CONST and n.adj is None and n.name is None:
+            est[n.id] = len(literal(n.attr)[0])
+            continue
+        hidden = n.adj is not None and not line[n.adj] and nodes[n.adj].op is not Op.INPUT
+        if n.op is Op.COPY and hidden and uses[n.id] < 2:
+            # the adjoint of a forward value the code never names: just an alias
+            est[n.id] = est[n.args[0]]
+            continue
+        fmt = FORMATS.get(n.op)
+        size = (len(fmt.template) if fmt else 8) + sum(est[a] for a in n.args)
+        own = n.name is not None or n.adj is not None or n.op is Op.CONST
+        same = uses[n.id] == 1 and _group(nodes[user[n.id]]) == _group(n)
+        line[n.id] = own or not same or size > INLINE_LIMIT
+        est[n.id] = len(sanitize(n.name or n.op.value)) + 4 if line[n.id] else size
+
+    # `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else
+    rebind = [False] * len(nodes)
+    for n in nodes:
+        if n.op in (Op.ADD, Op.SUB) and n.adj is not None and line[n.id]:
+            p = nodes[n.args[0]]
+            if p.adj == n.adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
+                rebind[n.id] = True
+
+    wanted = [line[i] and not rebind[i] for i in range(len(nodes))]
+    for i in graph.inputs:
+        wanted[i] = True
+    names = assign_names(graph, reserved={fname, "_sigmoid"}, wanted=wanted)
+    for n in nodes:
+        if rebind[n.id]:
+            names[n.id] = names[n.args[0]]
+
+    # 2. expressions, in id order
+    expr: list[tuple[str, int] | None] = [None] * len(nodes)
+    helpers: set[str] = set()
+    body: list[str] = []
+    section = None
+
+    def operand(a: int, need: int) -> str:
+        if line[a] or nodes[a].op is Op.INPUT:
+            text, prec = names[a], ATOM
+        else:
+            text, prec = expr[a]
+        return f"({text})" if prec < need else text
+
+    for n in nodes:
+        if n.op is Op.INPUT:
+            expr[n.id] = (names[n.id], ATOM)
+            continue
+        if n.op is Op.CONST:
+            text, prec = literal(n.attr)
+        else:
+            f = FORMATS[n.op]
+            if n.op in HELPERS:
+                helpers.add(HELPERS[n.op])
+            if n.op is Op.POW:
+                base = operand(n.args[0], ATOM)
+                k, _ = literal(n.attr)
+                text = f"{base}**{k}" if _SIMPLE.fullmatch(base) else f"{base} ** {k}"
+            elif rebind[n.id]:
+                text = operand(n.args[1], 0 if n.op is Op.ADD else ADD + 1)
+            else:
+                ops = [operand(a, need) for a, need in zip(n.args, f.operand_prec)]
+                text = f.template.format(*ops)
+            prec = f.prec
+        expr[n.id] = (text, prec)
+        if not line[n.id]:
+            continue
+        want = "backward" if n.rule is not None else "forward"
+        if returns == "grad" and want != section:
+            body.append(f"    # {want}")
+            section = want
+        assign = ("+=" if n.op is Op.ADD else "-=") if rebind[n.id] else "="
+        stmt = f"    {names[n.id]} {assign} {text}"
+        note = _note(n)
+        if note and len(stmt) + 2 + len(note) <= LINE:
+            body.append(f"{stmt}  {note}")
+        elif note:
+            body.extend([f"    {note}", stmt])
+        else:
+            body.append(stmt)
+
+    def ref(i: int) -> str:
+        return names[i] if line[i] or nodes[i].op is Op.INPUT else expr[i][0]
+
+    value = ref(graph.output("value"))
+    if returns == "value":
+        ret = [f"    return {value}"]
+    else:
+        grads = [ref(i) for role, i in graph.outputs if role.startswith("grad:")]
+        items = grads if len(grads) != 1 else [grads[0] + ","]
+        ret = _wrap(items, f"return {value}, (", ")", "    ")
+        if len(grads) == 1 and len(ret) > 1:
+            ret = [f"    return {value}, (", f"        {grads[0]},", "    )"]
+    sig_params = [names[i] for i in graph.inputs]
+    head = _wrap(sig_params, f"def {fname}(", "):", "")
+    lines = head + [f'    """{doc}"""'] + body + ret
+    return Emitted(lines, helpers)
+
+
+def _note(n) -> str:
+    parts = []
+    if n.rule is not None:
+        parts.append(n.rule)
+        if n.loc is not None:
+            parts.append(f"  [{n.loc.short()}]")
+    return "# " + comment_text(" ".join(parts)) if parts else ""

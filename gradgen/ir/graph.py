@@ -1,0 +1,180 @@
+"""IR graphs: immutable nodes in a dense, topologically ordered list.
+
+A `Node` is a small record: its op, ordered argument ids, an attribute (the
+exponent of `pow`, the value of `const`) and metadata that never changes
+what is computed but tells printers and emitters how to present it:
+
+* `name`: a hint from the user (a `label`, or the variable it was bound to);
+* `origin`: for inputs, where the leaf came from (`Origin`: argument or
+  parameter array, and the index into it) -- the handle re-rolling uses;
+* `loc`: the model-file line that created the node;
+* `adj`: for backward nodes, the forward node whose gradient (or partial
+  gradient) this is -- printed as `g_<name>`;
+* `rule`, `step`: the derivative rule that produced a backward node, and which
+  application of it (nodes of one step form one line of emitted code).
+
+Ids are dense and equal to positions; arguments always precede their users.
+A `Graph` is nodes + input ids (in signature order) + named outputs.  Passes
+build new graphs through a `Builder`, so every graph is a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from gradgen.ir.ops import OPS, Op
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an input leaf came from: an argument (`index == ()`) or an element of a parameter array."""
+
+    kind: str  # "arg" or "param"
+    name: str
+    index: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loc:
+    file: str
+    line: int
+
+    def short(self) -> str:
+        base = self.file.replace("\\", "/").rsplit("/", 1)[-1]
+        return f"{base}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    op: Op
+    args: tuple[int, ...] = ()
+    attr: float | int | None = None
+    name: str | None = None
+    origin: Origin | None = None
+    loc: Loc | None = None
+    adj: int | None = None
+    rule: str | None = None
+    step: int | None = None
+
+    @property
+    def is_backward(self) -> bool:
+        return self.rule is not None
+
+
+META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step")
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    nodes: tuple[Node, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[tuple[str, int], ...]  # (role, node id): "value", "grad:x1", ...
+
+    def __getitem__(self, i: int) -> Node:
+        return self.nodes[i]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def output(self, role: str) -> int:
+        for r, i in self.outputs:
+            if r == role:
+                return i
+        raise KeyError(role)
+
+    def users(self) -> list[list[int]]:
+        """users()[i]: ids of nodes that take node i as an argument (with repeats)."""
+        out: list[list[int]] = [[] for _ in self.nodes]
+        for n in self.nodes:
+            for a in n.args:
+                out[a].append(n.id)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Node counts by op, for `--report`."""
+        c: dict[str, int] = {}
+        for n in self.nodes:
+            c[n.op.value] = c.get(n.op.value, 0) + 1
+        return dict(sorted(c.items()))
+
+
+class Builder:
+    """Appends nodes with dense ids; `build()` freezes them into a `Graph`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.nodes: list[Node] = []
+        self._consts: dict[str, int] = {}
+
+    def add(self, op: Op, args: Iterable[int] = (), attr=None, **meta) -> int:
+        args = tuple(args)
+        info = OPS[op]
+        if len(args) != info.arity:
+            raise ValueError(f"{op} takes {info.arity} arguments, got {len(args)}")
+        nid = len(self.nodes)
+        self.nodes.append(Node(nid, op, args, attr, **meta))
+        return nid
+
+    def const(self, value: float, **meta) -> int:
+        """A constant node; plain constants (no metadata) are shared by value."""
+        value = float(value) if not isinstance(value, (int, float)) else value
+        if meta:
+            return self.add(Op.CONST, (), value, **meta)
+        key = repr(float(value))  # keeps 0.0 and -0.0 apart; all NaNs alike
+        if key not in self._consts:
+            self._consts[key] = self.add(Op.CONST, (), float(value))
+        return self._consts[key]
+
+    def set_meta(self, nid: int, **meta) -> None:
+        self.nodes[nid] = replace(self.nodes[nid], **meta)
+
+    def copy_node(self, node: Node, args: Iterable[int], adj: int | None) -> int:
+        """Append a copy of `node` (from another graph) with remapped args and `adj`."""
+        if node.op is Op.CONST and not _has_meta(node):
+            return self.const(node.attr)
+        return self.add(node.op, args, node.attr, **{**_meta(node), "adj": adj})
+
+    def build(self, inputs: Iterable[int], outputs: Iterable[tuple[str, int]]) -> Graph:
+        return Graph(self.name, tuple(self.nodes), tuple(inputs), tuple(outputs))
+
+
+def _meta(node: Node) -> dict:
+    return {f: getattr(node, f) for f in META_FIELDS}
+
+
+def _has_meta(node: Node) -> bool:
+    return any(getattr(node, f) is not None for f in META_FIELDS)
+
+
+def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict[int, int] | None = None) -> Graph:
+    """Copy `graph`, dropping nodes where `keep` is False, redirecting uses per `replace_with`.
+
+    `replace_with[i] = j` (j < i) makes every use of node i a use of node j.
+    Ids are renumbered densely; `adj` references to dropped nodes become None.
+    """
+    keep = list(keep) if keep is not None else [True] * len(graph.nodes)
+    replace_with = replace_with or {}
+    b = Builder(graph.name)
+    new: dict[int, int] = {}
+
+    def follow(i: int) -> int:
+        while i in replace_with:
+            i = replace_with[i]
+        return i
+
+    def resolve(i: int) -> int:
+        return new[follow(i)]
+
+    for n in graph.nodes:
+        if not keep[n.id] or n.id in replace_with:
+            continue
+        adj = new.get(follow(n.adj)) if n.adj is not None else None
+        if n.adj is not None and adj is None and n.name is None:
+            # the forward value was removed: keep the adjoint's name as a hint
+            fwd = graph.nodes[n.adj]
+            n = replace(n, name="g_" + (fwd.name or fwd.op.value))
+        new[n.id] = b.copy_node(n, [resolve(a) for a in n.args], adj)
+    return b.build([new[i] for i in graph.inputs], [(r, resolve(i)) for r, i in graph.outputs])

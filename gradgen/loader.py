@@ -1,0 +1,76 @@
+"""Import a model file and find its exported functions.
+
+Every failure becomes a one-line `GradgenError` naming the file (and the
+line, where there is one): a missing file, a syntax error, an exception or a
+failing import while the module runs, no `@gradgen.export` function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import traceback
+
+from gradgen.errors import GradgenError
+from gradgen.export import is_exported
+
+
+def load_model(path: str):
+    """(module, [exported functions in definition order]) for the model file `path`."""
+    if not os.path.exists(path):
+        raise GradgenError("no such file; give the path of a model file (a .py file)", path)
+    if os.path.isdir(path):
+        raise GradgenError("is a directory, not a model file", path)
+    if not path.endswith(".py"):
+        raise GradgenError("a model file must be a .py file", path)
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        code = compile(source, path, "exec")
+    except SyntaxError as e:
+        raise GradgenError(f"syntax error: {e.msg}", path, e.lineno) from e
+    except (OSError, ValueError) as e:
+        raise GradgenError(f"cannot read the model file: {e}", path) from e
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    modname = f"_gradgen_model_{digest}_{''.join(c if c.isalnum() else '_' for c in stem)}"
+    spec = importlib.util.spec_from_loader(modname, loader=None, origin=path)
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = os.path.abspath(path)
+    model_dir = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, model_dir)
+    sys.modules[modname] = module
+    try:
+        exec(code, module.__dict__)
+    except (GradgenError, KeyboardInterrupt):
+        raise
+    except BaseException as e:  # SystemExit too: a model file must not end the compiler
+        line = _model_line(e, path)
+        kind = "import failed" if isinstance(e, ImportError) else f"running the model raised {type(e).__name__}"
+        raise GradgenError(f"{kind}: {e}", path, line) from e
+    finally:
+        if sys.path and sys.path[0] == model_dir:
+            sys.path.pop(0)
+
+    fns = [
+        obj
+        for obj in vars(module).values()
+        if is_exported(obj) and getattr(obj, "__module__", None) == modname
+    ]
+    fns.sort(key=lambda f: f.__code__.co_firstlineno)
+    if not fns:
+        raise GradgenError(
+            "no exported function: mark the function(s) to compile with @gradgen.export", path
+        )
+    return module, fns
+
+
+def _model_line(e: BaseException, path: str) -> int | None:
+    target = os.path.abspath(path)
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if os.path.abspath(frame.filename) == target:
+            return frame.lineno
+    return None

@@ -1,0 +1,86 @@
+"""The one namespace every emitted or printed name passes through.
+
+`Namespace.create(hint)` turns any hint -- a user label such as
+`"x1*w1 + x2*w2"`, a variable name, an op name -- into a fresh, valid,
+ASCII Python identifier: characters outside `[A-Za-z0-9_]` become `_`,
+keywords, builtins and reserved names (`math`, `np`) get a trailing `_`,
+and collisions get a numeric suffix (`y`, `y_1`, `y_2`, ...).  Nothing a
+user wrote is ever spliced into code or comments without passing here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+MAX_LEN = 24
+RESERVED = frozenset({"math", "np", "numpy"}) | frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
+_BAD = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def sanitize(hint: str | None, default: str = "v") -> str:
+    """A valid identifier that resembles `hint` (not yet unique)."""
+    text = _BAD.sub("_", hint or "").strip("_")
+    text = re.sub(r"_+", "_", text)[:MAX_LEN].rstrip("_")
+    if not text:
+        text = default
+    if text[0].isdigit():
+        text = f"{default}_{text}"
+    if text in RESERVED:
+        text += "_"
+    return text
+
+
+class Namespace:
+    def __init__(self, reserved=()):
+        self._used: set[str] = set(reserved)
+        self._next: dict[str, int] = {}
+
+    def create(self, hint: str | None, default: str = "v") -> str:
+        base = sanitize(hint, default)
+        name = base
+        if name in self._used:
+            k = self._next.get(base, 1)
+            while f"{base}_{k}" in self._used:
+                k += 1
+            self._next[base] = k + 1
+            name = f"{base}_{k}"
+        self._used.add(name)
+        return name
+
+
+def comment_text(text: str) -> str:
+    """Make arbitrary text safe inside a `#` comment: printable ASCII on one line."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
+    """A name for every node of `graph` (or those where `wanted[i]`), in id order.
+
+    Inputs keep their argument names; nodes with a hint keep it; adjoints are
+    `g_<name of the forward node>`; everything else is named after its op.
+    """
+    from gradgen.ir.ops import Op
+
+    ns = Namespace(reserved)
+    names: list[str | None] = [None] * len(graph.nodes)
+    hints: list[str | None] = [None] * len(graph.nodes)  # forward names, for adjoints
+    for i in graph.inputs:
+        names[i] = hints[i] = ns.create(graph.nodes[i].name)
+    for n in graph.nodes:
+        if names[n.id] is not None:
+            continue
+        if wanted is not None and not wanted[n.id]:
+            hints[n.id] = sanitize(n.name or n.op.value)
+            continue
+        if n.adj is not None:
+            name = ns.create("g_" + (hints[n.adj] or "v"), default="g")
+        elif n.name is not None:
+            name = ns.create(n.name)
+        elif n.op is Op.CONST:
+            name = ns.create("c")
+        else:
+            name = ns.create(n.op.value)
+        names[n.id] = hints[n.id] = name
+    return names

@@ -1,0 +1,120 @@
+"""A tiny neural-net library on `Value`s, API compatible with micrograd's `nn.py`.
+
+`MLP(nin, nouts)` builds exactly micrograd's network: weights drawn with
+`random.uniform(-1, 1)` one per input in order, bias `Value(0)` (no draw),
+ReLU on every layer but the last, which is linear.  So `random.seed(s)` then
+`MLP(...)` gives micrograd's numbers.
+
+`style="lecture"` builds the lecture's variant instead: the bias is drawn
+with `random.uniform(-1, 1)` after the weights, and every neuron (the last
+layer's too) applies `tanh`.
+
+`named_parameters()` gives stable dotted names in `parameters()` order,
+e.g. `layers.0.neurons.3.w.1` and `layers.0.neurons.3.b`.
+"""
+
+from __future__ import annotations
+
+import random
+
+from gradgen.engine import Value
+
+STYLES = ("micrograd", "lecture")
+
+
+class Module:
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def parameters(self) -> list[Value]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Value]]:
+        return []
+
+
+def _check_style(style: str) -> None:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, not {style!r}")
+
+
+class Neuron(Module):
+    """One neuron: `act(sum(w_i * x_i) + b)`.
+
+    `nonlin` says whether the activation is applied; `act` is "relu" or "tanh".
+    `random_bias` draws the bias from U(-1, 1) after the weights (the lecture);
+    otherwise it is `Value(0)` (micrograd).
+    """
+
+    def __init__(self, nin: int, nonlin: bool = True, act: str = "relu", random_bias: bool = False):
+        if act not in ("relu", "tanh"):
+            raise ValueError(f"act must be 'relu' or 'tanh', not {act!r}")
+        self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
+        self.b = Value(random.uniform(-1, 1)) if random_bias else Value(0)
+        self.nonlin = nonlin
+        self.act = act
+
+    def __call__(self, x):
+        # Same order as micrograd: b + w0*x0 + w1*x1 + ...
+        out = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        if not self.nonlin:
+            return out
+        return out.relu() if self.act == "relu" else out.tanh()
+
+    def named_parameters(self, prefix: str = ""):
+        named = [(f"{prefix}w.{i}", wi) for i, wi in enumerate(self.w)]
+        return named + [(f"{prefix}b", self.b)]
+
+    def __repr__(self):
+        kind = {"relu": "ReLU", "tanh": "Tanh"}[self.act] if self.nonlin else "Linear"
+        return f"{kind}Neuron({len(self.w)})"
+
+
+class Layer(Module):
+    def __init__(self, nin: int, nout: int, **kwargs):
+        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+
+    def __call__(self, x):
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def named_parameters(self, prefix: str = ""):
+        return [
+            item
+            for j, n in enumerate(self.neurons)
+            for item in n.named_parameters(f"{prefix}neurons.{j}.")
+        ]
+
+    def __repr__(self):
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
+
+
+class MLP(Module):
+    """`MLP(nin, nouts)`: micrograd's network; `style="lecture"` for the lecture's."""
+
+    def __init__(self, nin: int, nouts: list[int], style: str = "micrograd"):
+        _check_style(style)
+        self.style = style
+        sz = [nin] + list(nouts)
+        last = len(nouts) - 1
+        if style == "micrograd":
+            kw = [dict(nonlin=i != last, act="relu") for i in range(len(nouts))]
+        else:
+            kw = [dict(nonlin=True, act="tanh", random_bias=True) for _ in nouts]
+        self.layers = [Layer(sz[i], sz[i + 1], **kw[i]) for i in range(len(nouts))]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def named_parameters(self, prefix: str = ""):
+        return [
+            item
+            for i, layer in enumerate(self.layers)
+            for item in layer.named_parameters(f"{prefix}layers.{i}.")
+        ]
+
+    def __repr__(self):
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

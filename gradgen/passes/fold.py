@@ -1,0 +1,113 @@
+"""Constant folding and exact algebraic simplification.
+
+Rewrites, each exact in IEEE arithmetic (so compiled code still matches the
+engine), except where noted:
+
+* an op whose arguments are all constants becomes a constant (unless
+  evaluating it raises: then the program raises at run time, as the engine does);
+* `x * 1 -> x`, `x ** 1 -> x`, `x - 0 -> x`, `x + 0 -> x` (the last may turn
+  -0.0 into 0.0, a difference only visible through the sign of a zero);
+* `x * -1 -> -x`, `-(-x) -> x`, `a + (-b) -> a - b`, `(-a) + b -> b - a`,
+  `a - (-b) -> a + b` (only where the inner `-` has no name of its own, so
+  no named line disappears).
+
+A node replaced by an existing anonymous node hands its metadata (name,
+adjoint, rule) over, so `g_n = 1.0 * t` becomes `g_n = t` rather than losing
+the name `g_n`.
+"""
+
+from __future__ import annotations
+
+from gradgen.ir.graph import Builder, Graph, Node
+from gradgen.ir.ops import Op, evaluate
+
+
+def _const(b: Builder, i: int, value: float) -> bool:
+    n = b.nodes[i]
+    return n.op is Op.CONST and n.attr == value
+
+
+def _simplify(b: Builder, n: Node, args: list[int]):
+    """('alias', id) | ('new', op, args, attr) | None."""
+    nodes = b.nodes
+    op = n.op
+    if op in (Op.INPUT, Op.CONST, Op.COPY):
+        return None
+    if all(nodes[a].op is Op.CONST for a in args):
+        try:
+            value = evaluate(op, [nodes[a].attr for a in args], n.attr)
+        except (ArithmeticError, ValueError):
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return ("const", float(value))
+        return None
+    if op is Op.MUL:
+        a, c = args
+        if _const(b, c, 1.0):
+            return ("alias", a)
+        if _const(b, a, 1.0):
+            return ("alias", c)
+        if _const(b, c, -1.0):
+            return ("new", Op.NEG, [a], None)
+        if _const(b, a, -1.0):
+            return ("new", Op.NEG, [c], None)
+    elif op is Op.POW and n.attr == 1:
+        return ("alias", args[0])
+    elif op is Op.ADD:
+        a, c = args
+        if _const(b, c, 0.0):
+            return ("alias", a)
+        if _const(b, a, 0.0):
+            return ("alias", c)
+        if nodes[c].op is Op.NEG and anonymous(nodes[c]):
+            return ("new", Op.SUB, [a, nodes[c].args[0]], None)
+        if nodes[a].op is Op.NEG and anonymous(nodes[a]):
+            return ("new", Op.SUB, [c, nodes[a].args[0]], None)
+    elif op is Op.SUB:
+        a, c = args
+        if _const(b, c, 0.0):
+            return ("alias", a)
+        if nodes[c].op is Op.NEG and anonymous(nodes[c]):
+            return ("new", Op.ADD, [a, nodes[c].args[0]], None)
+    elif op is Op.NEG and nodes[args[0]].op is Op.NEG and anonymous(nodes[args[0]]):
+        return ("alias", nodes[args[0]].args[0])
+    return None
+
+
+def anonymous(node: Node) -> bool:
+    """A node that no name depends on: safe to take over another node's metadata."""
+    return node.op is not Op.INPUT and node.name is None and node.adj is None
+
+
+def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
+    """Make `target` stand for `n`; move `n`'s naming metadata onto it if it has none."""
+    t = b.nodes[target]
+    if n.adj is None and n.name is None:
+        return target
+    if t.op is Op.CONST and anonymous(t):
+        return b.add(Op.CONST, (), t.attr, name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+    if anonymous(t):
+        b.set_meta(target, name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+    return target
+
+
+def fold(graph: Graph) -> Graph:
+    b = Builder(graph.name)
+    new: dict[int, int] = {}
+    for n in graph.nodes:
+        args = [new[a] for a in n.args]
+        adj = new.get(n.adj) if n.adj is not None else None
+        r = _simplify(b, n, args)
+        if r is None:
+            new[n.id] = b.copy_node(n, args, adj)
+        elif r[0] == "alias":
+            new[n.id] = alias(b, r[1], n, adj)
+        elif r[0] == "const":
+            plain = n.adj is None and n.name is None
+            meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+            new[n.id] = b.const(r[1], **meta)
+        else:
+            _, op, nargs, attr = r
+            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+            new[n.id] = b.add(op, nargs, attr, **meta)
+    return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
