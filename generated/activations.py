@@ -28,8 +28,8 @@ def _sigmoid(x):
 def softplus_ratio(x, y):
     """Value of softplus_ratio."""
     sp = math.log(1.0 + math.exp(x))
-    mul = sp * y**-1
-    return mul
+    out = sp * y**-1
+    return out
 
 
 def softplus_ratio_grad(x, y):
@@ -38,30 +38,30 @@ def softplus_ratio_grad(x, y):
     exp = math.exp(x)
     add = 1.0 + exp
     sp = math.log(add)
+    pow_ = y**-1
+    out = sp * pow_
     # backward
-    g_sp = y**-1  # mul: d(a * b)/da = b   [activations.py:10]
-    # forward
-    mul = sp * g_sp
-    # backward
-    g_y = sp * -(y**-2)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:10]
+    g_sp = pow_  # mul: d(a * b)/da = b   [activations.py:10]
+    g_pow = sp  # mul: d(a * b)/db = a   [activations.py:10]
+    g_y = g_pow * -(y**-2)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:10]
     g_add = g_sp / add  # log: d(log x)/dx = 1 / x   [activations.py:9]
     g_exp = g_add  # add: d(a + b)/db = 1   [activations.py:9]
     g_x = g_exp * exp  # exp: d(exp x)/dx = out   [activations.py:9]
-    return mul, (g_x, g_y)
+    return out, (g_x, g_y)
 
 
 def logistic(x, w, b):
     """Value of logistic."""
     p = _sigmoid(x * w + b)
-    neg = -math.log(p)
-    return neg
+    out = -math.log(p)
+    return out
 
 
 def logistic_grad(x, w, b):
     """Value of logistic and its gradient, one entry per argument."""
     # forward
     p = _sigmoid(x * w + b)
-    neg = -math.log(p)
+    out = -math.log(p)
     # backward
     g_log = -1.0  # neg: d(-a)/da = -1   [activations.py:16]
     g_p = g_log / p  # log: d(log x)/dx = 1 / x   [activations.py:16]
@@ -70,43 +70,41 @@ def logistic_grad(x, w, b):
     g_b = g_add  # add: d(a + b)/db = 1   [activations.py:15]
     g_x = g_mul * w  # mul: d(a * b)/da = b   [activations.py:15]
     g_w = g_mul * x  # mul: d(a * b)/db = a   [activations.py:15]
-    return neg, (g_x, g_w, g_b)
+    return out, (g_x, g_w, g_b)
 
 
 def powers(x):
     """Value of powers."""
     add = x**3 - 2.0 * x**2 + x**0.5
-    sub = add - x**-1
-    return sub
+    out = add - x**-1
+    return out
 
 
 def powers_grad(x):
     """Value of powers and its gradient, one entry per argument."""
     # forward
     pow_ = x**2
-    sub = x**3 - 2.0 * pow_ + x**0.5 - x**-1
+    out = x**3 - 2.0 * pow_ + x**0.5 - x**-1
     # backward
-    g_sub = 1.0  # seed: d(out)/d(out) = 1
-    g_add = g_sub  # sub: d(a - b)/da = 1   [activations.py:21]
+    g_out = 1.0  # seed: d(out)/d(out) = 1
+    g_add = g_out  # sub: d(a - b)/da = 1   [activations.py:21]
     g_x = x**-2  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_sub_1 = g_add  # add: d(a + b)/da = 1   [activations.py:21]
-    g_pow = g_add  # add: d(a + b)/db = 1   [activations.py:21]
+    g_sub = g_add  # add: d(a + b)/da = 1   [activations.py:21]
     # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += g_pow * (0.5 * x**-0.5)
-    g_mul = -g_sub_1  # sub: d(a - b)/db = -1   [activations.py:21]
-    g_pow_1 = g_sub_1  # sub: d(a - b)/da = 1   [activations.py:21]
-    g_pow_2 = g_mul * 2.0  # mul: d(a * b)/db = a   [activations.py:21]
-    g_x += g_pow_2 * (2.0 * x)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
+    g_x += g_add * (0.5 * x**-0.5)
+    g_mul = -g_sub  # sub: d(a - b)/db = -1   [activations.py:21]
+    g_pow = g_mul * 2.0  # mul: d(a * b)/db = a   [activations.py:21]
+    g_x += g_pow * (2.0 * x)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
     # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += g_pow_1 * (3.0 * pow_)
-    return sub, (g_x,)
+    g_x += g_sub * (3.0 * pow_)
+    return out, (g_x,)
 
 
 def smooth_step(x, y):
     """Value of smooth_step."""
     t = math.tanh(x - y)
-    sub = t * t + max(x * y, 0.0) - max(y - x, 0.0)
-    return sub
+    out = t * t + max(x * y, 0.0) - max(y - x, 0.0)
+    return out
 
 
 def smooth_step_grad(x, y):
@@ -116,14 +114,13 @@ def smooth_step_grad(x, y):
     mul = t * t
     relu = max(x * y, 0.0)
     relu_1 = max(y - x, 0.0)
-    sub = mul + relu - relu_1
+    out = mul + relu - relu_1
     # backward
-    g_sub = 1.0  # seed: d(out)/d(out) = 1
-    g_add = g_sub  # sub: d(a - b)/da = 1   [activations.py:27]
-    # relu: 1 where out > 0, else 0   [activations.py:27]
-    g_sub_1 = -float(relu_1 > 0.0)
-    g_x = -g_sub_1  # sub: d(a - b)/db = -1   [activations.py:27]
-    g_y = g_sub_1  # sub: d(a - b)/da = 1   [activations.py:27]
+    g_out = 1.0  # seed: d(out)/d(out) = 1
+    g_add = g_out  # sub: d(a - b)/da = 1   [activations.py:27]
+    g_sub = -float(relu_1 > 0.0)  # relu: 1 where out > 0, else 0   [activations.py:27]
+    g_x = -g_sub  # sub: d(a - b)/db = -1   [activations.py:27]
+    g_y = g_sub  # sub: d(a - b)/da = 1   [activations.py:27]
     g_mul = g_add  # add: d(a + b)/da = 1   [activations.py:27]
     g_relu = g_add  # add: d(a + b)/db = 1   [activations.py:27]
     # relu: 1 where out > 0, else 0   [activations.py:27]
@@ -132,7 +129,7 @@ def smooth_step_grad(x, y):
     g_y += g_mul_1 * x  # mul: d(a * b)/db = a   [activations.py:27]
     g_t = g_mul * t  # mul: d(a * b)/da = b   [activations.py:27]
     g_t_1 = g_t + g_t  # mul: d(a * b)/db = a   [activations.py:27]
-    g_sub_2 = g_t_1 * (1.0 - mul)  # tanh: 1 - out**2   [activations.py:26]
-    g_x += g_sub_2  # sub: d(a - b)/da = 1   [activations.py:26]
-    g_y -= g_sub_2  # sub: d(a - b)/db = -1   [activations.py:26]
-    return sub, (g_x, g_y)
+    g_sub_1 = g_t_1 * (1.0 - mul)  # tanh: 1 - out**2   [activations.py:26]
+    g_x += g_sub_1  # sub: d(a - b)/da = 1   [activations.py:26]
+    g_y -= g_sub_1  # sub: d(a - b)/db = -1   [activations.py:26]
+    return out, (g_x, g_y)

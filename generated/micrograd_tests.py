@@ -48,10 +48,8 @@ def sanity_check_grad(x):
     g_x += g_mul_2 * z  # mul: d(a * b)/db = a   [micrograd_tests.py:13]
     # relu: 1 where out > 0, else 0   [micrograd_tests.py:13]
     g_z_1 += g_relu * float(relu > 0.0)
-    g_add_1 = g_z_1  # add: d(a + b)/da = 1   [micrograd_tests.py:12]
     g_x += g_z_1  # add: d(a + b)/db = 1   [micrograd_tests.py:12]
-    g_mul_3 = g_add_1  # add: d(a + b)/da = 1   [micrograd_tests.py:12]
-    g_x += g_mul_3 * 2.0  # mul: d(a * b)/db = a   [micrograd_tests.py:12]
+    g_x += g_z_1 * 2.0  # mul: d(a * b)/db = a   [micrograd_tests.py:12]
     return y, (g_x,)
 
 
@@ -88,8 +86,7 @@ def more_ops_grad(a, b):
     # backward
     g_g_1 = 1.0  # seed: d(out)/d(out) = 1
     g_g = g_g_1  # add: d(a + b)/da = 1   [micrograd_tests.py:30]
-    g_mul = g_g_1  # add: d(a + b)/db = 1   [micrograd_tests.py:30]
-    g_pow = g_mul * 10.0  # mul: d(a * b)/db = a   [micrograd_tests.py:30]
+    g_pow = g_g_1 * 10.0  # mul: d(a * b)/db = a   [micrograd_tests.py:30]
     g_f = g_pow * -(f**-2)  # pow: d(x**k)/dx = k * x**(k - 1)   [micrograd_tests.py:30]
     g_f += g_g * 0.5  # mul: d(a * b)/da = b   [micrograd_tests.py:29]
     g_e = g_f * (2.0 * e)  # pow: d(x**k)/dx = k * x**(k - 1)   [micrograd_tests.py:28]
@@ -97,37 +94,29 @@ def more_ops_grad(a, b):
     g_c_2 = g_e  # sub: d(a - b)/da = 1   [micrograd_tests.py:27]
     g_d_1 = g_d_2  # add: d(a + b)/da = 1   [micrograd_tests.py:26]
     g_add = g_d_2  # add: d(a + b)/db = 1   [micrograd_tests.py:26]
-    g_mul_1 = g_add  # add: d(a + b)/da = 1   [micrograd_tests.py:26]
     g_relu_1 = g_add  # add: d(a + b)/db = 1   [micrograd_tests.py:26]
     # relu: 1 where out > 0, else 0   [micrograd_tests.py:26]
     g_sub = g_relu_1 * float(relu_1 > 0.0)
     g_a = -g_sub  # sub: d(a - b)/db = -1   [micrograd_tests.py:26]
     g_b = g_sub  # sub: d(a - b)/da = 1   [micrograd_tests.py:26]
-    g_d_1 += g_mul_1 * 3.0  # mul: d(a * b)/db = a   [micrograd_tests.py:26]
+    g_d_1 += g_add * 3.0  # mul: d(a * b)/db = a   [micrograd_tests.py:26]
     g_d = g_d_1  # add: d(a + b)/da = 1   [micrograd_tests.py:25]
     g_add_1 = g_d_1  # add: d(a + b)/db = 1   [micrograd_tests.py:25]
-    g_mul_2 = g_add_1  # add: d(a + b)/da = 1   [micrograd_tests.py:25]
     g_relu = g_add_1  # add: d(a + b)/db = 1   [micrograd_tests.py:25]
     # relu: 1 where out > 0, else 0   [micrograd_tests.py:25]
     g_c = g_relu * float(relu > 0.0)
-    g_b += g_c  # add: d(a + b)/da = 1   [micrograd_tests.py:25]
-    g_a += g_c  # add: d(a + b)/db = 1   [micrograd_tests.py:25]
-    g_d += g_mul_2 * 2.0  # mul: d(a * b)/da = b   [micrograd_tests.py:25]
+    g_d += g_add_1 * 2.0  # mul: d(a * b)/da = b   [micrograd_tests.py:25]
     g_c_1 = g_c_2  # add: d(a + b)/da = 1   [micrograd_tests.py:24]
     g_sub_1 = g_c_2  # add: d(a + b)/db = 1   [micrograd_tests.py:24]
-    g_add_2 = g_sub_1  # add: d(a + b)/da = 1   [micrograd_tests.py:24]
-    g_neg = g_sub_1  # add: d(a + b)/db = 1   [micrograd_tests.py:24]
-    g_a -= g_neg  # neg: d(-a)/da = -1   [micrograd_tests.py:24]
-    g_c_1 += g_add_2  # add: d(a + b)/db = 1   [micrograd_tests.py:24]
-    g_c_3 = g_c_1  # add: d(a + b)/da = 1   [micrograd_tests.py:23]
-    g_add_3 = g_c_1  # add: d(a + b)/db = 1   [micrograd_tests.py:23]
-    g_c_3 += g_add_3  # add: d(a + b)/da = 1   [micrograd_tests.py:23]
-    g_mul_3 = g_d  # add: d(a + b)/da = 1   [micrograd_tests.py:22]
-    g_pow_1 = g_d  # add: d(a + b)/db = 1   [micrograd_tests.py:22]
+    g_a -= g_sub_1  # sub: d(a - b)/db = -1   [micrograd_tests.py:24]
+    g_c_1 += g_sub_1  # add: d(a + b)/db = 1   [micrograd_tests.py:24]
+    g_c += g_c_1  # add: d(a + b)/da = 1   [micrograd_tests.py:23]
+    g_c += g_c_1  # add: d(a + b)/da = 1   [micrograd_tests.py:23]
+    g_mul = g_d  # add: d(a + b)/da = 1   [micrograd_tests.py:22]
     # pow: d(x**k)/dx = k * x**(k - 1)   [micrograd_tests.py:22]
-    g_b += g_pow_1 * (3.0 * b**2)
-    g_a += g_mul_3 * b  # mul: d(a * b)/da = b   [micrograd_tests.py:22]
-    g_b += g_mul_3 * a  # mul: d(a * b)/db = a   [micrograd_tests.py:22]
-    g_a += g_c_3  # add: d(a + b)/da = 1   [micrograd_tests.py:21]
-    g_b += g_c_3  # add: d(a + b)/db = 1   [micrograd_tests.py:21]
+    g_b += g_d * (3.0 * b**2)
+    g_a += g_mul * b  # mul: d(a * b)/da = b   [micrograd_tests.py:22]
+    g_b += g_mul * a  # mul: d(a * b)/db = a   [micrograd_tests.py:22]
+    g_a += g_c  # add: d(a + b)/da = 1   [micrograd_tests.py:21]
+    g_b += g_c  # add: d(a + b)/db = 1   [micrograd_tests.py:21]
     return g_1, (g_a, g_b)

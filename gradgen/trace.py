@@ -282,6 +282,8 @@ def trace(fn, name: str | None = None) -> Graph:
 
     line = fn.__code__.co_firstlineno
     if isinstance(result, Tracer) and result._trace is t:
+        if t.b.nodes[result._id].name is None:
+            t.b.set_meta(result._id, name="out")
         return t.b.build(inputs, [("value", result._id)])
     if isinstance(result, (list, tuple)):
         raise GradgenError(

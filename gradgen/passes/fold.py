@@ -84,6 +84,10 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
     t = b.nodes[target]
     if n.adj is None and n.name is None:
         return target
+    if n.rule is not None and t.rule is None and t.op is not Op.CONST:
+        # a gradient equal to a forward value: name it with a copy rather
+        # than turning the forward value into a backward line
+        return b.add(Op.COPY, (target,), name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
     if t.op is Op.CONST and anonymous(t):
         return b.add(Op.CONST, (), t.attr, name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
     if anonymous(t):
