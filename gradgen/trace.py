@@ -42,6 +42,8 @@ class _Trace:
     def __init__(self, name: str, model_file: str):
         self.b = Builder(name)
         self.model_file = model_file
+        self.code = None  # the exported function's code object
+        self.return_line: int | None = None  # where it returned (for output errors)
         self._internal: dict[str, bool] = {}
 
     def loc(self) -> Loc | None:
@@ -84,8 +86,8 @@ class _Trace:
 
 
 _CONTROL_FLOW = (
-    "needs the number inside a traced Value ({what}); control flow on data cannot be "
-    "compiled, since the branch would be baked in. Compute both sides with Values "
+    "{what} needs the number inside a traced Value, but control flow on data cannot "
+    "be compiled (the branch taken would be baked in); compute both sides with Values "
     "(e.g. relu) or make the choice outside the exported function"
 )
 
@@ -148,7 +150,7 @@ class Tracer:
 
     def __truediv__(self, other):
         if isinstance(other, _NUMBER) and not isinstance(other, bool) and other == 0:
-            raise self._trace.fail("division by the constant zero")
+            raise self._trace.fail("division by the constant zero; divide by a nonzero number")
         if isinstance(other, _NUMBER + (Tracer,)) and not isinstance(other, bool):
             # the engine's a / b == a * b**-1, kept so compiled code matches it bit for bit
             t = self._trace
@@ -174,7 +176,7 @@ class Tracer:
         return self._trace.op(Op.SIGMOID, (self,))
 
     # -- things a trace cannot do ---------------------------------------------------
-    def _refuse(self, what: str):
+    def _refuse(self, what: str):  # `what` reads as the subject of the message
         raise self._trace.fail(_CONTROL_FLOW.format(what=what))
 
     @property
@@ -189,16 +191,16 @@ class Tracer:
         raise self._trace.fail("backward() inside an exported function: call the compiled _grad function instead")
 
     def __bool__(self):
-        self._refuse("bool(), `if` or `while`")
+        self._refuse("`if`, `while` or bool()")
 
     def __float__(self):
-        self._refuse("float() or a math function")
+        self._refuse("float() or a math.* function")
 
     def __int__(self):
         self._refuse("int()")
 
     def __index__(self):
-        self._refuse("use as an index")
+        self._refuse("using a Value as an index")
 
     def __lt__(self, other):
         self._refuse("a comparison")
@@ -225,6 +227,8 @@ def _model_frame_namer(trace: _Trace, files: set[str]):
     def local(frame, event, arg):
         if event in ("line", "return"):
             name_locals(frame)
+            if event == "return" and frame.f_code is trace.code:
+                trace.return_line = frame.f_lineno
         return local
 
     def global_(frame, event, arg):
@@ -263,6 +267,7 @@ def trace(fn, name: str | None = None) -> Graph:
     file = inspect.getsourcefile(fn) or fn.__code__.co_filename
     arg_names = signature_names(fn, file)
     t = _Trace(name, file)
+    t.code = fn.__code__
     args = []
     for a in arg_names:
         nid = t.b.add(Op.INPUT, (), name=a, origin=Origin("arg", a))
@@ -280,7 +285,7 @@ def trace(fn, name: str | None = None) -> Graph:
     finally:
         sys.settrace(old)
 
-    line = fn.__code__.co_firstlineno
+    line = t.return_line or fn.__code__.co_firstlineno
     if isinstance(result, Tracer) and result._trace is t:
         if t.b.nodes[result._id].name is None:
             t.b.set_meta(result._id, name="out")
