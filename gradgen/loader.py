@@ -30,7 +30,7 @@ def load_model(path: str):
             source = f.read()
         code = compile(source, path, "exec")
     except SyntaxError as e:
-        raise GradgenError(f"syntax error: {e.msg}", path, e.lineno) from e
+        raise GradgenError(f"syntax error: {e.msg}; fix the model file", path, e.lineno) from e
     except (OSError, ValueError) as e:
         raise GradgenError(f"cannot read the model file: {e}", path) from e
 
@@ -49,8 +49,14 @@ def load_model(path: str):
         raise
     except BaseException as e:  # SystemExit too: a model file must not end the compiler
         line = _model_line(e, path)
-        kind = "import failed" if isinstance(e, ImportError) else f"running the model raised {type(e).__name__}"
-        raise GradgenError(f"{kind}: {e}", path, line) from e
+        if isinstance(e, ImportError):
+            msg = f"import failed: {e}; install the missing package or fix the import"
+        else:
+            msg = (
+                f"running the model raised {type(e).__name__}: {e}; fix the model, and keep "
+                "demo code under `if __name__ == '__main__':`"
+            )
+        raise GradgenError(msg, path, line) from e
     finally:
         if sys.path and sys.path[0] == model_dir:
             sys.path.pop(0)

@@ -239,6 +239,19 @@ def _model_frame_namer(trace: _Trace, files: set[str]):
     return global_
 
 
+def def_line(fn) -> int:
+    """The line of `def` (co_firstlineno is the first decorator's line)."""
+    first = fn.__code__.co_firstlineno
+    try:
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return first
+    for k, text in enumerate(lines):
+        if text.lstrip().startswith(("def ", "async def ")):
+            return start + k
+    return first
+
+
 def signature_names(fn, file: str) -> list[str]:
     try:
         sig = inspect.signature(fn)
@@ -251,7 +264,7 @@ def signature_names(fn, file: str) -> list[str]:
                 f"exported function {fn.__name__} has a {p.kind.description} parameter "
                 f"({p.name}); gradgen needs a fixed list of scalar arguments",
                 file,
-                fn.__code__.co_firstlineno,
+                def_line(fn),
             )
         names.append(p.name)
     return names
@@ -265,6 +278,12 @@ def trace(fn, name: str | None = None) -> Graph:
     """
     name = name or fn.__name__
     file = inspect.getsourcefile(fn) or fn.__code__.co_filename
+    if not name.isidentifier():
+        raise GradgenError(
+            f"an exported function needs a name, and {name} has none; define it with `def`",
+            file,
+            fn.__code__.co_firstlineno,
+        )
     arg_names = signature_names(fn, file)
     t = _Trace(name, file)
     t.code = fn.__code__
@@ -278,14 +297,14 @@ def trace(fn, name: str | None = None) -> Graph:
     sys.settrace(_model_frame_namer(t, {fn.__code__.co_filename}))
     try:
         result = fn(*args)
-    except GradgenError:
+    except (GradgenError, KeyboardInterrupt):
         raise
-    except Exception as e:  # the model itself raised: report where, in one line
+    except BaseException as e:  # the model raised (or called sys.exit): report where, in one line
         raise _model_raised(e, name, file) from e
     finally:
         sys.settrace(old)
 
-    line = t.return_line or fn.__code__.co_firstlineno
+    line = t.return_line or def_line(fn)
     if isinstance(result, Tracer) and result._trace is t:
         if t.b.nodes[result._id].name is None:
             t.b.set_meta(result._id, name="out")
@@ -305,7 +324,8 @@ def trace(fn, name: str | None = None) -> Graph:
             line,
         )
     raise GradgenError(
-        f"{name} returns {type(result).__name__}, not a Value computed from its arguments",
+        f"{name} returns {type(result).__name__}, not a Value; return one Value computed "
+        "from the arguments",
         file,
         line,
     )
@@ -318,4 +338,8 @@ def _model_raised(e: Exception, name: str, file: str) -> GradgenError:
         if not _is_internal(frame.filename):
             where, line = frame.filename, frame.lineno
             break
-    return GradgenError(f"tracing {name} raised {type(e).__name__}: {e}", where, line)
+    return GradgenError(
+        f"tracing {name} raised {type(e).__name__}: {e}; fix the model so it runs on Values",
+        where,
+        line,
+    )

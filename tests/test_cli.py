@@ -162,14 +162,6 @@ BAD = [
     ),
 ]
 BAD_IDS = [b.name for b in BAD]
-# Messages that say what went wrong but not what to do (STYLE.md, "Errors").
-NO_REMEDY = {
-    "syntax_error",
-    "raises_at_import",
-    "failing_import",
-    "float_output",
-    "raises_while_tracing",
-}
 
 
 @pytest.fixture(scope="module")
@@ -220,24 +212,7 @@ def test_bad_input_is_one_line_and_writes_nothing(bad_run, case):
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(
-            b,
-            marks=(
-                [
-                    pytest.mark.xfail(
-                        strict=True,
-                        reason="signature errors give fn.__code__.co_firstlineno, which for a decorated "
-                        "function is the decorator's line, not the def's",
-                    )
-                ]
-                if b.name == "star_args"
-                else []
-            ),
-        )
-        for b in BAD
-        if b.line is not None
-    ],
+    [b for b in BAD if b.line is not None],
     ids=[b.name for b in BAD if b.line is not None],
 )
 def test_bad_input_names_the_line(bad_run, case):
@@ -246,26 +221,7 @@ def test_bad_input_names_the_line(bad_run, case):
     assert r.stderr.startswith(f"gradgen: error: model.py:{case.line}: "), r.stderr
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            b,
-            marks=(
-                [
-                    pytest.mark.xfail(
-                        strict=True,
-                        reason="the message says what went wrong but not what to do",
-                    )
-                ]
-                if b.name in NO_REMEDY
-                else []
-            ),
-        )
-        for b in BAD
-    ],
-    ids=BAD_IDS,
-)
+@pytest.mark.parametrize("case", BAD, ids=BAD_IDS)
 def test_bad_input_message_says_what_to_do(bad_run, case):
     """The one line also says what to do about it (STYLE.md: Errors)."""
     r, _ = bad_run(case)
@@ -283,11 +239,6 @@ def test_debug_shows_the_traceback_and_writes_nothing(bad_run, case):
     assert_nothing_written(work)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compile/ir subparsers define --debug with default False, which overwrites "
-    "the top-level --debug (argparse copies subparser defaults over the namespace)",
-)
 def test_debug_before_the_subcommand_shows_the_traceback(bad_run):
     """`gradgen --debug compile` (the top-level flag) shows the traceback too."""
     r, work = bad_run(BAD[BAD_IDS.index("div_by_const_zero")], pre=("--debug",))
@@ -335,11 +286,6 @@ def test_ir_unknown_function_is_one_line():
     assert r.stderr.count("\n") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the function's name `<lambda>` reaches the emitter: black fails to parse "
-    "`def <lambda>(x):` and the CLI dies with a black ParseError traceback",
-)
 def test_exported_lambda_is_a_user_error(tmp_path):
     """An exported lambda has no usable name: a one-line error (or a sane name), never a traceback."""
     (tmp_path / "model.py").write_text(
@@ -355,11 +301,6 @@ def test_exported_lambda_is_a_user_error(tmp_path):
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace() catches Exception, not BaseException: sys.exit() inside an exported "
-    "function ends the compiler with the model's status and no message",
-)
 def test_sys_exit_while_tracing_is_a_user_error(tmp_path):
     """A model that calls sys.exit(3) while traced gets the one-line error, like one that raises."""
     (tmp_path / "model.py").write_text(
@@ -370,11 +311,6 @@ def test_sys_exit_while_tracing_is_a_user_error(tmp_path):
     assert r.stderr.startswith("gradgen: error: model.py:7: "), r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="atomic_write uses tempfile.mkstemp, whose file is mode 0600; os.replace keeps "
-    "that mode, so every generated module is private to its owner whatever the umask",
-)
 def test_written_module_has_ordinary_permissions(tmp_path):
     """A new module is created like any file (0666 less the umask), not 0600."""
     shutil.copy(ROOT / "examples" / "neuron.py", tmp_path / "neuron.py")

@@ -318,12 +318,6 @@ def test_checked_in_module_is_black_clean(path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="module_source writes 3 blank lines between `import math` and the first def when "
-    "there are no helpers; black (which fixes it for short modules) is skipped above "
-    "BLACK_MAX_LINES = 4000, so decay_loop's 20,000-line module keeps them",
-)
 def test_decay_loop_module_is_black_clean(decay_source):
     """Black leaves the 20,000-line decay_loop module unchanged, though the writer skips black for it."""
     text, _ = decay_source

@@ -60,7 +60,6 @@ def module_source(source_path: str, out_dir: str | None, functions, helpers: set
         '"""',
         "",
         "import math",
-        "",
     ]
     text = "\n".join(parts) + "\n"
     for h in sorted(helpers):
@@ -76,6 +75,12 @@ def format_source(text: str, force: bool = False) -> str:
     return black.format_str(text, mode=BLACK_MODE)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -84,6 +89,7 @@ def atomic_write(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a module is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
