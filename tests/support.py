@@ -1,0 +1,41 @@
+"""Helpers shared by the tests: build IR by hand, run emitted code, compare floats."""
+
+from __future__ import annotations
+
+import math
+import types
+
+from gradgen.codegen.module import module_source
+from gradgen.codegen.scalar import emit_function
+from gradgen.ir.graph import Builder, Graph, Origin
+from gradgen.ir.ops import Op
+
+
+def arg(b: Builder, name: str) -> int:
+    """An input node named `name`, as the tracer makes it."""
+    return b.add(Op.INPUT, (), name=name, origin=Origin("arg", name))
+
+
+def run_emitted(graph: Graph, returns: str):
+    """Emit `graph` with the scalar emitter, assemble a module (black included), exec it.
+
+    Returns (function, source text).  `returns` is "value" or "grad".
+    """
+    params = [graph.nodes[i].name for i in graph.inputs]
+    fname = "f" if returns == "value" else "f_grad"
+    emitted = emit_function(graph, fname, params, returns, "Test function.")
+    text = module_source(
+        "test_model.py", None, [emitted.lines], emitted.helpers, [fname]
+    )
+    module = types.ModuleType("emitted")
+    exec(compile(text, "<emitted>", "exec"), module.__dict__)
+    return getattr(module, fname), text
+
+
+def close(a: float, b: float, rel: float, abs_: float | None = None) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=rel if abs_ is None else abs_)
+
+
+def same_float(a: float, b: float) -> bool:
+    """Bit-for-bit equality (NaN equals NaN; 0.0 and -0.0 compare equal as in ==)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
