@@ -23,6 +23,7 @@ from gradgen.errors import GradgenError
 from gradgen.ir.graph import Graph
 from gradgen.ir.verify import verify
 from gradgen.loader import load_model
+from gradgen.names import RESERVED
 from gradgen.passes import PassStat, optimize
 from gradgen.trace import trace
 
@@ -74,9 +75,10 @@ def _public_names(fns) -> None:
                 f.__code__.co_filename,
                 f.__code__.co_firstlineno,
             )
-        if f.__name__ in ("math", "_sigmoid"):
+        if f.__name__ in RESERVED or f.__name__ == "_sigmoid":
             raise GradgenError(
-                f"an exported function may not be called {f.__name__}; rename it",
+                f"an exported function may not be called {f.__name__} (generated code "
+                "uses that name); rename it",
                 f.__code__.co_filename,
                 f.__code__.co_firstlineno,
             )

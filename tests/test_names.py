@@ -275,16 +275,6 @@ def test_a_hostile_model_file_name_stays_in_comments(tmp_path):
     assert math.isclose(g, s * (1 - s) * 0.6, rel_tol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: an exported function named after a builtin that emitted code calls "
-        "(`max` for relu, `float` for relu's derivative) is defined at module level and "
-        "shadows the builtin: `max` makes max_grad raise TypeError, `float` makes float_grad "
-        "return a wrong gradient silently. gradgen.api._public_names only refuses 'math' and "
-        "'_sigmoid' (it should refuse, or the emitter should avoid, every name the code uses)."
-    ),
-)
 @pytest.mark.parametrize("fname", ["max", "float"])
 def test_exported_function_named_like_a_builtin_the_code_calls(fname, tmp_path):
     """A function called max or float either compiles to correct code or is refused with a GradgenError."""
