@@ -2,6 +2,8 @@
 
     gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report]
     gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
+    gradgen check MODEL.py [--module FILE] [--function NAME] [--at NAME=X,...] [--points N] [--seed S]
+    gradgen graph MODEL.py -o FILE.svg|.png|.pdf|.dot [--function NAME] [--at NAME=X,...] [--backward]
 
 User errors print one line (`file:line: what went wrong and what to do`)
 and exit with status 1; `--debug` shows the traceback instead.  `compile`
@@ -32,15 +34,63 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", default="generated", metavar="DIR", help="output directory (default: generated)")
     c.add_argument("--check", action="store_true", help="write nothing; exit 1 if any module in DIR is out of date")
     c.add_argument("--report", action="store_true", help="print node counts per pass and compile times")
-    c.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     i = sub.add_parser("ir", help="print a model's IR")
     i.add_argument("model", metavar="MODEL.py")
     i.add_argument("--function", metavar="NAME", help="only this exported function")
     i.add_argument("--grad", action="store_true", help="the forward + backward graph")
     i.add_argument("--optimized", action="store_true", help="after the passes (fold, cse, dce)")
-    i.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    i.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    from gradgen import check, draw
+
+    k = sub.add_parser("check", help="compare compiled gradients with the engine, PyTorch and finite differences")
+    k.add_argument("model", metavar="MODEL.py")
+    k.add_argument("--module", metavar="FILE", help="check this generated module instead of compiling MODEL.py")
+    k.add_argument("--function", metavar="NAME", help="only this exported function")
+    k.add_argument("--at", action="append", metavar="NAME=X,...", help="a point to check (repeatable)")
+    k.add_argument(
+        "--points", type=_count, default=5, metavar="N", help="random points besides the example (default 5)"
+    )
+    k.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the random points (default 0)")
+    k.add_argument("--rtol", type=float, default=check.RTOL, help=f"vs engine and torch (default {check.RTOL:g})")
+    k.add_argument("--atol", type=float, default=check.ATOL, help=f"vs engine and torch (default {check.ATOL:g})")
+    k.add_argument(
+        "--fd-rtol", type=float, default=check.FD_RTOL, help=f"vs finite differences (default {check.FD_RTOL:g})"
+    )
+    k.add_argument(
+        "--fd-atol", type=float, default=check.FD_ATOL, help=f"vs finite differences (default {check.FD_ATOL:g})"
+    )
+    k.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    d = sub.add_parser("graph", help="draw a function's graph with data and grad at a point (needs Graphviz)")
+    d.add_argument("model", metavar="MODEL.py")
+    d.add_argument(
+        "-o", "--out", required=True, metavar="FILE", help="FILE.svg, .png, .pdf (run dot) or .dot (DOT text)"
+    )
+    d.add_argument("--function", metavar="NAME", help="the exported function to draw (needed if there are several)")
+    d.add_argument("--at", metavar="NAME=X,...", help="the point (default: the function's example)")
+    d.add_argument("--backward", action="store_true", help="draw the backward graph (what f_grad computes) too")
+    d.add_argument(
+        "--max-nodes",
+        type=_count,
+        default=draw.MAX_NODES,
+        metavar="N",
+        help=f"draw at most N values, those nearest the output (default {draw.MAX_NODES})",
+    )
+    d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return n
 
 
 def _compile(args) -> int:
@@ -108,12 +158,36 @@ def _ir(args) -> int:
     return 0
 
 
+def _check(args) -> int:
+    from gradgen import check
+
+    at = [check.parse_at(text) for text in args.at] if args.at else None
+    tol = check.Tolerances(args.rtol, args.atol, args.fd_rtol, args.fd_atol)
+    reports = check.check_model(args.model, args.module, at, args.points, args.seed, args.function, tol)
+    for k, r in enumerate(reports):
+        if k:
+            print()
+        print(check.format_report(r))
+    print(check.summary(reports))
+    return 1 if any(r.failed for r in reports) else 0
+
+
+def _graph(args) -> int:
+    from gradgen import check, draw
+
+    at = check.parse_at(args.at) if args.at is not None else None
+    for line in draw.graph_model(args.model, args.out, args.function, at, args.backward, args.max_nodes):
+        print(line)
+    return 0
+
+
+COMMANDS = {"compile": _compile, "ir": _ir, "check": _check, "graph": _graph}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "compile":
-            return _compile(args)
-        return _ir(args)
+        return COMMANDS[args.command](args)
     except GradgenError as e:
         if args.debug:
             raise

@@ -1,0 +1,227 @@
+"""`gradgen check`: compiled gradients against the engine, PyTorch and finite differences.
+
+Each test runs the CLI in-process (`gradgen.cli.main`) and reads what it
+printed.  The examples must pass; a module with a planted wrong derivative
+must fail with a row that names the function and the comparison; bad input
+is one line on stderr and exit status 1.
+"""
+
+import glob
+import os
+import re
+
+import pytest
+
+from gradgen import check
+from gradgen.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
+NEURON = os.path.join(ROOT, "examples", "neuron.py")
+LECTURE = "x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432"
+
+
+def run(capsys, *argv):
+    rc = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def rows(out: str) -> dict[str, str]:
+    """{comparison: its table line} for the rows of the (last) table in `out`."""
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s", line)
+        if m:
+            found[m.group(1)] = line
+    return found
+
+
+def one_error_line(rc, out, err):
+    assert rc == 1
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gradgen: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("model", EXAMPLES, ids=os.path.basename)
+def test_every_example_passes(capsys, model):
+    """Every exported function of every example agrees three ways at the example and 5 random points."""
+    rc, out, err = run(capsys, model)
+    assert rc == 0, out + err
+    assert "FAIL" not in out and "SKIP" not in out
+    assert out.splitlines()[-1].startswith("check passed")
+    assert out.count("compiled vs engine") == out.count("compiled vs torch") == out.count("compiled vs finite diff")
+    assert "(1 example, 5 random)" in out
+
+
+def test_planted_wrong_derivative_fails(capsys, tmp_path):
+    """tanh's rule with the wrong sign in a compiled module: every comparison fails and says where."""
+    assert main(["compile", NEURON, "-o", str(tmp_path)]) == 0
+    module = tmp_path / "neuron.py"
+    text = module.read_text()
+    assert "g_n = 1.0 - o * o" in text
+    module.write_text(text.replace("g_n = 1.0 - o * o", "g_n = 1.0 + o * o"))
+    capsys.readouterr()
+
+    rc, out, err = run(capsys, NEURON, "--module", str(module))
+    assert rc == 1, out + err
+    table = rows(out)
+    for comparison in ("compiled vs engine", "compiled vs torch", "compiled vs finite diff"):
+        assert table[comparison].split()[-5] == "FAIL", table[comparison]
+    assert re.search(r"^FAIL neuron: compiled vs engine: d/d\w+ at p\d+ is off by ", out, re.M), out
+    assert out.splitlines()[-1] == "check FAILED for neuron (1 of 1 function)"
+    # the worst point is printed so it can be pasted back
+    m = re.search(r"^  (p\d+) \((?:example|random)\): --at (\S+)$", out, re.M)
+    assert m, out
+    rc2, out2, _ = run(capsys, NEURON, "--module", str(module), "--at", m.group(2))
+    assert rc2 == 1 and "1 point (1 --at)" in out2
+
+
+def test_unchanged_module_passes(capsys, tmp_path):
+    """The same module, not edited, passes: --module really checks the file."""
+    assert main(["compile", NEURON, "-o", str(tmp_path)]) == 0
+    capsys.readouterr()
+    rc, out, err = run(capsys, NEURON, "--module", str(tmp_path / "neuron.py"))
+    assert rc == 0, out + err
+
+
+def test_lecture_point_and_at_replaces_random_points(capsys):
+    """--at points replace the example and the random points; the lecture's point passes."""
+    rc, out, err = run(capsys, NEURON, "--at", LECTURE, "--at", "x1=1,x2=1,w1=1,w2=1,b=1")
+    assert rc == 0, out + err
+    assert out.startswith("neuron(x1, x2, w1, w2, b): 2 points (2 --at)")
+
+
+def test_random_points_are_reproducible(capsys):
+    """Same seed, same report; another seed, other points."""
+    a = run(capsys, NEURON, "--seed", "3", "--points", "4")[1]
+    b = run(capsys, NEURON, "--seed", "3", "--points", "4")[1]
+    assert a == b
+    assert "(1 example, 4 random)" in a
+    fn = check_fn()
+    pts = check.random_points(fn, 4, 3)[0]
+    assert pts == check.random_points(fn, 4, 3)[0] != check.random_points(fn, 4, 4)[0]
+    assert len(pts) == 4 and all(-2 <= x <= 2 for p in pts for x in p)
+
+
+def check_fn():
+    from gradgen.loader import load_model
+
+    return load_model(NEURON)[1][0]
+
+
+def test_random_points_stay_in_the_domain(capsys, tmp_path):
+    """log(x - 1) is defined for x > 1 only: random points come from (1, 2] and the check passes."""
+    model = tmp_path / "logs.py"
+    model.write_text("import gradgen\n\n@gradgen.export\ndef f(x):\n    return (x - 1).log() * x\n")
+    rc, out, err = run(capsys, str(model), "--points", "6")
+    assert rc == 0, out + err
+    assert "6 points (6 random)" in out
+
+
+def test_no_point_in_the_domain_is_a_failure(capsys, tmp_path):
+    """log(x - 5) has no point in [-2, 2]: say so, and exit 1 (nothing was checked)."""
+    model = tmp_path / "nodomain.py"
+    model.write_text("import gradgen\n\n@gradgen.export\ndef f(x):\n    return (x - 5).log()\n")
+    rc, out, err = run(capsys, str(model), "--points", "2")
+    assert rc == 1
+    assert "found 0 of 2 random points" in out and "give points with --at" in out
+    rc, out, err = run(capsys, str(model), "--at", "x=6")
+    assert rc == 0, out + err
+
+
+def test_without_torch_the_torch_row_is_skipped(capsys, monkeypatch):
+    monkeypatch.setattr(check, "torch_available", lambda: False)
+    rc, out, err = run(capsys, NEURON)
+    assert rc == 0, out + err
+    assert rows(out)["compiled vs torch"].split()[-1] == "SKIP"
+    assert "note: PyTorch not installed: skipped" in out
+
+
+def test_function_torch_cannot_run_gets_a_note(capsys, monkeypatch):
+    """When the function fails on tensors (an op torch lacks), a note, not a crash or a failure."""
+
+    def no_such_op(fn, xs):
+        raise AttributeError("'Tensor' object has no attribute 'softsign'")
+
+    monkeypatch.setattr(check, "torch_grad", no_such_op)
+    rc, out, err = run(capsys, NEURON)
+    assert rc == 0, out + err
+    assert "note: PyTorch cannot run neuron on tensors (AttributeError: 'Tensor' object has no attribute" in out
+
+
+def test_in_place_operators_on_tensors_rebind_like_values():
+    """`c += ...` rebinds for Values; the torch reference must not mutate an aliased tensor."""
+
+    def f(a):
+        b = a * 1
+        c = b
+        c += 1
+        return b * c
+
+    assert check.engine_grad(f, (2.0,)) == (6.0, (5.0,))
+    assert check.torch_grad(f, (2.0,)) == (6.0, (5.0,))
+
+
+def test_tolerances_are_options(capsys):
+    """An impossible tolerance makes the finite-difference row fail; --fd-rtol/--fd-atol are used."""
+    rc, out, _ = run(capsys, NEURON, "--fd-rtol", "0", "--fd-atol", "0", "--points", "1")
+    assert rc == 1
+    assert rows(out)["compiled vs finite diff"].split()[-5] == "FAIL"
+    assert rows(out)["compiled vs engine"].split()[-5] == "PASS"
+
+
+def test_function_option_and_points_for_several_functions(capsys):
+    """With several functions, an --at point goes to the functions whose arguments it names."""
+    path = os.path.join(ROOT, "examples", "activations.py")
+    rc, out, err = run(capsys, path, "--at", "x=1.5")
+    assert rc == 0, out + err
+    assert "powers(x): 1 point (1 --at)" in out
+    assert "logistic(x, w, b): skipped: no --at point names its arguments" in out
+    rc, out, err = run(capsys, path, "--function", "logistic", "--points", "1")
+    assert rc == 0 and out.startswith("logistic(x, w, b): 2 points")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["/no/such/model.py"], "no such file"),
+        ([NEURON, "--at", "x1:2"], "bad --at 'x1:2': 'x1:2' is not NAME=NUMBER"),
+        ([NEURON, "--at", "x1=two,x2=0"], "'two' is not a number"),
+        ([NEURON, "--at", "x1=2,,x2=0"], "is not NAME=NUMBER"),
+        ([NEURON, "--at", "x1=2,x1=3"], "x1 is given twice"),
+        ([NEURON, "--at", "x1=2"], "neuron.py:12: --at: no value for x2, w1, w2, b"),
+        ([NEURON, "--at", LECTURE + ",z=1"], "has no argument z"),
+        ([NEURON, "--module", "/no/such/module.py"], "no such module file"),
+        ([NEURON, "--function", "nope"], "no exported function named 'nope'"),
+        ([os.path.join(ROOT, "examples", "activations.py"), "--at", "q=1"], "names the arguments of none of"),
+    ],
+)
+def test_bad_input_is_one_line(capsys, argv, expected):
+    line = one_error_line(*run(capsys, *argv))
+    assert expected in line
+
+
+def test_module_without_the_function(capsys, tmp_path):
+    module = tmp_path / "other.py"
+    module.write_text("def something_else(x):\n    return x\n")
+    line = one_error_line(*run(capsys, NEURON, "--module", str(module)))
+    assert "has no function neuron" in line and "gradgen compile" in line
+
+
+def test_row_compares_nan_inf_and_complex():
+    row = check.Row("r", 1e-9, 1e-12)
+    row.add(float("nan"), float("nan"), "value", 0)
+    row.add(float("inf"), float("inf"), "value", 0)
+    assert not row.failed and row.max_abs == 0
+    row.add(1j, 1.0, "value", 1)
+    assert row.failed and row.worst == (float("inf"), "value", 1)
+    row = check.Row("r", 1e-9, 1e-12)
+    row.add(1.0, 1.0 + 1e-12, "d/dx", 0)
+    assert not row.failed
+    row.add(1.0, 1.0 + 1e-6, "d/dy", 2)
+    assert row.failed and row.worst[1:] == ("d/dy", 2)
