@@ -9,11 +9,12 @@ compares the value and every gradient with
 * PyTorch float64: `f` called on 0-d tensors, then `torch.autograd.grad`
   (skipped, with a note, when torch is missing or cannot run `f`);
 * central finite differences of the compiled forward `f`, with step
-  `h = 1e-6 * max(1, |x|)`.
+  `h = 1e-6 * max(1, |x|)`, and an estimate of their own error (see `fd_grad`).
 
 Two numbers agree when `|a - b| <= atol + rtol * max(|a|, |b|)` (the same
 NaN or infinity on both sides agrees).  Defaults: `RTOL`/`ATOL` for the
-engine and torch, the looser `FD_RTOL`/`FD_ATOL` for finite differences.
+engine and torch, the looser `FD_RTOL`/`FD_ATOL` for finite differences,
+whose tolerance also includes the finite difference's error estimate.
 
 Points: the user's (`--at name=value,...`, repeatable); else the function's
 `example` plus `n` random points drawn uniformly in [-2, 2] (seeded, so
@@ -205,15 +206,28 @@ def torch_grad(fn, xs):
     return out.item(), tuple(0.0 if g is None else g.item() for g in grads)
 
 
-def fd_grad(f, xs) -> tuple[float, ...]:
-    """Central finite differences of `f` at `xs`, step `FD_STEP * max(1, |x|)` per argument."""
-    grads = []
+def _central(f, xs, i: int, h: float) -> float:
+    up, down = list(xs), list(xs)
+    up[i], down[i] = xs[i] + h, xs[i] - h
+    return (f(*up) - f(*down)) / (up[i] - down[i])  # divide by the step as represented
+
+
+def fd_grad(f, xs) -> tuple[tuple[float, float], ...]:
+    """(gradient, error estimate) per argument by central differences of `f` at `xs`.
+
+    The step is `h = FD_STEP * max(1, |x|)`; the estimate is twice the largest
+    change when the step is doubled or halved.  It is large where rounding
+    dominates (a value computed in thousands of steps: the differences are
+    noise) or near a kink, and tiny otherwise, so a wrong derivative still
+    stands out.
+    """
+    out = []
     for i, x in enumerate(xs):
         h = FD_STEP * max(1.0, abs(x))
-        up, down = list(xs), list(xs)
-        up[i], down[i] = x + h, x - h
-        grads.append((f(*up) - f(*down)) / (up[i] - down[i]))  # the step as represented
-    return tuple(grads)
+        d = _central(f, xs, i, h)
+        change = max(abs(d - _central(f, xs, i, 2 * h)), abs(d - _central(f, xs, i, h / 2)))
+        out.append((d, 2 * change))
+    return tuple(out)
 
 
 # -- comparing -------------------------------------------------------------------
@@ -233,9 +247,10 @@ class Row:
     compared: int = 0
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
+    slack: str = ""  # what else the tolerance allows, for the table
 
-    def add(self, a: float, b: float, output: str, point: int) -> None:
-        """Compare `a` (compiled) with `b` (the reference) for `output` at point `point`."""
+    def add(self, a: float, b: float, output: str, point: int, slack: float = 0.0) -> None:
+        """Compare `a` (compiled) with `b` (the reference, good to about `slack`) for `output` at `point`."""
         self.compared += 1
         if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):  # a complex result
             a, b = (0.0, 0.0) if a == b else (math.inf, 0.0)
@@ -246,7 +261,8 @@ class Row:
             err = abs(a - b)
             err = math.inf if math.isnan(err) else err
             rel = err / scale if 0 < scale < math.inf else math.inf
-        tolerance = self.atol + self.rtol * scale if math.isfinite(scale) else self.atol
+        tolerance = self.atol + self.rtol * scale + slack if math.isfinite(scale) else self.atol
+        tolerance = tolerance if math.isfinite(tolerance) else self.atol  # no estimate: strict
         ratio = err / tolerance if tolerance > 0 else (math.inf if err else 0.0)
         self.max_abs = max(self.max_abs, err)
         self.max_rel = max(self.max_rel, rel)
@@ -307,7 +323,7 @@ def check_function(fn, f, f_grad, points, labels, tol: Tolerances, use_torch: bo
     outputs = ["value"] + [f"d/d{k}" for k in names]
     engine = Row("compiled vs engine", tol.rtol, tol.atol)
     torch_row = Row("compiled vs torch", tol.rtol, tol.atol)
-    fd = Row("compiled vs finite diff", tol.fd_rtol, tol.fd_atol)
+    fd = Row("compiled vs finite diff", tol.fd_rtol, tol.fd_atol, slack=" + its error estimate")
     notes: list[str] = []
     if not use_torch:
         torch_row.skipped = "PyTorch not installed: skipped"
@@ -348,8 +364,8 @@ def check_function(fn, f, f_grad, points, labels, tol: Tolerances, use_torch: bo
         except Exception as e:
             fd.notes.append(f"p{p}: no finite difference ({_short_error(e)} next to the point)")
         else:
-            for out, a, b in zip(outputs[1:], grads, fd_grads):
-                fd.add(a, b, out, p)
+            for out, a, (b, error) in zip(outputs[1:], grads, fd_grads):
+                fd.add(a, b, out, p, slack=error)
     rows = [engine, torch_row, fd]
     for row in rows:
         if row.skipped is not None:
@@ -496,7 +512,7 @@ def format_report(r: FunctionReport) -> str:
             _, output, p = row.worst
             at = f"{output} at p{p}"
             shown.append(p)
-        tolerance = f"rtol {row.rtol:g} atol {row.atol:g}"
+        tolerance = f"rtol {row.rtol:g} atol {row.atol:g}{row.slack}"
         table.append((row.comparison, _num(row.max_abs), _num(row.max_rel), at, row.status, tolerance))
     widths = [max(len(t[c]) for t in table) for c in range(6)]
     for t in table:
@@ -520,7 +536,7 @@ def summary(reports: list[FunctionReport]) -> str:
                 _, output, p = row.worst
                 lines.append(
                     f"FAIL {r.name}: {row.comparison}: {output} at p{p} is off by {_num(row.max_abs)} "
-                    f"(rtol {row.rtol:g}, atol {row.atol:g})"
+                    f"(rtol {row.rtol:g}, atol {row.atol:g}{row.slack})"
                 )
     bad = [r.name for r in reports if r.failed]
     n = sum(r.skip is None for r in reports)

@@ -7,6 +7,7 @@ is one line on stderr and exit status 1.
 """
 
 import glob
+import math
 import os
 import re
 
@@ -28,13 +29,23 @@ def run(capsys, *argv):
 
 
 def rows(out: str) -> dict[str, str]:
-    """{comparison: its table line} for the rows of the (last) table in `out`."""
+    """{comparison: its result (PASS, FAIL or SKIP)} for the rows of the (last) table in `out`."""
     found = {}
     for line in out.splitlines():
-        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s", line)
+        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
         if m:
-            found[m.group(1)] = line
+            found[m.group(1)] = m.group(2)
     return found
+
+
+def planted(tmp_path) -> str:
+    """A compiled neuron module whose tanh rule has the wrong sign."""
+    assert main(["compile", NEURON, "-o", str(tmp_path)]) == 0
+    module = tmp_path / "neuron.py"
+    text = module.read_text()
+    assert "g_n = 1.0 - o * o" in text
+    module.write_text(text.replace("g_n = 1.0 - o * o", "g_n = 1.0 + o * o"))
+    return str(module)
 
 
 def one_error_line(rc, out, err):
@@ -60,24 +71,18 @@ def test_every_example_passes(capsys, model):
 
 def test_planted_wrong_derivative_fails(capsys, tmp_path):
     """tanh's rule with the wrong sign in a compiled module: every comparison fails and says where."""
-    assert main(["compile", NEURON, "-o", str(tmp_path)]) == 0
-    module = tmp_path / "neuron.py"
-    text = module.read_text()
-    assert "g_n = 1.0 - o * o" in text
-    module.write_text(text.replace("g_n = 1.0 - o * o", "g_n = 1.0 + o * o"))
+    module = planted(tmp_path)
     capsys.readouterr()
 
-    rc, out, err = run(capsys, NEURON, "--module", str(module))
+    rc, out, err = run(capsys, NEURON, "--module", module)
     assert rc == 1, out + err
-    table = rows(out)
-    for comparison in ("compiled vs engine", "compiled vs torch", "compiled vs finite diff"):
-        assert table[comparison].split()[-5] == "FAIL", table[comparison]
+    assert rows(out) == dict.fromkeys(["compiled vs engine", "compiled vs torch", "compiled vs finite diff"], "FAIL")
     assert re.search(r"^FAIL neuron: compiled vs engine: d/d\w+ at p\d+ is off by ", out, re.M), out
     assert out.splitlines()[-1] == "check FAILED for neuron (1 of 1 function)"
     # the worst point is printed so it can be pasted back
     m = re.search(r"^  (p\d+) \((?:example|random)\): --at (\S+)$", out, re.M)
     assert m, out
-    rc2, out2, _ = run(capsys, NEURON, "--module", str(module), "--at", m.group(2))
+    rc2, out2, _ = run(capsys, NEURON, "--module", module, "--at", m.group(2))
     assert rc2 == 1 and "1 point (1 --at)" in out2
 
 
@@ -138,7 +143,7 @@ def test_without_torch_the_torch_row_is_skipped(capsys, monkeypatch):
     monkeypatch.setattr(check, "torch_available", lambda: False)
     rc, out, err = run(capsys, NEURON)
     assert rc == 0, out + err
-    assert rows(out)["compiled vs torch"].split()[-1] == "SKIP"
+    assert rows(out)["compiled vs torch"] == "SKIP"
     assert "note: PyTorch not installed: skipped" in out
 
 
@@ -167,12 +172,19 @@ def test_in_place_operators_on_tensors_rebind_like_values():
     assert check.torch_grad(f, (2.0,)) == (6.0, (5.0,))
 
 
-def test_tolerances_are_options(capsys):
-    """An impossible tolerance makes the finite-difference row fail; --fd-rtol/--fd-atol are used."""
-    rc, out, _ = run(capsys, NEURON, "--fd-rtol", "0", "--fd-atol", "0", "--points", "1")
+def test_tolerances_are_options(capsys, tmp_path):
+    """--fd-rtol 1 lets the planted bug (94% off) through the finite-difference row only;
+    --rtol/--atol 0 demand bit-equal results, which torch's tanh does not give."""
+    module = planted(tmp_path)
+    capsys.readouterr()
+    rc, out, _ = run(capsys, NEURON, "--module", module, "--fd-rtol", "1", "--fd-atol", "0")
     assert rc == 1
-    assert rows(out)["compiled vs finite diff"].split()[-5] == "FAIL"
-    assert rows(out)["compiled vs engine"].split()[-5] == "PASS"
+    assert rows(out) == {"compiled vs engine": "FAIL", "compiled vs torch": "FAIL", "compiled vs finite diff": "PASS"}
+    rc, out, _ = run(capsys, NEURON, "--rtol", "0", "--atol", "0")
+    assert rows(out)["compiled vs engine"] == "PASS"
+    assert rows(out)["compiled vs torch"] == "FAIL" and rc == 1
+    rc, out, err = run(capsys, NEURON, "--fd-atol", "-1")
+    assert rc == 1 and "--fd-atol must be a number >= 0" in err
 
 
 def test_function_option_and_points_for_several_functions(capsys):
@@ -225,3 +237,30 @@ def test_row_compares_nan_inf_and_complex():
     assert not row.failed
     row.add(1.0, 1.0 + 1e-6, "d/dy", 2)
     assert row.failed and row.worst[1:] == ("d/dy", 2)
+
+
+def test_rounding_in_a_long_chain_is_not_a_failure(capsys, tmp_path):
+    """3,000 rounded steps make finite differences noisy (~3e-5 relative at h = 1e-6, and this
+    test fails without the error estimate); the estimate absorbs the noise."""
+    model = tmp_path / "chain.py"
+    model.write_text(
+        "import gradgen\n\n"
+        "@gradgen.export(example=dict(x=1.0, y0=0.5))\n"
+        "def decay(x, y0):\n"
+        "    y = y0\n"
+        "    for _ in range(3000):\n"
+        "        y = y * 0.9999 + x * 1e-6\n"
+        "    return y\n"
+    )
+    rc, out, err = run(capsys, str(model), "--points", "8", "--seed", "1")
+    assert rc == 0, out + err
+
+
+def test_fd_error_estimate_is_small_for_smooth_functions():
+    def f(x, y):
+        return math.tanh(x) * y
+
+    (dx, ex), (dy, ey) = check.fd_grad(f, (0.3, -1.2))
+    assert dx == pytest.approx(-1.2 * (1 - math.tanh(0.3) ** 2), rel=1e-9)
+    assert dy == pytest.approx(math.tanh(0.3), rel=1e-9)
+    assert ex < 1e-8 and ey < 1e-8
