@@ -18,10 +18,11 @@ Constants are drawn once per use, next to the op that takes them.
   The forward half is the optimised forward graph.
 * Above `max_nodes` value nodes, only the ones nearest the output(s) (by
   breadth-first distance) are drawn, and one "... N more nodes" node stands
-  for the rest, so thousands of nodes never reach `dot`.
+  for the rest, so thousands of nodes never reach `dot`; a value used by more
+  than `MAX_FANOUT` drawn ops appears as a small box at each use (see `_hubs`).
 
 `write(drawing, path)` writes `.dot`/`.gv` text, or runs Graphviz's `dot`
-for `.svg`, `.png` and `.pdf`, atomically: a failed run leaves an existing
+(with a timeout) for `.svg`, `.png` and `.pdf`, atomically: a failed run leaves an existing
 file untouched.  Without `dot` it writes the DOT text next to the requested
 file and raises a `GradgenError` (exit 1: the requested file was not made).
 """
@@ -151,6 +152,23 @@ def nearest(graph: Graph, candidates: list[bool], limit: int) -> list[bool]:
     return keep
 
 
+def _hubs(graph: Graph, keep: list[bool]) -> tuple[list[bool], int]:
+    """(hub, cut): values used by more than MAX_FANOUT drawn ops, and how many drawn ops lost an argument.
+
+    A hub gets a small reference box per use instead of an edge per use (and so
+    does the summary node when `cut` is large): long edges from one node to
+    hundreds of others make dot's layout take minutes.
+    """
+    uses = [0] * len(graph.nodes)
+    cut = 0
+    for n in graph.nodes:
+        if keep[n.id]:
+            for a in set(n.args):
+                uses[a] += 1
+            cut += any(not keep[a] and not _inline(graph.nodes[a]) for a in n.args)
+    return [u > MAX_FANOUT for u in uses], cut
+
+
 # -- DOT ------------------------------------------------------------------------------------
 
 
@@ -197,19 +215,9 @@ def draw(graph: Graph, xs, backward: bool = False, max_nodes: int = MAX_NODES) -
     candidates = [w and not _inline(n) for w, n in zip(wanted, graph.nodes)]
     total = sum(candidates)
     keep = candidates if total <= max_nodes else nearest(graph, candidates, max_nodes)
-    roles = {i: role for role, i in graph.outputs}
+    outputs = {i for _, i in graph.outputs}
 
-    # a value used by many drawn ops gets a small reference box per use instead of
-    # an edge per use: long edges from one hub make dot's layout take minutes
-    uses = [0] * len(graph.nodes)
-    cut = 0  # ops with an argument that was not drawn
-    for n in graph.nodes:
-        if keep[n.id]:
-            for a in set(n.args):
-                uses[a] += 1
-            cut += any(not keep[a] and not _inline(graph.nodes[a]) for a in n.args)
-    hub = [u > MAX_FANOUT for u in uses]
-
+    hub, cut = _hubs(graph, keep)
     dot = graphviz.Digraph(graph.name, graph_attr={"rankdir": "LR"}, node_attr={"fontname": "Helvetica"})
     for n in graph.nodes:
         if not keep[n.id]:
@@ -217,11 +225,11 @@ def draw(graph: Graph, xs, backward: bool = False, max_nodes: int = MAX_NODES) -
         vid = f"v{n.id}"
         name = record_text(names[n.id] or n.op.value)
         attrs = dict(BACKWARD_STYLE) if not fwd[n.id] else {}
-        if n.id in roles:
+        if n.id in outputs:
             attrs["penwidth"] = "2"
-        if fwd[n.id]:
+        if fwd[n.id]:  # the lecture's record
             label = f"{{ {name} | data {number(values[n.id])} | grad {number(grads[n.id])} }}"
-        else:
+        else:  # a backward value is itself a gradient (or part of one)
             label = f"{{ {name} | {number(values[n.id])} }}"
         dot.node(vid, label, shape="record", **attrs)
         if n.op in (Op.INPUT, Op.CONST):
