@@ -16,6 +16,8 @@ import pytest
 from gradgen import draw
 from gradgen.cli import main
 
+pytest.importorskip("graphviz", reason="gradgen graph needs the graphviz package: pip install -e '.[graph]'")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEURON = os.path.join(ROOT, "examples", "neuron.py")
 ACTIVATIONS = os.path.join(ROOT, "examples", "activations.py")
