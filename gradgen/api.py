@@ -33,7 +33,6 @@ class FunctionIR:
     name: str
     forward: Graph  # traced
     grad: Graph  # reverse mode of forward_opt, before passes
-    grad: Graph  # reverse mode, before passes
     forward_opt: Graph  # after passes: what `f` computes
     grad_opt: Graph  # after passes: what `f_grad` computes
 
