@@ -32,10 +32,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 
+from gradgen.codegen.module import atomic_write
 from gradgen.errors import GradgenError
 from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import OPS, Op
@@ -275,25 +275,8 @@ def output_format(path: str) -> str:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file and `os.replace`: all or nothing."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gradgen-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """All or nothing, with the usual file mode (the module writer's atomic write)."""
+    atomic_write(path, data)
 
 
 def write(drawing: Drawing, path: str) -> None:

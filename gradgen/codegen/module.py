@@ -81,14 +81,14 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+def atomic_write(path: str, text: str | bytes) -> None:
+    """Write `text` (str as UTF-8, or bytes) to `path`: readers see the old file or the new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".gradgen-", suffix=".py.tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a module is an ordinary file
         os.replace(tmp, path)
     except BaseException:
