@@ -58,6 +58,16 @@ class _Emitter:
         return self._add(Op.STEP, x)
 
 
+def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
+    """Give the nodes this step built for one contribution (ids >= first) that argument's comment."""
+    stack = [root]
+    while stack:
+        i = stack.pop()
+        if i >= first and b.nodes[i].rule != comment:
+            b.set_meta(i, rule=comment)
+            stack.extend(b.nodes[i].args)
+
+
 def grad(fwd: Graph, output: str = "value") -> Graph:
     """The graph of `fwd`'s output and its gradient with respect to every input.
 
@@ -80,7 +90,11 @@ def grad(fwd: Graph, output: str = "value") -> Graph:
         step += 1
         e.meta = dict(rule=r.comments[0], loc=node.loc, step=step)
         args = node.args
+        first = len(b.nodes)
         contribs = r.fn(e, *args, out=node.id, g=g, k=node.attr)
+        for i, c in enumerate(contribs):
+            if c is not None and len(r.comments) > 1:
+                _label_step_nodes(b, c, first, r.comments[min(i, len(r.comments) - 1)])
         for i, (a, c) in enumerate(zip(args, contribs)):
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue

@@ -267,21 +267,10 @@ def _ancestors(g, i):
     return seen
 
 
-_DIV_COMMENT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (cosmetic): autodiff tags every node a rule builds with the rule's first comment "
-        "and relabels only the final contribution node, so the intermediates of div's "
-        "d/db contribution (g * out, ... / b) say 'div: d(a / b)/da = 1 / b' in the IR dump "
-        "(and in emitted code wherever such a node gets its own line)"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "op",
     [
-        pytest.param(op, marks=[_DIV_COMMENT_BUG] if op is Op.DIV else [], id=op.value)
+        pytest.param(op, id=op.value)
         for op in sorted(RULES, key=lambda o: o.value)
         if OPS[op].arity == 2
     ],
