@@ -14,7 +14,6 @@ atomically, so a failed compile leaves existing modules untouched.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 

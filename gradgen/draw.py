@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 from gradgen.codegen.module import atomic_write
 from gradgen.errors import GradgenError
+from gradgen.ir import interp
 from gradgen.ir.graph import Builder, Graph
-from gradgen.ir.ops import OPS, Op
+from gradgen.ir.ops import Op
 from gradgen.ir.printer import literal
 from gradgen.names import assign_names
 
@@ -66,29 +67,28 @@ class Drawing:
 
 def node_values(graph: Graph, xs) -> list[float]:
     """The float value of every node of `graph` at the inputs `xs` (the IR's semantics)."""
-    names = None
-    vals: list = [None] * len(graph.nodes)
-    for i, x in zip(graph.inputs, xs):
-        vals[i] = x
+    try:
+        vals = interp.node_values(graph, xs)
+        failed = None
+    except (ArithmeticError, ValueError, TypeError) as e:
+        vals, failed = getattr(e, "values", None), e
+    # (-1.0) ** 0.5 is a complex number in Python: report the first node that made one
     for n in graph.nodes:
-        if n.op is Op.INPUT:
-            continue
-        if n.op is Op.CONST:
-            vals[n.id] = n.attr
-            continue
-        try:
-            v = OPS[n.op].evaluate(*(vals[a] for a in n.args), n.attr)
-            if not isinstance(v, (int, float)):  # (-1.0) ** 0.5 is a complex number in Python
-                raise ValueError(f"the result is a {type(v).__name__}, not a real number")
-        except (ArithmeticError, ValueError) as e:
-            names = names or assign_names(graph)
-            where = f" [{n.loc.short()}]" if n.loc else ""
-            raise GradgenError(
-                f"{op_label(n)} of {', '.join(names[a] or '?' for a in n.args)}{where} fails at this point "
-                f"({type(e).__name__}: {e}); pick a point inside the domain with --at"
-            ) from e
-        vals[n.id] = v
+        if failed is not None and n.id == failed.node.id:
+            raise _domain_error(graph, n, failed) from failed
+        v = vals[n.id] if vals is not None else 0.0
+        if not isinstance(v, (int, float)):
+            raise _domain_error(graph, n, ValueError(f"the result is a {type(v).__name__}, not a real number"))
     return vals
+
+
+def _domain_error(graph: Graph, n, e: Exception) -> GradgenError:
+    names = assign_names(graph)
+    where = f" [{n.loc.short()}]" if n.loc else ""
+    return GradgenError(
+        f"{op_label(n)} of {', '.join(names[a] or '?' for a in n.args)}{where} fails at this point "
+        f"({type(e).__name__}: {e}); pick a point inside the domain with --at"
+    )
 
 
 def forward_mask(graph: Graph, output: str = "value") -> list[bool]:

@@ -20,7 +20,7 @@ build new graphs through a `Builder`, so every graph is a value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from gradgen.ir.ops import OPS, Op

@@ -6,8 +6,12 @@ from gradgen.ir.graph import Graph
 from gradgen.ir.ops import OPS, Op
 
 
-def evaluate(graph: Graph, args) -> dict[str, float]:
-    """Outputs of `graph` at `args` (one float per input), keyed by role."""
+def node_values(graph: Graph, args) -> list:
+    """The value of every node of `graph` at `args` (one float per input).
+
+    An op that raises re-raises its own exception with `.node` set to the node
+    and `.values` to the values computed before it.
+    """
     if len(args) != len(graph.inputs):
         raise TypeError(f"{graph.name} takes {len(graph.inputs)} inputs, got {len(args)}")
     vals: list = [None] * len(graph.nodes)
@@ -18,6 +22,16 @@ def evaluate(graph: Graph, args) -> dict[str, float]:
             continue
         if n.op is Op.CONST:
             vals[n.id] = n.attr
-        else:
+            continue
+        try:
             vals[n.id] = OPS[n.op].evaluate(*(vals[a] for a in n.args), n.attr)
+        except Exception as e:
+            e.node, e.values = n, vals  # values computed so far, for error reports
+            raise
+    return vals
+
+
+def evaluate(graph: Graph, args) -> dict[str, float]:
+    """Outputs of `graph` at `args` (one float per input), keyed by role."""
+    vals = node_values(graph, args)
     return {role: vals[i] for role, i in graph.outputs}
