@@ -9,6 +9,14 @@ that produced it, the model line it differentiates, and its step (one rule
 application = one emitted line).  Gradients of inputs the output does not
 depend on are the constant 0.0.
 
+Arrays: a contribution is summed down to its argument's shape where the
+forward op broadcast the argument (`b0` added to every row of `X @ W0.T`
+gets `g_z0.sum(axis=0)`); a gradient may stay smaller than its value while
+it only feeds elementwise rules (the mean's `1 / B` is not materialised),
+and is broadcast to full shape before a rule that needs it and at the
+outputs.  The pieces of one array read with `elem` go back in one `pack`
+(not one scatter per element).
+
 The result still contains every forward node; DCE, CSE and folding (in
 `gradgen.passes`) clean it up like any other graph.
 """
@@ -16,7 +24,8 @@ The result still contains every forward node; DCE, CSE and folding (in
 from __future__ import annotations
 
 from gradgen.ir.graph import Builder, Graph, rebuild
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import OPS, Op
+from gradgen.ir.shapes import batched, inner, size
 from gradgen.rules import RULES
 
 SEED = "seed: d(out)/d(out) = 1"
@@ -57,6 +66,59 @@ class _Emitter:
     def step(self, x):
         return self._add(Op.STEP, x)
 
+    # -- arrays ---------------------------------------------------------------------
+    def shape(self, x) -> tuple:
+        return self.b.nodes[x].shape
+
+    def matmul(self, x, y):
+        return self._add(Op.MATMUL, x, y)
+
+    def transpose(self, x):
+        return self._add(Op.TRANSPOSE, x)
+
+    def expand(self, x, axes):
+        return self._add(Op.EXPAND, x, attr=tuple(axes))
+
+    def sum(self, x, axes):
+        return self._add(Op.SUM, x, attr=tuple(axes))
+
+    def bcast(self, x, shape):
+        return self._add(Op.BCAST, x, attr=tuple(shape))
+
+    def elem(self, x, index):
+        return self._add(Op.ELEM, x, attr=tuple(index))
+
+    def place(self, array, pieces) -> int:
+        """An array shaped like `array`, zero except `pieces` [(index, value)]: `elem`'s inverse."""
+        sx = self.shape(array)
+        lead = 1 if batched(sx) else 0
+        if len(pieces) == 1 and size(self.shape(pieces[0][1])) == size(sx):
+            index, g = pieces[0]  # one piece fills it: only size-1 axes to insert
+            return self.expand(g, range(lead, lead + len(index)))
+        ordered = sorted(pieces)
+        args = [self.exact(g, self.shape(array)[:lead] + inner(sx)[len(i) :]) for i, g in ordered]
+        layout = (bool(lead), inner(sx), tuple(tuple(i) for i, _ in ordered))
+        return self.b.add(Op.PACK, args, layout, **self.meta)
+
+    def exact(self, x, shape):
+        """`x` broadcast to exactly `shape` (a no-op when it has it)."""
+        return x if self.shape(x) == tuple(shape) else self.bcast(x, shape)
+
+    def sum_to(self, x, shape):
+        """Sum `x` over the axes along which a value of `shape` was broadcast to it."""
+        sx = self.shape(x)
+        if sx == tuple(shape):
+            return x
+        lead = len(sx) - len(shape)
+        if lead < 0:
+            return x  # smaller: still broadcasts to `shape`
+        kept = [k for k, d in enumerate(shape) if d == 1 and sx[lead + k] != 1]
+        axes = tuple(range(lead)) + tuple(lead + k for k in kept)
+        if not axes:
+            return x
+        x = self.sum(x, axes)
+        return self.expand(x, kept) if kept else x
+
 
 def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
     """Give the nodes this step built for one contribution (ids >= first) that argument's comment."""
@@ -68,10 +130,14 @@ def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
             stack.extend(b.nodes[i].args)
 
 
-def grad(fwd: Graph, output: str = "value") -> Graph:
-    """The graph of `fwd`'s output and its gradient with respect to every input.
+ELEM_GATHER = "elem: the read elements' gradients, back in place"
 
-    Outputs: ("value", out), then ("grad:<arg>", g) for each input in order.
+
+def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
+    """The graph of `fwd`'s output and its gradient with respect to inputs.
+
+    Outputs: ("value", out), then ("grad:<arg>", g) for each input in order
+    (or for the input ids in `wrt`), each with its input's shape.
     """
     b = Builder(fwd.name + "_grad")
     for n in fwd.nodes:  # forward part, verbatim (same ids)
@@ -81,38 +147,76 @@ def grad(fwd: Graph, output: str = "value") -> Graph:
     out = fwd.output(output)
     e = _Emitter(b)
     adjoint: dict[int, int] = {out: b.const(1.0, adj=out, rule=SEED, step=0)}
+    pending: dict[int, list] = {}  # array id -> [(index, adjoint of elem node)]
     step = 0
+
+    def accumulate(a: int, c: int, comment: str, loc) -> None:
+        meta = dict(rule=comment, loc=loc, step=step)
+        if c < len(fwd.nodes) or b.nodes[c].adj is not None or b.nodes[c].step != step:
+            # passed through unchanged (add's rule): give the adjoint its own node
+            c = b.add(Op.COPY, (c,), **meta)
+        if a in adjoint:
+            adjoint[a] = b.add(Op.ADD, (adjoint[a], c), adj=a, **meta)
+            b.set_meta(c, rule=comment)
+        else:
+            b.set_meta(c, adj=a, rule=comment)
+            adjoint[a] = c
+
     for node in reversed(fwd.nodes[: out + 1]):
+        if node.id in pending:
+            step += 1
+            e.meta = dict(rule=ELEM_GATHER, loc=None, step=step)
+            pieces = _merge(e, pending.pop(node.id))
+            accumulate(node.id, e.place(node.id, pieces), ELEM_GATHER, None)
         g = adjoint.get(node.id)
-        if g is None or node.op in (Op.INPUT, Op.CONST):
+        if g is None or node.op in (Op.INPUT, Op.CONST, Op.BATCH):
+            continue
+        if node.op is Op.ELEM:
+            pending.setdefault(node.args[0], []).append((node.attr, g))
             continue
         r = RULES[node.op]
         step += 1
         e.meta = dict(rule=r.comments[0], loc=node.loc, step=step)
+        if not OPS[node.op].elementwise:
+            g = e.exact(g, node.shape)
         args = node.args
         first = len(b.nodes)
         contribs = r.fn(e, *args, out=node.id, g=g, k=node.attr)
+        for i, (a, c) in enumerate(zip(args, contribs)):
+            if c is None or fwd.nodes[a].op is Op.CONST:
+                continue
+            comment = r.comments[min(i, len(r.comments) - 1)]
+            e.meta = dict(rule=comment, loc=node.loc, step=step)
+            contribs = list(contribs)
+            contribs[i] = e.sum_to(c, fwd.nodes[a].shape)
         for i, c in enumerate(contribs):
             if c is not None and len(r.comments) > 1:
                 _label_step_nodes(b, c, first, r.comments[min(i, len(r.comments) - 1)])
         for i, (a, c) in enumerate(zip(args, contribs)):
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
-            comment = r.comments[min(i, len(r.comments) - 1)]
-            meta = dict(rule=comment, loc=node.loc, step=step)
-            if c < len(fwd.nodes) or b.nodes[c].adj is not None or b.nodes[c].step != step:
-                # passed through unchanged (add's rule): give the adjoint its own node
-                c = b.add(Op.COPY, (c,), **meta)
-            if a in adjoint:
-                adjoint[a] = b.add(Op.ADD, (adjoint[a], c), adj=a, **meta)
-                b.set_meta(c, rule=comment)
-            else:
-                b.set_meta(c, adj=a, rule=comment)
-                adjoint[a] = c
+            accumulate(a, c, r.comments[min(i, len(r.comments) - 1)], node.loc)
     outputs = [(output, out)]
-    for i in fwd.inputs:
-        outputs.append((f"grad:{fwd.nodes[i].name}", adjoint.get(i, b.const(0.0))))
+    for i in fwd.inputs if wrt is None else wrt:
+        shape = fwd.nodes[i].shape
+        g = adjoint.get(i, b.const(0.0))
+        if b.nodes[g].shape != shape:
+            n = b.nodes[g]
+            e.meta = dict(rule="bcast: the gradient has its input's shape", loc=None, step=step + 1)
+            g = e.bcast(g, shape)
+            if n.adj == i:
+                b.set_meta(g, adj=i)
+        outputs.append((f"grad:{fwd.nodes[i].name}", g))
     return b.build(fwd.inputs, outputs)
+
+
+def _merge(e: _Emitter, pieces: list) -> list:
+    """Pieces at the same index add up (two reads of one element)."""
+    out: dict[tuple, int] = {}
+    for index, g in pieces:
+        index = tuple(index)
+        out[index] = e.add(out[index], g) if index in out else g
+    return list(out.items())
 
 
 __all__ = ["grad", "rebuild"]

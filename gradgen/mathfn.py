@@ -24,3 +24,11 @@ def sigmoid(x):
 def step(x):
     """1.0 where x > 0 else 0.0 (relu's local derivative, micrograd's `out.data > 0`)."""
     return float(x > 0.0)
+
+
+def np_sigmoid(x):
+    """`sigmoid` on a NumPy array, elementwise, with the same two branches."""
+    import numpy as np
+
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))

@@ -105,5 +105,64 @@ def _copy(e, x, *, out, g, k):
     return (g,)
 
 
+# -- array ops ------------------------------------------------------------------
+# `g` has the forward node's exact shape here (reverse mode broadcasts it
+# first), and reverse mode sums each contribution down to its argument's
+# shape, so these rules only undo the op's own reshaping.
+
+
+@rule(Op.MATMUL, "matmul: d(a @ b)/da = g @ b.T", "matmul: d(a @ b)/db = a.T @ g")
+def _matmul(e, a, b, *, out, g, k):
+    sa, sb = e.shape(a), e.shape(b)
+    if len(sb) == 2:
+        ga = e.matmul(g, e.transpose(b))
+    elif len(sa) == 2:  # matrix @ vector: g_a[i, j] = g[i] * b[j]
+        ga = e.mul(e.expand(g, (1,)), b)
+    else:
+        ga = e.mul(g, b)
+    if len(sa) == 2:
+        gb = e.matmul(e.transpose(a), g)
+    elif len(sb) == 2:  # vector @ matrix: g_b[i, j] = a[i] * g[j]
+        gb = e.mul(e.expand(a, (1,)), g)
+    else:
+        gb = e.mul(g, a)
+    return ga, gb
+
+
+@rule(Op.TRANSPOSE, "transpose: d(a.T)/da = g.T")
+def _transpose(e, a, *, out, g, k):
+    return (e.transpose(g),)
+
+
+@rule(Op.SUM, "sum: every summed element gets g")
+def _sum(e, x, *, out, g, k):
+    lead = 0
+    while lead in k:
+        lead += 1  # summed leading axes broadcast back by themselves
+    rest = tuple(ax for ax in k if ax >= lead)
+    return (e.expand(g, rest) if rest else g,)
+
+
+@rule(Op.EXPAND, "expand: sum over the inserted axes")
+def _expand(e, x, *, out, g, k):
+    return (e.sum(g, k),)
+
+
+@rule(Op.BCAST, "bcast: sum over the broadcast axes")
+def _bcast(e, x, *, out, g, k):
+    return (g,)  # reverse mode sums it down to x's shape
+
+
+@rule(Op.ELEM, "elem: g goes back to its place in the array")
+def _elem(e, x, *, out, g, k):
+    return (e.place(x, [(k, g)]),)
+
+
+@rule(Op.PACK, "pack: each piece gets its slice of g")
+def _pack(e, *pieces, out, g, k):
+    _, _, indices = k
+    return tuple(e.elem(g, idx) for idx in indices)
+
+
 _missing = [op for op, info in OPS.items() if info.differentiable and op not in RULES]
 assert not _missing, f"ops without a derivative rule: {_missing}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from gradgen.ir.ops import OPS, Op
+from gradgen.ir.shapes import infer
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Node:
     adj: int | None = None
     rule: str | None = None
     step: int | None = None
+    shape: tuple = ()  # see gradgen.ir.shapes; () for a scalar
 
     @property
     def is_backward(self) -> bool:
@@ -109,18 +111,30 @@ class Builder:
         self.nodes: list[Node] = []
         self._consts: dict[str, int] = {}
 
-    def add(self, op: Op, args: Iterable[int] = (), attr=None, **meta) -> int:
+    def add(self, op: Op, args: Iterable[int] = (), attr=None, shape: tuple | None = None, **meta) -> int:
+        """Append a node; its shape is inferred from its arguments unless given (inputs)."""
         args = tuple(args)
         info = OPS[op]
-        if len(args) != info.arity:
+        if len(args) != info.arity and info.arity >= 0:
             raise ValueError(f"{op} takes {info.arity} arguments, got {len(args)}")
+        if shape is None:
+            nodes = self.nodes
+            arg_shapes = [nodes[a].shape for a in args]
+            if info.elementwise and not any(arg_shapes):
+                shape = ()
+            else:
+                shape = infer(op, arg_shapes, attr)
         nid = len(self.nodes)
-        self.nodes.append(Node(nid, op, args, attr, **meta))
+        self.nodes.append(Node(nid, op, args, attr, **meta, shape=shape))
         return nid
+
+    def shape(self, nid: int) -> tuple:
+        return self.nodes[nid].shape
 
     def const(self, value: float, **meta) -> int:
         """A constant node; plain constants (no metadata) are shared by value."""
         value = float(value) if not isinstance(value, (int, float)) else value
+        meta.pop("shape", None)
         if meta:
             return self.add(Op.CONST, (), value, **meta)
         key = repr(float(value))  # keeps 0.0 and -0.0 apart; all NaNs alike
@@ -135,7 +149,7 @@ class Builder:
         """Append a copy of `node` (from another graph) with remapped args and `adj`."""
         if node.op is Op.CONST and not _has_meta(node):
             return self.const(node.attr)
-        return self.add(node.op, args, node.attr, **{**_meta(node), "adj": adj})
+        return self.add(node.op, args, node.attr, shape=node.shape, **{**_meta(node), "adj": adj})
 
     def build(self, inputs: Iterable[int], outputs: Iterable[tuple[str, int]]) -> Graph:
         return Graph(self.name, tuple(self.nodes), tuple(inputs), tuple(outputs))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
+from gradgen.ir.shapes import show
 from gradgen.names import assign_names, comment_text
 
 
@@ -35,7 +36,9 @@ def format_graph(graph: Graph) -> str:
     def ref(i: int) -> str:
         return literal(graph.nodes[i].attr) if inline[i] else names[i]
 
-    params = ", ".join(names[i] for i in graph.inputs)
+    params = ", ".join(
+        names[i] + (f": {show(graph.nodes[i].shape)}" if graph.nodes[i].shape else "") for i in graph.inputs
+    )
     lines = [f"def {graph.name}({params}):"]
     for n in graph.nodes:
         if n.op is Op.INPUT or inline[n.id]:
@@ -44,6 +47,8 @@ def format_graph(graph: Graph) -> str:
         if n.attr is not None:
             operands.append(literal(n.attr))
         text = f"  {names[n.id]} = {n.op.value} {' '.join(operands)}".rstrip()
+        if n.shape:
+            text += f" : {show(n.shape)}"
         notes = []
         if n.rule is not None:
             notes.append(n.rule)

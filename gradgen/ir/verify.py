@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import OPS, Op
+from gradgen.ir.shapes import ShapeError, infer
 
 
 class VerifyError(AssertionError):
@@ -24,7 +25,7 @@ def problems(graph: Graph) -> list[str]:
         if info is None:
             out.append(f"{where}: unknown op")
             continue
-        if len(n.args) != info.arity:
+        if info.arity >= 0 and len(n.args) != info.arity:
             out.append(f"{where}: takes {info.arity} arguments, has {len(n.args)}")
         for a in n.args:
             if not 0 <= a < pos:
@@ -33,6 +34,14 @@ def problems(graph: Graph) -> list[str]:
             out.append(f"{where}: attribute {n.attr!r} does not fit the op")
         if n.op is Op.INPUT and n.origin is None:
             out.append(f"{where}: input without an origin")
+        if n.op is not Op.INPUT and all(0 <= a < pos for a in n.args):
+            try:
+                want = infer(n.op, [graph.nodes[a].shape for a in n.args], n.attr)
+            except ShapeError as e:
+                out.append(f"{where}: {e}")
+            else:
+                if want != n.shape:
+                    out.append(f"{where}: shape {n.shape} but its op and arguments give {want}")
         if n.adj is not None and not 0 <= n.adj < pos:
             out.append(f"{where}: adjoint of %{n.adj}, which does not precede it")
     for i in graph.inputs:

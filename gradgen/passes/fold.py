@@ -9,7 +9,10 @@ engine), except where noted:
   -0.0 into 0.0, a difference only visible through the sign of a zero);
 * `x * -1 -> -x`, `-(-x) -> x`, `a + (-b) -> a - b`, `(-a) + b -> b - a`,
   `a - (-b) -> a + b` (only where the inner `-` has no name of its own, so
-  no named line disappears).
+  no named line disappears);
+* arrays: `transpose(transpose(x)) -> x` and
+  `transpose(a @ b) -> b.T @ a.T` (both 2-D), so a weight gradient reads
+  `g_z.T @ x` rather than `(x.T @ g_z).T`; the shape never changes.
 
 A node replaced by an existing anonymous node hands its metadata (name,
 adjoint, rule) over, so `g_n = 1.0 * t` becomes `g_n = t` rather than losing
@@ -19,7 +22,7 @@ the name `g_n`.
 from __future__ import annotations
 
 from gradgen.ir.graph import Builder, Graph, Node
-from gradgen.ir.ops import Op, evaluate
+from gradgen.ir.ops import OPS, Op, evaluate
 
 
 def _const(b: Builder, i: int, value: float) -> bool:
@@ -33,7 +36,14 @@ def _simplify(b: Builder, n: Node, args: list[int]):
     op = n.op
     if op in (Op.INPUT, Op.CONST, Op.COPY):
         return None
-    if all(nodes[a].op is Op.CONST for a in args):
+    if op is Op.TRANSPOSE:
+        x = nodes[args[0]]
+        if x.op is Op.TRANSPOSE:
+            return ("alias", x.args[0])
+        if x.op is Op.MATMUL and anonymous(x) and all(len(nodes[a].shape) == 2 for a in x.args):
+            return ("new", Op.MATMUL, [_transposed(b, x.args[1]), _transposed(b, x.args[0])], None)
+        return None
+    if OPS[op].evaluate is not None and args and all(nodes[a].op is Op.CONST for a in args):
         try:
             value = evaluate(op, [nodes[a].attr for a in args], n.attr)
         except (ArithmeticError, ValueError):
@@ -72,6 +82,11 @@ def _simplify(b: Builder, n: Node, args: list[int]):
     elif op is Op.NEG and nodes[args[0]].op is Op.NEG and anonymous(nodes[args[0]]):
         return ("alias", nodes[args[0]].args[0])
     return None
+
+
+def _transposed(b: Builder, i: int) -> int:
+    n = b.nodes[i]
+    return n.args[0] if n.op is Op.TRANSPOSE else b.add(Op.TRANSPOSE, [i])
 
 
 def anonymous(node: Node) -> bool:
