@@ -20,6 +20,8 @@ from gradgen.engine import Value  # noqa: E402
 from gradgen.errors import GradgenError  # noqa: E402
 from gradgen.export import export  # noqa: E402
 from gradgen import nn  # noqa: E402,F401
+from gradgen import params  # noqa: E402,F401
+from gradgen.batch import mean  # noqa: E402
 
 
 def compile_function(*fns, check=False):
@@ -36,4 +38,14 @@ def compile_file(path, out_dir=None, check=False):
     return _cf(path, out_dir, check=check)
 
 
-__all__ = ["Value", "GradgenError", "export", "nn", "compile_function", "compile_file", "__version__"]
+__all__ = [
+    "Value",
+    "GradgenError",
+    "export",
+    "nn",
+    "params",
+    "mean",
+    "compile_function",
+    "compile_file",
+    "__version__",
+]

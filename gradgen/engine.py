@@ -26,12 +26,18 @@ import math
 from gradgen import mathfn
 
 _NUMBER = (int, float)
+_PLAIN = (int, float)
 
 
 class Value:
     """A scalar value with a gradient, and the operation that produced it."""
 
     __slots__ = ("data", "grad", "label", "_backward", "_prev", "_op", "_exponent", "_const")
+
+    def __new__(cls, data=0.0, _children=(), _op="", label=""):
+        if type(data) not in _PLAIN and getattr(data, "__gradgen_traced__", False):
+            return data  # Value(x) of a traced x is x, so `list(map(Value, row))` traces
+        return object.__new__(cls)
 
     def __init__(self, data, _children=(), _op="", label=""):
         self.data = data

@@ -2,8 +2,14 @@
 
 The decorator returns the function itself, so it stays an ordinary callable
 that runs on `Value`s, floats or torch tensors.  `example=` optionally gives
-a point (a dict or a sequence of floats, one per argument) that `check`,
-`graph` and the docs use by default.
+a point (a dict or a sequence, one entry per argument) that `check`, `graph`
+and the docs use by default; an entry that is an array (a list of lists, a
+NumPy array) makes that argument an array argument of that shape (its first
+axis becomes the batch axis if the function passes it to `gradgen.mean`).
+
+`params=` names the modules whose parameters become array arguments (a
+module or a list of them); by default, every `gradgen.nn` module among the
+model file's globals whose parameters the function uses.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ ATTR = "__gradgen_export__"
 
 @dataclass(frozen=True)
 class ExportInfo:
-    example: tuple[float, ...] | dict | None = None
+    example: tuple | dict | None = None
+    params: object = None
 
 
-def export(fn=None, *, example=None):
-    """Mark `fn` for `gradgen compile`; usable as `@export` or `@export(example=...)`."""
+def export(fn=None, *, example=None, params=None):
+    """Mark `fn` for `gradgen compile`; usable as `@export` or `@export(example=..., params=...)`."""
 
     def mark(f):
-        setattr(f, ATTR, ExportInfo(example=example))
+        setattr(f, ATTR, ExportInfo(example=example, params=params))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -35,3 +42,8 @@ def is_exported(obj) -> bool:
 def example_of(fn):
     info = getattr(fn, ATTR, None)
     return None if info is None else info.example
+
+
+def params_of(fn):
+    info = getattr(fn, ATTR, None)
+    return None if info is None else info.params

@@ -12,6 +12,21 @@ so compiled code computes the engine's floats.  `a - b` and `-a` are
 recorded as `sub` and `neg`, which equal the engine's `a + b * -1` and
 `a * -1` exactly.
 
+Parameters: a `Value` that is not an argument but a parameter of a
+`gradgen.nn` module (the function's `params=`, or a module among the model
+file's globals) becomes an element of an array input, `elem W0 [j, i]`,
+grouped as `gradgen.params` describes; each used module contributes all its
+arrays to the signature, before the function's own arguments.
+
+Arrays: an argument whose `example` is an array is traced as an `ArrayArg`:
+indexing and iterating it gives traced elements (`elem X [b, i]`), so
+micrograd's `[list(map(Value, row)) for row in X]` traces (`Value(t)` of a
+traced `t` is `t`), fixed to the example's shape.  `gradgen.mean(fn, X, y)`
+instead makes the first axis of `X` and `y` a batch axis of unknown size
+`B`: `fn` is traced once on one symbolic example (its values have shape
+`(B,)`), and the mean is `sum over the batch * (1.0 / B)`, the engine's
+`sum(losses) * (1.0 / len(losses))`.
+
 Names: a `label` set on a traced value wins; otherwise the first local
 variable the value is bound to in a model-file frame (found with
 `sys.settrace`, looking at each frame's locals line by line); otherwise
@@ -25,10 +40,16 @@ import os
 import sys
 import traceback
 
+from dataclasses import replace
+
+import numpy as np
+
+from gradgen import params as params_mod
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.ir.graph import Builder, Graph, Loc, Origin
 from gradgen.ir.ops import Op
+from gradgen.ir.shapes import BATCH
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMBER = (int, float)
@@ -45,6 +66,55 @@ class _Trace:
         self.code = None  # the exported function's code object
         self.return_line: int | None = None  # where it returned (for output errors)
         self._internal: dict[str, bool] = {}
+        self.modules: list = []  # (prefix, module) whose parameters may be used
+        self._param_of: dict[int, tuple] = {}  # id(Value) -> (module no, array name, index)
+        self._param_inputs: dict[int, dict[str, int]] = {}  # module no -> array name -> input id
+        self._elems: dict[tuple, int] = {}  # (array id, index) -> elem node
+        self.plain_used: set[int] = set()  # array inputs indexed directly
+        self.batched: set[int] = set()  # array inputs given to gradgen.mean
+
+    # -- parameters -------------------------------------------------------------
+    def set_modules(self, modules, eager: bool) -> None:
+        self.modules = modules
+        for m, (prefix, module) in enumerate(modules):
+            try:
+                layout = params_mod.arrays(module, prefix)
+            except ValueError as e:
+                raise GradgenError(f"cannot group the parameters of {type(module).__name__}: {e}", self.model_file)
+            for arr in layout:
+                for v in arr.values:
+                    self._param_of.setdefault(id(v), (m, arr.name, arr.index_of[id(v)]))
+            if eager:
+                self._module_inputs(m)
+
+    def param_values(self) -> list:
+        return [v for _, module in self.modules for v in module.parameters()]
+
+    def _module_inputs(self, m: int) -> dict[str, int]:
+        if m not in self._param_inputs:
+            prefix, module = self.modules[m]
+            self._param_inputs[m] = {
+                arr.name: self.b.add(Op.INPUT, (), name=arr.name, origin=Origin("param", arr.name), shape=arr.shape)
+                for arr in params_mod.arrays(module, prefix)
+            }
+        return self._param_inputs[m]
+
+    def param_inputs(self) -> list[int]:
+        return [i for m in sorted(self._param_inputs) for i in self._param_inputs[m].values()]
+
+    def elem(self, array: int, index: tuple) -> int:
+        key = (array, index)
+        if key not in self._elems:
+            self._elems[key] = self.b.add(Op.ELEM, (array,), index)
+        return self._elems[key]
+
+    def _param(self, v: Value) -> int | None:
+        found = self._param_of.get(id(v))
+        if found is None:
+            return None
+        m, name, index = found
+        array = self._module_inputs(m)[name]
+        return self.elem(array, index) if index else array
 
     def loc(self) -> Loc | None:
         """The innermost frame outside gradgen: the model line being traced."""
@@ -74,9 +144,13 @@ class _Trace:
                 "only Values, ints and floats can be combined with a traced Value"
             )
         if isinstance(x, Value):
+            nid = self._param(x)  # (a _Param reads no .data here)
+            if nid is not None:
+                return nid
             raise self.fail(
-                f"uses a Value created outside the function's arguments (data={x.data!r}); "
-                "pass it in as an argument, or use a plain float for a constant"
+                f"uses a Value that is neither an argument nor a parameter of a gradgen.nn module "
+                f"(data={x.data!r}); pass it in as an argument, make it a module parameter, "
+                "or use a plain float for a constant"
             )
         return self.b.const(float(x))
 
@@ -96,6 +170,7 @@ class Tracer:
     """A traced scalar: records IR instead of computing."""
 
     __slots__ = ("_trace", "_id")
+    __gradgen_traced__ = True
 
     def __init__(self, trace: _Trace, nid: int):
         self._trace = trace
@@ -214,6 +289,177 @@ class Tracer:
         return f"Tracer(%{self._id})"
 
 
+_ACTIVE: list = []  # the trace in progress (for parameters)
+
+
+class _Param(Value):
+    """A module parameter while a trace runs: every operation goes to the tracer.
+
+    `trace` switches each parameter `Value`'s class to this one and back, so
+    `sum(p * p for p in model.parameters())` is traced, not computed.
+    """
+
+    __slots__ = ()
+
+    def _t(self) -> "Tracer":
+        t = _ACTIVE[-1]
+        return Tracer(t, t.lift(self))
+
+    @property
+    def data(self):
+        self._t()._refuse(".data of a parameter")
+
+    def __add__(self, o):
+        return self._t() + o
+
+    def __radd__(self, o):
+        return o + self._t()
+
+    def __sub__(self, o):
+        return self._t() - o
+
+    def __rsub__(self, o):
+        return o - self._t()
+
+    def __mul__(self, o):
+        return self._t() * o
+
+    def __rmul__(self, o):
+        return o * self._t()
+
+    def __truediv__(self, o):
+        return self._t() / o
+
+    def __rtruediv__(self, o):
+        return o / self._t()
+
+    def __neg__(self):
+        return -self._t()
+
+    def __pow__(self, k):
+        return self._t() ** k
+
+    def tanh(self):
+        return self._t().tanh()
+
+    def exp(self):
+        return self._t().exp()
+
+    def log(self):
+        return self._t().log()
+
+    def relu(self):
+        return self._t().relu()
+
+    def sigmoid(self):
+        return self._t().sigmoid()
+
+    def backward(self):
+        self._t().backward()
+
+
+class ArrayArg:
+    """A traced array argument (or a row of one): index or iterate it to get traced elements."""
+
+    __slots__ = ("_trace", "_id", "_name", "_shape", "_prefix")
+
+    def __init__(self, trace: _Trace, nid: int, name: str, shape: tuple, prefix: tuple = ()):
+        self._trace, self._id, self._name, self._shape, self._prefix = trace, nid, name, shape, prefix
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape[len(self._prefix) :]
+
+    def _plain(self, what: str) -> None:
+        if self._id in self._trace.batched:
+            raise self._trace.fail(
+                f"{what} of {self._name}, which is passed to gradgen.mean: inside the batch its size "
+                "is unknown; use the per-example arguments gradgen.mean gives the function"
+            )
+        self._trace.plain_used.add(self._id)
+
+    def __len__(self) -> int:
+        self._plain("len()")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, key):
+        keys = key if isinstance(key, tuple) else (key,)
+        self._plain("indexing")
+        index = list(self._prefix)
+        for k in keys:
+            axis = len(index)
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+                raise self._trace.fail(
+                    f"{self._name} can only be indexed with integers (got {type(k).__name__}); "
+                    "slices and arrays of indices are not traced: loop over the elements"
+                )
+            if axis >= len(self._shape):
+                raise self._trace.fail(f"too many indices for {self._name} of shape {self._shape}")
+            n = self._shape[axis]
+            if not -n <= k < n:
+                raise self._trace.fail(f"index {k} is out of range for axis {axis} of {self._name} (size {n})")
+            index.append(int(k) % n)
+        index = tuple(index)
+        if len(index) == len(self._shape):
+            return Tracer(self._trace, self._trace.elem(self._id, index))
+        return ArrayArg(self._trace, self._id, self._name, self._shape, index)
+
+    def _refuse(self, what):
+        raise self._trace.fail(
+            f"{what} of the array argument {self._name}: the compiler sees its elements only; "
+            "index it or loop over it"
+        )
+
+    def __array__(self, *args, **kwargs):
+        self._refuse("using it as a NumPy array")
+
+    def __bool__(self):
+        self._refuse("bool()")
+
+    def __repr__(self):
+        return f"ArrayArg({self._name}, shape={self.shape})"
+
+
+def batch_mean(fn, arrays) -> Tracer:
+    """`gradgen.mean(fn, *arrays)` inside a trace (see `gradgen.batch.mean`)."""
+    t = next(a._trace for a in arrays if isinstance(a, ArrayArg))
+    examples = []
+    for a in arrays:
+        if not isinstance(a, ArrayArg) or a._trace is not t or a._prefix:
+            raise t.fail(
+                "gradgen.mean needs whole array arguments of the exported function "
+                "(each with an array `example`), all batched along their first axis"
+            )
+        if a._id in t.plain_used:
+            raise t.fail(f"{a._name} is indexed directly and also passed to gradgen.mean; use one or the other")
+        if a._id not in t.batched:
+            t.batched.add(a._id)
+            t.b.nodes[a._id] = replace(t.b.nodes[a._id], shape=(BATCH,) + tuple(a._shape[1:]))
+        examples.append(_example(t, a._id, tuple(a._shape[1:]), ()))
+    result = fn(*examples)
+    if not isinstance(result, Tracer) or result._trace is not t:
+        raise t.fail(
+            f"the function given to gradgen.mean returned {type(result).__name__}; "
+            "it must return one Value computed from its example"
+        )
+    if t.b.nodes[result._id].shape != (BATCH,):
+        raise t.fail("the function given to gradgen.mean returned a Value that does not depend on its example")
+    loc = t.loc()
+    total = t.b.add(Op.SUM, (result._id,), (0,), loc=loc)
+    inv = t.b.add(Op.DIV, (t.b.const(1.0), t.b.add(Op.BATCH, (), loc=loc)), loc=loc)
+    return Tracer(t, t.b.add(Op.MUL, (total, inv), loc=loc))
+
+
+def _example(t: _Trace, array: int, shape: tuple, index: tuple):
+    """One example of a batched array: a Tracer (scalar rows) or nested lists of them."""
+    if len(index) == len(shape):
+        return Tracer(t, t.elem(array, index) if index else array)
+    return [_example(t, array, shape, index + (k,)) for k in range(shape[len(index)])]
+
+
 def _model_frame_namer(trace: _Trace, files: set[str]):
     """A sys.settrace hook that names traced values after the locals they are bound to."""
 
@@ -270,11 +516,55 @@ def signature_names(fn, file: str) -> list[str]:
     return names
 
 
-def trace(fn, name: str | None = None) -> Graph:
-    """Trace `fn` (one scalar input per argument) into a forward IR graph.
+def _modules(fn, params) -> tuple[list, bool]:
+    """[(array-name prefix, module)] whose parameters may appear, and whether all are inputs."""
+    from gradgen.nn import Module
 
-    Raises `GradgenError` naming the model file and line for anything that
-    cannot be compiled, including exceptions the model itself raises.
+    named = [(k, v) for k, v in fn.__globals__.items() if isinstance(v, Module)]
+    if params is None:
+        found, eager = named, False
+    else:
+        mods = list(params) if isinstance(params, (list, tuple)) else [params]
+        names = {id(v): k for k, v in reversed(named)}
+        found = [(names.get(id(m), f"m{k}"), m) for k, m in enumerate(mods)]
+        eager = True
+    if len(found) == 1:
+        return [("", found[0][1])], eager
+    return [(f"{k}_", m) for k, m in found], eager
+
+
+def _example_shapes(fn, names: list[str], example, file: str) -> dict[str, tuple]:
+    """{argument: shape} for the arguments whose example is an array."""
+    if example is None:
+        return {}
+    if isinstance(example, dict):
+        items = example
+    else:
+        items = dict(zip(names, example))
+    shapes = {}
+    for k, v in items.items():
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            continue
+        try:
+            shape = np.shape(v)
+        except Exception:
+            shape = ()
+        if shape == () or 0 in shape:
+            if not isinstance(v, (list, tuple, np.ndarray)):
+                continue
+            raise GradgenError(f"the example for {k} is an empty array; give at least one element", file, def_line(fn))
+        shapes[k] = tuple(int(d) for d in shape)
+    return shapes
+
+
+def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
+    """Trace `fn` into a forward IR graph.
+
+    Each argument is a scalar input, or an array input when `example` gives
+    an array for it; parameters of `params` (or of the nn modules among the
+    model file's globals) become array inputs, listed first.  Raises
+    `GradgenError` naming the model file and line for anything that cannot
+    be compiled, including exceptions the model itself raises.
     """
     name = name or fn.__name__
     file = inspect.getsourcefile(fn) or fn.__code__.co_filename
@@ -285,15 +575,31 @@ def trace(fn, name: str | None = None) -> Graph:
             fn.__code__.co_firstlineno,
         )
     arg_names = signature_names(fn, file)
+    shapes = _example_shapes(fn, arg_names, example, file)
     t = _Trace(name, file)
     t.code = fn.__code__
+    modules, eager = _modules(fn, params)
+    t.set_modules(modules, eager)
     args = []
     for a in arg_names:
-        nid = t.b.add(Op.INPUT, (), name=a, origin=Origin("arg", a))
-        args.append(Tracer(t, nid))
-    inputs = [a._id for a in args]
+        shape = shapes.get(a, ())
+        nid = t.b.add(Op.INPUT, (), name=a, origin=Origin("arg", a), shape=shape)
+        args.append(ArrayArg(t, nid, a, shape) if shape else Tracer(t, nid))
+    arg_inputs = [a._id for a in args]
+    taken = {arr.name for prefix, m in modules for arr in params_mod.arrays(m, prefix)}
+    for a in arg_names:
+        if a in taken:
+            raise GradgenError(
+                f"argument {a} of {name} has the name of a parameter array of the model; rename the argument",
+                file,
+                def_line(fn),
+            )
 
+    swapped = [v for v in t.param_values() if type(v) is Value]
     old = sys.gettrace()
+    _ACTIVE.append(t)
+    for v in swapped:
+        v.__class__ = _Param
     sys.settrace(_model_frame_namer(t, {fn.__code__.co_filename}))
     try:
         result = fn(*args)
@@ -303,12 +609,22 @@ def trace(fn, name: str | None = None) -> Graph:
         raise _model_raised(e, name, file) from e
     finally:
         sys.settrace(old)
+        for v in swapped:
+            v.__class__ = Value
+        _ACTIVE.pop()
 
     line = t.return_line or def_line(fn)
     if isinstance(result, Tracer) and result._trace is t:
         if t.b.nodes[result._id].name is None:
             t.b.set_meta(result._id, name="out")
-        return t.b.build(inputs, [("value", result._id)])
+        if t.b.nodes[result._id].shape != ():
+            raise GradgenError(
+                f"{name} returns a value per example of the batch; reduce it to one Value "
+                "(gradgen.mean over the batch, say)",
+                file,
+                line,
+            )
+        return t.b.build(t.param_inputs() + arg_inputs, [("value", result._id)])
     if isinstance(result, (list, tuple)):
         raise GradgenError(
             f"{name} returns a {type(result).__name__} of {len(result)} values; gradgen compiles "

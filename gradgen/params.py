@@ -1,0 +1,109 @@
+"""A model's parameters as NumPy arrays, grouped per layer.
+
+`gradgen.nn` names each parameter (`layers.0.neurons.3.w.1`); `arrays(model)`
+groups them into one array per layer and kind, the way hand-written NumPy
+would hold them:
+
+    layers.{l}.neurons.{j}.w.{k}  ->  W{l}[j, k]     shape (nout, nin)
+    layers.{l}.neurons.{j}.b      ->  b{l}[j]        shape (nout,)
+    neurons.{j}.w.{k}, neurons.{j}.b (a Layer)  ->  W[j, k], b[j]
+    w.{k}, b (a Neuron)                          ->  w[k], b (a scalar)
+
+Any other name is a scalar array named after it (dots become `_`).  These
+are the names of the compiled functions' parameter arguments, and
+
+    read(model)          -> {"W0": array, "b0": array, ...}   (copies of .data)
+    write(model, arrays)  # puts arrays back into the Values' .data
+    read_grads(model)    -> the same layout, from each Value's .grad
+
+move numbers between the interpreted engine and a compiled module, so a
+training loop can switch between them in one line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_PATTERNS = (
+    (re.compile(r"layers\.(\d+)\.neurons\.(\d+)\.w\.(\d+)"), lambda m: (f"W{m[1]}", (int(m[2]), int(m[3])))),
+    (re.compile(r"layers\.(\d+)\.neurons\.(\d+)\.b"), lambda m: (f"b{m[1]}", (int(m[2]),))),
+    (re.compile(r"neurons\.(\d+)\.w\.(\d+)"), lambda m: ("W", (int(m[1]), int(m[2])))),
+    (re.compile(r"neurons\.(\d+)\.b"), lambda m: ("b", (int(m[1]),))),
+    (re.compile(r"w\.(\d+)"), lambda m: ("w", (int(m[1]),))),
+)
+
+
+@dataclass(frozen=True)
+class ParamArray:
+    name: str
+    shape: tuple[int, ...]
+    values: tuple  # the Value objects, in C order of `shape`
+    index_of: dict  # id(Value) -> index into the array
+
+
+def _place(name: str) -> tuple[str, tuple[int, ...]]:
+    for pattern, place in _PATTERNS:
+        m = pattern.fullmatch(name)
+        if m:
+            return place(m)
+    return re.sub(r"\W", "_", name), ()
+
+
+def arrays(model, prefix: str = "") -> list[ParamArray]:
+    """The parameter arrays of `model` (anything with `named_parameters()`), in parameter order."""
+    groups: dict[str, dict[tuple, object]] = {}
+    for pname, value in model.named_parameters():
+        array, index = _place(pname)
+        cells = groups.setdefault(prefix + array, {})
+        if index in cells:
+            raise ValueError(f"parameters {pname} and another both map to {prefix}{array}{list(index)}")
+        cells[index] = value
+    out = []
+    for name, cells in groups.items():
+        rank = {len(i) for i in cells}
+        if len(rank) != 1:
+            raise ValueError(f"parameter array {name} mixes indices of different ranks")
+        shape = tuple(max(i[k] for i in cells) + 1 for k in range(rank.pop()))
+        order = sorted(cells)
+        if len(order) != int(np.prod(shape, dtype=int)):
+            raise ValueError(f"parameter array {name} of shape {shape} has holes")
+        values = tuple(cells[i] for i in order)
+        out.append(ParamArray(name, shape, values, {id(v): i for v, i in zip(values, order)}))
+    return out
+
+
+def read(model, prefix: str = "") -> dict[str, np.ndarray]:
+    """{array name: float64 array of the parameters' current .data}."""
+    return {
+        a.name: np.array([float(v.data) for v in a.values], dtype=np.float64).reshape(a.shape)
+        for a in arrays(model, prefix)
+    }
+
+
+def read_grads(model, prefix: str = "") -> dict[str, np.ndarray]:
+    """{array name: float64 array of the parameters' .grad} (after `backward()`)."""
+    return {
+        a.name: np.array([float(v.grad) for v in a.values], dtype=np.float64).reshape(a.shape)
+        for a in arrays(model, prefix)
+    }
+
+
+def write(model, values, prefix: str = "") -> None:
+    """Set each parameter's .data from `values`: a dict by array name, or a sequence in `read` order."""
+    layout = arrays(model, prefix)
+    if not isinstance(values, dict):
+        values = list(values)
+        if len(values) != len(layout):
+            raise ValueError(f"expected {len(layout)} arrays ({', '.join(a.name for a in layout)}), got {len(values)}")
+        values = {a.name: v for a, v in zip(layout, values)}
+    for a in layout:
+        if a.name not in values:
+            raise ValueError(f"no array for parameter {a.name}")
+        arr = np.asarray(values[a.name], dtype=np.float64)
+        if arr.shape != a.shape:
+            raise ValueError(f"parameter {a.name} has shape {a.shape}, got an array of shape {arr.shape}")
+        for v, x in zip(a.values, arr.reshape(-1).tolist()):
+            v.data = x

@@ -1,0 +1,355 @@
+"""Re-rolling: scalar repetition -> array operations (an SLP vectoriser for traces).
+
+A scalar trace of an MLP repeats one small subgraph per neuron, per weight
+and (in micrograd's plain batch loop) per example.  The leaves say where
+they came from -- `elem W0 (j, k)`, `elem X (b, k)` -- so the repetition is
+visible in the indices.  This pass walks the graph in waves: a node is
+ready when its arguments are resolved, each resolved value being a graph
+node or an *element* `(array, index)` of an array built so far.  Ready
+nodes are grouped:
+
+* **packs**: the same elementwise op over elements at the same index of the
+  same arrays (NumPy broadcasting allowed), covering every index once ->
+  one elementwise array op (`relu(z0)`, `W0 * W0`);
+* **dot rows**: a sum chain `b[j] + sum_k P[j, k] * v[k]` over one weight
+  matrix `P` and one vector `v`, for every row j -> `v @ P.T + b`
+  (a one-row `P` gives a vector `v @ P[0] + b[0]`);
+* **reductions**: a sum chain over every element of an array -> `sum`
+  (the plain loop's `sum(losses)`, the L2 term `sum(p * p)`).
+
+What cannot be grouped -- a pack that misses indices, a chain that mixes
+arrays -- falls back to correct per-element code (`elem` reads, scalar ops;
+a dot row over part of a matrix becomes `v @ P[j]`), and each fallback is
+recorded with its model line and reason for `gradgen compile --report`.
+Element order of sums changes (BLAS, pairwise sums), so re-rolled code
+matches the engine to rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from gradgen.ir.graph import Builder, Graph, Loc
+from gradgen.ir.ops import OPS, Op
+from gradgen.ir.shapes import batched, inner
+
+
+@dataclass(frozen=True)
+class Fallback:
+    loc: Loc | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.loc.short() if self.loc else '?'}: {self.reason}"
+
+
+def _full(shape) -> list[tuple]:
+    return list(itertools.product(*(range(d) for d in shape)))
+
+
+class _Reroll:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.b = Builder(g.name)
+        self.val: dict[int, tuple] = {}  # old id -> ("n", new id) | ("e", array id, index) | ("p", va, vc)
+        self.fallbacks: list[Fallback] = []
+        self._elems: dict[tuple, int] = {}
+        self.hint: dict[int, str] = {}  # array id -> suffix for names ("0" for W0 -> z0, h0)
+        users = g.users()
+        self.uses = [len(u) for u in users]
+        for _, i in g.outputs:
+            self.uses[i] += 1
+        self.user = [u[0] if len(u) == 1 else None for u in users]
+        self.interior = [
+            n.op is Op.ADD and self.uses[n.id] == 1 and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD
+            for n in g.nodes
+        ]
+
+    # -- helpers ------------------------------------------------------------------------
+    def shape(self, i: int) -> tuple:
+        return self.b.nodes[i].shape
+
+    def node(self, v: tuple) -> int:
+        """A resolved value as one node (reading an element if need be)."""
+        if v[0] == "n":
+            return v[1]
+        if v[0] == "e":
+            key = (v[1], v[2])
+            if key not in self._elems:
+                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2])
+            return self._elems[key]
+        return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])))
+
+    def _in_order(self, root: int) -> list[int]:
+        out: list[int] = []
+        stack = [root]
+        while stack:
+            i = stack.pop()
+            if i != root and not self.interior[i]:
+                out.append(i)
+                continue
+            stack.extend(reversed(self.g[i].args))
+        return out
+
+    def broadcast_arg(self, i: int, out_inner: int) -> int:
+        """`i` shaped to broadcast against a (maybe batched) result with `out_inner` inner axes."""
+        s = self.shape(i)
+        if batched(s) and len(inner(s)) < out_inner:
+            return self.b.add(Op.EXPAND, (i,), tuple(range(1, 1 + out_inner - len(inner(s)))))
+        return i
+
+    def fall(self, node, reason: str) -> None:
+        self.fallbacks.append(Fallback(node.loc, reason))
+
+    # -- classification -------------------------------------------------------------------
+    def classify(self, n):
+        """("now", val) | ("group", key, index, info)."""
+        g = self.g
+        if n.op is Op.ADD and not self.interior[n.id]:
+            return self.classify_chain(n, [self.val[t] for t in self._in_order(n.id)])
+        vals = [self.val[a] for a in n.args]
+        if not OPS[n.op].elementwise or all(v[0] == "n" for v in vals):
+            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
+        if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
+            va, vc = vals
+            if va[0] == vc[0] == "e" and va[2] != vc[2]:
+                return ("now", ("p", va, vc))  # a product term: its chain decides
+        aligned = self.aligned(vals)
+        if aligned is None:
+            self.fall(n, f"{n.op} of elements at unrelated indices is computed per element")
+            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
+        index, out_inner = aligned
+        key = ("ew", n.op, repr(n.attr), tuple(v[1] if v[0] == "e" else ("n", v[1]) for v in vals))
+        return ("group", key, index, (n, vals, out_inner))
+
+    def aligned(self, vals):
+        """(index, result inner shape) if the elements line up under broadcasting, else None."""
+        elems = [v for v in vals if v[0] == "e"]
+        longest = max(elems, key=lambda v: len(v[2]))
+        index, out_inner = longest[2], inner(self.shape(longest[1]))
+        for v in elems:
+            k = len(v[2])
+            if v[2] != index[len(index) - k :] or inner(self.shape(v[1])) != out_inner[len(out_inner) - k :]:
+                return None
+        return index, out_inner
+
+    def classify_chain(self, n, vals):
+        prods = [v for v in vals if v[0] == "p"]
+        rest = [v for v in vals if v[0] != "p"]
+        if prods:
+            dot = self.dot_row(prods, rest)
+            if dot is not None:
+                key, index, info = dot
+                return ("group", key, index, (n, info, info[-1]))
+        elif any(v[0] == "e" for v in rest):
+            aligned = self.aligned(rest)
+            if aligned is not None:
+                index, out_inner = aligned
+                key = ("ew", Op.ADD, "chain", tuple(v[1] if v[0] == "e" else ("n", v[1]) for v in rest))
+                return ("group", key, index, (n, rest, out_inner))
+        return ("now", ("n", self.reduction(n, vals)))
+
+    def dot_row(self, prods, rest):
+        """A sum chain `rest + sum_k P[j, k] * V[pre, k]`, or None."""
+        for swap in (False, True):
+            first = prods[0]
+            p, v = (first[2], first[1]) if swap else (first[1], first[2])
+            P, V = p[1], v[1]
+            sp, sv = self.shape(P), self.shape(V)
+            if batched(sp) or len(sp) != 2 or not inner(sv):
+                continue
+            n_k = inner(sv)[-1]
+            for case in ("PT", "P"):  # V @ P.T (P[j, k]) or V @ P (P[k, j])
+                kax = 1 if case == "PT" else 0
+                if sp[kax] != n_k or len(prods) != n_k:
+                    continue
+                seen, j, pre, ok = set(), None, None, True
+                for t in prods:
+                    tp, tv = (t[2], t[1]) if swap else (t[1], t[2])
+                    if tp[1] != P or tv[1] != V:
+                        ok = False
+                        break
+                    k, jj, pp = tp[2][kax], tp[2][1 - kax], tv[2][:-1]
+                    if tv[2][-1] != k or (j is not None and (jj != j or pp != pre)):
+                        ok = False
+                        break
+                    j, pre = jj, pp
+                    seen.add(k)
+                if not ok or len(seen) != n_k:
+                    continue
+                m = sp[1 - kax]
+                squeeze = m == 1 and case == "PT"
+                index = pre if squeeze else pre + (j,)
+                out_inner = inner(sv)[:-1] + (() if squeeze else (m,))
+                if squeeze:  # the one row's bias b[0] is a scalar here
+                    rest = [("n", self.node(r)) if r[0] == "e" and r[2][-1:] == (0,) and inner(self.shape(r[1]))[-1:] == (1,) else r for r in rest]
+                for r in rest:
+                    if r[0] == "e":
+                        k = len(r[2])
+                        rs = inner(self.shape(r[1]))
+                        if k > len(index) or r[2] != index[len(index) - k :] or rs != out_inner[len(out_inner) - k :]:
+                            return None
+                key = ("dot", P, V, case, squeeze, tuple(r[1] if r[0] == "e" else ("n", r[1]) for r in rest))
+                return key, index, (P, V, case, squeeze, j, pre, rest, out_inner)
+        return None
+
+    def reduction(self, n, vals) -> int:
+        """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
+        by_array: dict[int, set] = {}
+        for v in vals:
+            if v[0] == "e":
+                by_array.setdefault(v[1], set()).add(v[2])
+        whole = set()
+        for a, idxs in by_array.items():
+            s = self.shape(a)
+            count = sum(1 for v in vals if v[0] == "e" and v[1] == a)
+            if count == len(idxs) and idxs == set(_full(inner(s))):
+                whole.add(a)
+        parts, done = [], set()
+        partial = False
+        for v in vals:
+            if v[0] == "e" and v[1] in whole:
+                if v[1] not in done:
+                    done.add(v[1])
+                    s = self.shape(v[1])
+                    axes = tuple(range(1 if batched(s) else 0, len(s)))
+                    parts.append(self.b.add(Op.SUM, (v[1],), axes) if axes else v[1])
+                continue
+            partial = partial or v[0] != "n"
+            parts.append(self.node(v))
+        if partial:
+            self.fall(n, "a sum over some elements of an array is computed per element")
+        if not any(v[0] != "n" for v in vals):  # no arrays involved: keep the chain's own nodes
+            return self.copy_chain(n.id)
+        out = parts[0]
+        for p in parts[1:]:
+            out = self.b.add(Op.ADD, (out, p), loc=n.loc)
+        return self.rename(out, n)
+
+    def copy_chain(self, root: int) -> int:
+        def build(i):
+            if i != root and not self.interior[i]:
+                return self.node(self.val[i])
+            node = self.g[i]
+            return self.copy(node, [build(a) for a in node.args])
+
+        return build(root)
+
+    def copy(self, n, args) -> int:
+        return self.b.add(n.op, args, n.attr, name=n.name, loc=n.loc)
+
+    def rename(self, nid: int, n) -> int:
+        if n.name is not None and self.b.nodes[nid].name is None and self.b.nodes[nid].op is not Op.INPUT:
+            self.b.set_meta(nid, name=n.name, loc=n.loc)
+        return nid
+
+    # -- building groups -------------------------------------------------------------------
+    def build_group(self, key, members) -> None:
+        kind = key[0]
+        n, payload, out_inner = members[0][1]
+        indices = [idx for idx, _ in members]
+        complete = len(set(indices)) == len(indices) and set(indices) == set(_full(out_inner))
+        if kind == "ew":
+            vals = payload
+            if not complete:
+                self.fall(n, f"{n.op} over {len(indices)} of the {len(_full(out_inner))} elements is computed per element")
+                for idx, (m, mv, _) in members:
+                    self.val[m.id] = ("n", self.copy(m, [self.node(v) for v in mv]) if m.op is not Op.ADD
+                                      else self.reduction(m, mv))
+                return
+            args = [self.broadcast_arg(v[1], len(out_inner)) for v in vals]
+            if n.op is Op.ADD:  # an elementwise sum chain
+                out = args[0]
+                for a in args[1:]:
+                    out = self.b.add(Op.ADD, (out, a), loc=n.loc)
+            else:
+                out = self.b.add(n.op, args, n.attr, loc=n.loc)
+            src = [v[1] for v in vals if v[0] == "e" and v[1] in self.hint]
+            if src and n.op in (Op.RELU, Op.TANH, Op.SIGMOID):
+                self.hint[out] = self.hint[src[0]]
+                self.b.set_meta(out, name="h" + self.hint[out])
+        else:
+            P, V, case, squeeze, _, _, rest, _ = payload
+            if not complete:
+                rows = sorted({m[1][4] for _, m in members})
+                self.fall(n, f"dot products with rows {rows} of {self.name(P)} only are computed row by row")
+                for idx, (m, (P, V, case, squeeze, j, pre, rest, _), _) in members:
+                    self.val[m.id] = ("n", self.row_dot(m, P, V, case, j, pre, rest))
+                return
+            if squeeze:
+                out = self.b.add(Op.MATMUL, (V, self.node(("e", P, (0,)))), loc=n.loc)
+            else:
+                w = self.b.add(Op.TRANSPOSE, (P,)) if case == "PT" else P
+                out = self.b.add(Op.MATMUL, (V, w), loc=n.loc)
+            for r in rest:
+                out = self.b.add(Op.ADD, (out, self.broadcast_arg(r[1], len(out_inner))), loc=n.loc)
+            pname = self.name(P)
+            if pname[:1] in "Ww" and len(pname) > 1:
+                self.hint[out] = pname[1:]
+                self.b.set_meta(out, name="z" + pname[1:])
+        for idx, (m, *_) in members:
+            self.val[m.id] = ("e", out, idx) if out_inner else ("n", out)
+            if not out_inner and m.name is not None:
+                self.b.set_meta(out, name=m.name)
+
+    def row_dot(self, m, P, V, case, j, pre, rest) -> int:
+        if case == "PT":
+            vec = self.node(("e", V, pre)) if pre else V
+            out = self.b.add(Op.MATMUL, (vec, self.node(("e", P, (j,)))), loc=m.loc)
+        else:  # columns of P: per element
+            out = None
+            for k in range(self.shape(P)[0]):
+                t = self.b.add(Op.MUL, (self.node(("e", P, (k, j))), self.node(("e", V, pre + (k,)))), loc=m.loc)
+                out = t if out is None else self.b.add(Op.ADD, (out, t), loc=m.loc)
+        for r in rest:
+            out = self.b.add(Op.ADD, (out, self.node(r)), loc=m.loc)
+        return out
+
+    def name(self, array: int) -> str:
+        return self.b.nodes[array].name or "array"
+
+    # -- the pass --------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        g, b = self.g, self.b
+        todo = []
+        for n in g.nodes:
+            if n.op is Op.INPUT:
+                self.val[n.id] = ("n", b.add(Op.INPUT, (), name=n.name, origin=n.origin, shape=n.shape, loc=n.loc))
+            elif n.op is Op.CONST:
+                self.val[n.id] = ("n", b.const(n.attr) if n.name is None else self.copy(n, []))
+            elif n.op is Op.ELEM and g[n.args[0]].op is Op.INPUT:
+                self.val[n.id] = ("e", self.val[n.args[0]][1], n.attr)
+            elif not self.interior[n.id]:
+                todo.append(n)
+        while todo:
+            ready, later = [], []
+            for n in todo:
+                deps = self._in_order(n.id) if n.op is Op.ADD else n.args
+                (ready if all(d in self.val for d in deps) else later).append(n)
+            if not ready:
+                raise AssertionError("reroll: no node is ready (the graph has a cycle?)")
+            groups: dict[tuple, list] = {}
+            for n in ready:
+                c = self.classify(n)
+                if c[0] == "now":
+                    self.val[n.id] = c[1]
+                else:
+                    _, key, index, info = c
+                    groups.setdefault(key, []).append((index, info))
+            for key, members in groups.items():
+                self.build_group(key, members)
+            todo = later
+        outputs = [(role, self.node(self.val[i])) for role, i in g.outputs]
+        return b.build([self.val[i][1] for i in g.inputs], outputs)
+
+
+def reroll(graph: Graph, fallbacks: list | None = None) -> Graph:
+    """Re-roll `graph`'s scalar repetition into array ops; append fallbacks to `fallbacks`."""
+    if not any(n.op is Op.ELEM for n in graph.nodes):
+        return graph  # nothing came from an array: scalar code stays as it is
+    r = _Reroll(graph)
+    out = r.run()
+    if fallbacks is not None:
+        fallbacks.extend(r.fallbacks)
+    return out
