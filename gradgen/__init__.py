@@ -21,7 +21,7 @@ from gradgen.errors import GradgenError  # noqa: E402
 from gradgen.export import export  # noqa: E402
 from gradgen import nn  # noqa: E402,F401
 from gradgen import params  # noqa: E402,F401
-from gradgen.batch import mean  # noqa: E402
+from gradgen.batch import each, mean  # noqa: E402
 
 
 def compile_function(*fns, check=False):
@@ -45,6 +45,7 @@ __all__ = [
     "nn",
     "params",
     "mean",
+    "each",
     "compile_function",
     "compile_file",
     "__version__",

@@ -17,6 +17,10 @@ import types
 from dataclasses import dataclass, field
 
 from gradgen.autodiff import grad
+from gradgen.codegen import numpy_
+from gradgen.codegen.numpy_ import is_array_graph
+from gradgen.export import example_of, params_of
+from gradgen.passes.reroll import reroll
 from gradgen.codegen.module import atomic_write, module_source
 from gradgen.codegen.scalar import emit_function
 from gradgen.errors import GradgenError
@@ -33,8 +37,10 @@ class FunctionIR:
     name: str
     forward: Graph  # traced
     grad: Graph  # reverse mode of forward_opt, before passes
-    forward_opt: Graph  # after passes: what `f` computes
+    forward_opt: Graph  # after passes (and re-rolling): what `f` computes
     grad_opt: Graph  # after passes: what `f_grad` computes
+    fallbacks: list = field(default_factory=list)  # where re-rolling fell back to per-element code
+    traced_opt: Graph | None = None  # the optimised scalar trace, before re-rolling
 
 
 @dataclass
@@ -49,18 +55,38 @@ class CompiledModule:
         return getattr(self.module, name)
 
 
-def lower(fn, check: bool = False, stats: list | None = None) -> FunctionIR:
-    """Trace `fn`, differentiate, and optimise both graphs."""
-    fwd = trace(fn)
+def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = True) -> FunctionIR:
+    """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again."""
+    fwd = trace(fn, example=example_of(fn), params=params_of(fn))
     if check:
         verify(fwd)
-    fwd_opt = optimize(fwd, check=check, stats=stats)
+    traced_opt = fwd_opt = optimize(fwd, check=check, stats=stats)
+    fallbacks: list = []
+    if rerolling:
+        t0 = time.perf_counter()
+        before = len(fwd_opt.nodes)
+        fwd_opt = reroll(fwd_opt, fallbacks)
+        if stats is not None:
+            stats.append(PassStat(fwd_opt.name, "reroll", before, len(fwd_opt.nodes), time.perf_counter() - t0))
+        if fwd_opt is not traced_opt:
+            if check:
+                verify(fwd_opt)
+            fwd_opt = optimize(fwd_opt, check=check, stats=stats)
+    if fwd_opt[fwd_opt.output("value")].shape:
+        # a value per example (gradgen.each): a forward function only
+        return FunctionIR(fn.__name__, fwd, None, fwd_opt, None, fallbacks, traced_opt)
     # differentiate the optimised forward: a value CSE merged accumulates its
     # gradient once, instead of once per copy the trace recorded
-    g = grad(fwd_opt)
+    g = grad(fwd_opt, wrt=differentiable_inputs(fwd_opt))
     if check:
         verify(g)
-    return FunctionIR(fn.__name__, fwd, g, fwd_opt, optimize(g, check=check, stats=stats))
+    g_opt = optimize(g, check=check, stats=stats)
+    return FunctionIR(fn.__name__, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt)
+
+
+def differentiable_inputs(graph: Graph) -> list[int]:
+    """Parameters and scalar arguments; array arguments are data (no gradient)."""
+    return [i for i in graph.inputs if graph[i].origin.kind == "param" or not graph[i].shape]
 
 
 def _public_names(fns) -> None:
@@ -83,25 +109,36 @@ def _public_names(fns) -> None:
             )
 
 
-def build_source(fns, source_path: str, out_dir: str | None = None, check: bool = False):
+def build_source(fns, source_path: str, out_dir: str | None = None, check: bool = False, rerolling: bool = True):
     """(source text, [FunctionIR], stats, seconds) for the exported functions `fns`."""
     _public_names(fns)
     stats: list[PassStat] = []
     t0 = time.perf_counter()
-    irs = [lower(f, check=check, stats=stats) for f in fns]
+    irs = [lower(f, check=check, stats=stats, rerolling=rerolling) for f in fns]
     t1 = time.perf_counter()
     functions, helpers, summary = [], set(), []
     for ir in irs:
         params = [ir.forward[i].name for i in ir.forward.inputs]
         sig = ", ".join(params)
-        f = emit_function(ir.forward_opt, ir.name, params, "value", f"Value of {ir.name}.")
-        g = emit_function(
-            ir.grad_opt,
-            ir.name + "_grad",
-            params,
-            "grad",
-            f"Value of {ir.name} and its gradient, one entry per argument.",
-        )
+        kw_f, kw_g = {}, {}
+        doc_g = f"Value of {ir.name} and its gradient, one entry per argument."
+        if ir.grad_opt is None:  # per-example values: no gradient function
+            f = emit_function(
+                ir.forward_opt, ir.name, params, "value", f"{ir.name} of each example: an array of shape (B,).",
+                dialect=numpy_.dialect(ir.forward_opt), prologue=numpy_.prologue(ir.forward_opt, ir.name),
+            )
+            functions.append(f.lines)
+            helpers |= f.helpers | {"_shape_error"}
+            summary.append(f"{ir.name}({sig}) -> array of shape (B,)")
+            continue
+        wrt = [r.split(":", 1)[1] for r, _ in ir.grad_opt.outputs if r.startswith("grad:")]
+        if is_array_graph(ir.forward_opt) or is_array_graph(ir.grad_opt):
+            kw_f = dict(dialect=numpy_.dialect(ir.forward_opt), prologue=numpy_.prologue(ir.forward_opt, ir.name))
+            kw_g = dict(dialect=numpy_.dialect(ir.grad_opt), prologue=numpy_.prologue(ir.grad_opt, ir.name + "_grad"))
+            helpers.add("_shape_error")
+            doc_g = f"Value of {ir.name} and its gradient with respect to {', '.join(wrt)}."
+        f = emit_function(ir.forward_opt, ir.name, params, "value", f"Value of {ir.name}.", **kw_f)
+        g = emit_function(ir.grad_opt, ir.name + "_grad", params, "grad", doc_g, **kw_g)
         functions += [f.lines, g.lines]
         helpers |= f.helpers | g.helpers
         summary.append(f"{ir.name}({sig}) -> value")
@@ -119,12 +156,12 @@ def load_source(text: str, name: str) -> types.ModuleType:
     return module
 
 
-def compile_function(*fns, check: bool = False) -> CompiledModule:
+def compile_function(*fns, check: bool = False, rerolling: bool = True) -> CompiledModule:
     """Compile one or more functions of `Value`s in-process."""
     if not fns:
         raise TypeError("compile_function needs at least one function")
     path = fns[0].__code__.co_filename
-    text, irs, stats, seconds = build_source(list(fns), path, check=check)
+    text, irs, stats, seconds = build_source(list(fns), path, check=check, rerolling=rerolling)
     return CompiledModule(text, load_source(text, fns[0].__name__), irs, stats, seconds)
 
 
@@ -133,10 +170,12 @@ def output_path(path: str, out_dir: str) -> str:
     return os.path.join(out_dir, f"{stem}.py")
 
 
-def compile_file(path: str, out_dir: str | None = None, check: bool = False, write: bool = True) -> CompiledModule:
+def compile_file(
+    path: str, out_dir: str | None = None, check: bool = False, write: bool = True, rerolling: bool = True
+) -> CompiledModule:
     """Compile the model file `path`; with `out_dir`, write `out_dir/<stem>.py` atomically."""
     _, fns = load_model(path)
-    text, irs, stats, seconds = build_source(fns, path, out_dir, check=check)
+    text, irs, stats, seconds = build_source(fns, path, out_dir, check=check, rerolling=rerolling)
     stem = os.path.splitext(os.path.basename(path))[0]
     compiled = CompiledModule(text, load_source(text, stem), irs, stats, seconds)
     if out_dir is not None and write:

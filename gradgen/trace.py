@@ -425,16 +425,26 @@ class ArrayArg:
 
 def batch_mean(fn, arrays) -> Tracer:
     """`gradgen.mean(fn, *arrays)` inside a trace (see `gradgen.batch.mean`)."""
+    result = batch_each(fn, arrays, "gradgen.mean")
+    t = result._trace
+    loc = t.loc()
+    total = t.b.add(Op.SUM, (result._id,), (0,), loc=loc)
+    inv = t.b.add(Op.DIV, (t.b.const(1.0), t.b.add(Op.BATCH, (), loc=loc)), loc=loc)
+    return Tracer(t, t.b.add(Op.MUL, (total, inv), loc=loc))
+
+
+def batch_each(fn, arrays, what: str = "gradgen.each") -> Tracer:
+    """`fn` traced once on a symbolic example of the batched `arrays`: a Tracer of shape (B,)."""
     t = next(a._trace for a in arrays if isinstance(a, ArrayArg))
     examples = []
     for a in arrays:
         if not isinstance(a, ArrayArg) or a._trace is not t or a._prefix:
             raise t.fail(
-                "gradgen.mean needs whole array arguments of the exported function "
+                f"{what} needs whole array arguments of the exported function "
                 "(each with an array `example`), all batched along their first axis"
             )
         if a._id in t.plain_used:
-            raise t.fail(f"{a._name} is indexed directly and also passed to gradgen.mean; use one or the other")
+            raise t.fail(f"{a._name} is indexed directly and also passed to {what}; use one or the other")
         if a._id not in t.batched:
             t.batched.add(a._id)
             t.b.nodes[a._id] = replace(t.b.nodes[a._id], shape=(BATCH,) + tuple(a._shape[1:]))
@@ -442,15 +452,12 @@ def batch_mean(fn, arrays) -> Tracer:
     result = fn(*examples)
     if not isinstance(result, Tracer) or result._trace is not t:
         raise t.fail(
-            f"the function given to gradgen.mean returned {type(result).__name__}; "
+            f"the function given to {what} returned {type(result).__name__}; "
             "it must return one Value computed from its example"
         )
     if t.b.nodes[result._id].shape != (BATCH,):
-        raise t.fail("the function given to gradgen.mean returned a Value that does not depend on its example")
-    loc = t.loc()
-    total = t.b.add(Op.SUM, (result._id,), (0,), loc=loc)
-    inv = t.b.add(Op.DIV, (t.b.const(1.0), t.b.add(Op.BATCH, (), loc=loc)), loc=loc)
-    return Tracer(t, t.b.add(Op.MUL, (total, inv), loc=loc))
+        raise t.fail(f"the function given to {what} returned a Value that does not depend on its example")
+    return result
 
 
 def _example(t: _Trace, array: int, shape: tuple, index: tuple):
@@ -617,13 +624,6 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     if isinstance(result, Tracer) and result._trace is t:
         if t.b.nodes[result._id].name is None:
             t.b.set_meta(result._id, name="out")
-        if t.b.nodes[result._id].shape != ():
-            raise GradgenError(
-                f"{name} returns a value per example of the batch; reduce it to one Value "
-                "(gradgen.mean over the batch, say)",
-                file,
-                line,
-            )
         return t.b.build(t.param_inputs() + arg_inputs, [("value", result._id)])
     if isinstance(result, (list, tuple)):
         raise GradgenError(

@@ -35,9 +35,18 @@ def display_path(path: str) -> str:
 
 
 def helper_source(name: str) -> str:
+    from gradgen.codegen import numpy_
+
     if name == "_sigmoid":
         src = inspect.getsource(mathfn.sigmoid)
         return src.replace("def sigmoid(", "def _sigmoid(", 1)
+    if name == "_np_sigmoid":
+        src = inspect.getsource(mathfn.np_sigmoid)
+        return src.replace("def np_sigmoid(", "def _np_sigmoid(", 1).replace("    import numpy as np\n\n", "")
+    if name == "_pack":
+        return numpy_.PACK_HELPER
+    if name == "_shape_error":
+        return numpy_.SHAPE_ERROR_HELPER
     raise KeyError(name)
 
 
@@ -59,8 +68,19 @@ def module_source(source_path: str, out_dir: str | None, functions, helpers: set
         *[f"    {s}" for s in summary],
         '"""',
         "",
-        "import math",
     ]
+    body = "\n".join(line for lines in functions for line in lines)
+    if "np." in body:
+        parts[4] = (
+            "Gradients come back in argument order, one per parameter array and scalar\n"
+            "argument, each with its argument's shape; data arrays (X, y) get none."
+        )
+    helper_text = "".join(helper_source(h) for h in helpers)
+    if "math." in body or "math." in helper_text or not helpers and "np." not in body:
+        parts.append("import math")
+    if "np." in body or "np." in helper_text:
+        parts.append("")
+        parts.append("import numpy as np")
     text = "\n".join(parts) + "\n"
     for h in sorted(helpers):
         text += "\n\n" + helper_source(h)

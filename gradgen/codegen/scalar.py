@@ -56,6 +56,20 @@ FORMATS: dict[Op, Format] = {
 HELPERS = {Op.SIGMOID: "_sigmoid"}
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How one flavour of emitted code spells ops: a format table plus a few special cases."""
+
+    formats: dict
+    helpers: dict
+    special: object = None  # (node, operand(arg, prec) -> str, names) -> (text, prec) | None
+    inplace_ok: frozenset = frozenset()  # ops whose result may be updated in place (`g += c`)
+    reserved: frozenset = frozenset()
+
+
+SCALAR = Dialect(FORMATS, HELPERS, inplace_ok=frozenset(Op))
+
+
 def literal(value) -> tuple[str, int]:
     """Python source for a constant, and its precedence (a negative number is unary)."""
     if isinstance(value, float):
@@ -90,12 +104,22 @@ class Emitted:
     helpers: set[str]
 
 
-def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc: str) -> Emitted:
+def emit_function(
+    graph: Graph,
+    fname: str,
+    params: list[str],
+    returns: str,
+    doc: str,
+    dialect: Dialect = SCALAR,
+    prologue=None,
+) -> Emitted:
     """Source lines of `def fname(params)` computing `graph`.
 
     `returns` is "value" (return the single output) or "grad" (return
-    `value, (g_1, ..., g_n)` from outputs "value", "grad:*").
+    `value, (g_1, ..., g_n)` from outputs "value", "grad:*").  `prologue`,
+    given the parameter names, returns lines that go before the body.
     """
+    FORMATS = dialect.formats
     nodes = graph.nodes
     uses = [0] * len(nodes)
     user: list[int | None] = [None] * len(nodes)
@@ -116,13 +140,16 @@ def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc
         if n.op is Op.CONST and n.adj is None and n.name is None:
             est[n.id] = len(literal(n.attr)[0])
             continue
+        if n.op is Op.BATCH:  # the prologue's `B`
+            est[n.id] = 1
+            continue
         hidden = n.adj is not None and not line[n.adj] and nodes[n.adj].op is not Op.INPUT
         if n.op is Op.COPY and hidden and uses[n.id] < 2:
             # the adjoint of a forward value the code never names: just an alias
             est[n.id] = est[n.args[0]]
             continue
         fmt = FORMATS.get(n.op)
-        size = (len(fmt.template) if fmt else 8) + sum(est[a] for a in n.args)
+        size = (len(fmt.template) if fmt else 12) + sum(est[a] for a in n.args)
         own = n.name is not None or n.adj is not None or n.op is Op.CONST
         same = uses[n.id] == 1 and _group(nodes[user[n.id]]) == _group(n)
         line[n.id] = own or not same or size > INLINE_LIMIT
@@ -134,12 +161,13 @@ def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc
         if n.op in (Op.ADD, Op.SUB) and n.adj is not None and line[n.id]:
             p = nodes[n.args[0]]
             if p.adj == n.adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
-                rebind[n.id] = True
+                # arrays: only a fresh result of the same shape may be updated in place
+                rebind[n.id] = p.op in dialect.inplace_ok and p.shape == n.shape
 
     wanted = [line[i] and not rebind[i] for i in range(len(nodes))]
     for i in graph.inputs:
         wanted[i] = True
-    names = assign_names(graph, reserved={fname, "_sigmoid"}, wanted=wanted)
+    names = assign_names(graph, reserved={fname, "_sigmoid"} | dialect.reserved, wanted=wanted)
     for n in nodes:
         if rebind[n.id]:
             names[n.id] = names[n.args[0]]
@@ -161,12 +189,17 @@ def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc
         if n.op is Op.INPUT:
             expr[n.id] = (names[n.id], ATOM)
             continue
+        special = dialect.special(n, operand) if dialect.special and not rebind[n.id] else None
         if n.op is Op.CONST:
             text, prec = literal(n.attr)
+        elif special is not None:
+            text, prec, helper = special
+            if helper:
+                helpers.add(helper)
         else:
             f = FORMATS[n.op]
-            if n.op in HELPERS:
-                helpers.add(HELPERS[n.op])
+            if n.op in dialect.helpers:
+                helpers.add(dialect.helpers[n.op])
             if n.op is Op.POW:
                 base = operand(n.args[0], ATOM)
                 k, _ = literal(n.attr)
@@ -208,7 +241,8 @@ def emit_function(graph: Graph, fname: str, params: list[str], returns: str, doc
             ret = [f"    return {value}, (", f"        {grads[0]},", "    )"]
     sig_params = [names[i] for i in graph.inputs]
     head = _wrap(sig_params, f"def {fname}(", "):", "")
-    lines = head + [f'    """{doc}"""'] + body + ret
+    pro = prologue([names[i] for i in graph.inputs]) if prologue else []
+    lines = head + [f'    """{doc}"""'] + pro + body + ret
     return Emitted(lines, helpers)
 
 

@@ -40,8 +40,12 @@ def _simplify(b: Builder, n: Node, args: list[int]):
         x = nodes[args[0]]
         if x.op is Op.TRANSPOSE:
             return ("alias", x.args[0])
-        if x.op is Op.MATMUL and anonymous(x) and all(len(nodes[a].shape) == 2 for a in x.args):
-            return ("new", Op.MATMUL, [_transposed(b, x.args[1]), _transposed(b, x.args[0])], None)
+        if x.op is Op.MATMUL and all(len(nodes[a].shape) == 2 for a in x.args):
+            # (a @ b).T -> b.T @ a.T: the new product takes this node's place (and
+            # metadata); DCE drops the old one when nothing else reads it
+            t_b, t_a = _transposed(b, x.args[1], n), _transposed(b, x.args[0], n)
+            rule = "matmul: d(x @ W.T)/dW = g.T @ x" if n.rule else None
+            return ("new", Op.MATMUL, [t_b, t_a], None, rule)
         return None
     if OPS[op].evaluate is not None and args and all(nodes[a].op is Op.CONST for a in args):
         try:
@@ -84,9 +88,11 @@ def _simplify(b: Builder, n: Node, args: list[int]):
     return None
 
 
-def _transposed(b: Builder, i: int) -> int:
+def _transposed(b: Builder, i: int, like: Node) -> int:
     n = b.nodes[i]
-    return n.args[0] if n.op is Op.TRANSPOSE else b.add(Op.TRANSPOSE, [i])
+    if n.op is Op.TRANSPOSE:
+        return n.args[0]
+    return b.add(Op.TRANSPOSE, [i], loc=like.loc, rule=like.rule, step=like.step)
 
 
 def anonymous(node: Node) -> bool:
@@ -126,7 +132,7 @@ def fold(graph: Graph) -> Graph:
             meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
             new[n.id] = b.const(r[1], **meta)
         else:
-            _, op, nargs, attr = r
-            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+            _, op, nargs, attr, *rule = r
+            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule[0] if rule else n.rule, step=n.step)
             new[n.id] = b.add(op, nargs, attr, **meta)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])

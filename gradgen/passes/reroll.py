@@ -77,7 +77,8 @@ class _Reroll:
         if v[0] == "e":
             key = (v[1], v[2])
             if key not in self._elems:
-                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2])
+                name = f"{self.name(v[1])}_{'_'.join(map(str, v[2]))}" if v[2] else None
+                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name)
             return self._elems[key]
         return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])))
 
