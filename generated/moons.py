@@ -131,22 +131,22 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     g_add_1_1 = g_add_1  # add: d(a + b)/da = 1   [moons.py:48]
     g_add_3 = g_add_1_1  # add: d(a + b)/da = 1   [moons.py:48]
     g_add_4 = g_add_3  # add: d(a + b)/da = 1   [moons.py:48]
-    g_b2 = g_add_2 * b2  # mul: d(a * b)/da = b   [moons.py:48]
-    g_b2_1 = g_b2 + g_b2  # mul: d(a * b)/db = a   [moons.py:48]
-    g_W2 = g_add_1 * W2  # mul: d(a * b)/da = b   [moons.py:48]
-    g_W2_1 = g_W2 + g_W2  # mul: d(a * b)/db = a   [moons.py:48]
-    mul = g_add_1_1 * b1  # mul: d(a * b)/da = b   [moons.py:48]
-    g_b1 += mul  # mul: d(a * b)/da = b   [moons.py:48]
-    g_b1 += mul  # mul: d(a * b)/db = a   [moons.py:48]
-    mul_1 = g_add_3 * W1  # mul: d(a * b)/da = b   [moons.py:48]
-    g_W1 += mul_1  # mul: d(a * b)/da = b   [moons.py:48]
-    g_W1 += mul_1  # mul: d(a * b)/db = a   [moons.py:48]
-    mul_2 = g_add_4 * b0  # mul: d(a * b)/da = b   [moons.py:48]
-    g_b0 += mul_2  # mul: d(a * b)/da = b   [moons.py:48]
-    g_b0 += mul_2  # mul: d(a * b)/db = a   [moons.py:48]
-    mul_3 = g_add_4 * W0  # mul: d(a * b)/da = b   [moons.py:48]
-    g_W0 += mul_3  # mul: d(a * b)/da = b   [moons.py:48]
-    g_W0 += mul_3  # mul: d(a * b)/db = a   [moons.py:48]
+    g_b2 = g_add_2 * b2  # mul: d(a * b)/da = b
+    g_b2_1 = g_b2 + g_b2  # mul: d(a * b)/db = a
+    g_W2 = g_add_1 * W2  # mul: d(a * b)/da = b
+    g_W2_1 = g_W2 + g_W2  # mul: d(a * b)/db = a
+    mul = g_add_1_1 * b1  # mul: d(a * b)/da = b
+    g_b1 += mul  # mul: d(a * b)/da = b
+    g_b1 += mul  # mul: d(a * b)/db = a
+    mul_1 = g_add_3 * W1  # mul: d(a * b)/da = b
+    g_W1 += mul_1  # mul: d(a * b)/da = b
+    g_W1 += mul_1  # mul: d(a * b)/db = a
+    mul_2 = g_add_4 * b0  # mul: d(a * b)/da = b
+    g_b0 += mul_2  # mul: d(a * b)/da = b
+    g_b0 += mul_2  # mul: d(a * b)/db = a
+    mul_3 = g_add_4 * W0  # mul: d(a * b)/da = b
+    g_W0 += mul_3  # mul: d(a * b)/da = b
+    g_W0 += mul_3  # mul: d(a * b)/db = a
     g_b2_1 += g_b2_0[None]  # elem: the read elements' gradients, back in place
     g_W2_1 += g_W2_0[None]  # elem: the read elements' gradients, back in place
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2_1, g_b2_1)

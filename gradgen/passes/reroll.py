@@ -77,7 +77,8 @@ class _Reroll:
         if v[0] == "e":
             key = (v[1], v[2])
             if key not in self._elems:
-                name = f"{self.name(v[1])}_{'_'.join(map(str, v[2]))}" if v[2] else None
+                base = self.b.nodes[v[1]].name
+                name = f"{base}_{'_'.join(map(str, v[2]))}" if v[2] and base else None
                 self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name)
             return self._elems[key]
         return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])))
@@ -114,7 +115,7 @@ class _Reroll:
             return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
         if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
             va, vc = vals
-            if va[0] == vc[0] == "e" and va[2] != vc[2]:
+            if va[0] == vc[0] == "e":
                 return ("now", ("p", va, vc))  # a product term: its chain decides
         aligned = self.aligned(vals)
         if aligned is None:
@@ -143,18 +144,27 @@ class _Reroll:
             if dot is not None:
                 key, index, info = dot
                 return ("group", key, index, (n, info, info[-1]))
-        elif any(v[0] == "e" for v in rest):
-            aligned = self.aligned(rest)
-            if aligned is not None:
+        flat = [x for v in vals for x in ((v[1], v[2]) if v[0] == "p" else (v,))]
+        if any(v[0] == "e" for v in flat):
+            aligned = self.aligned(flat)
+            if aligned is not None:  # the same sum at every index: an elementwise chain
                 index, out_inner = aligned
-                key = ("ew", Op.ADD, "chain", tuple(v[1] if v[0] == "e" else ("n", v[1]) for v in rest))
-                return ("group", key, index, (n, rest, out_inner))
+                key = ("ew", Op.ADD, "chain", tuple(self.descr(v) for v in vals))
+                return ("group", key, index, (n, vals, out_inner))
         return ("now", ("n", self.reduction(n, vals)))
+
+    def descr(self, v):
+        if v[0] == "e":
+            return v[1]
+        if v[0] == "p":
+            return ("p", v[1][1], v[2][1])
+        return ("n", v[1])
 
     def dot_row(self, prods, rest):
         """A sum chain `rest + sum_k P[j, k] * V[pre, k]`, or None."""
-        for swap in (False, True):
-            first = prods[0]
+        first = prods[0]
+        param_first = self.b.nodes[first[2][1]].origin is not None and self.b.nodes[first[2][1]].origin.kind == "param"
+        for swap in (param_first, not param_first):
             p, v = (first[2], first[1]) if swap else (first[1], first[2])
             P, V = p[1], v[1]
             sp, sv = self.shape(P), self.shape(V)
@@ -197,6 +207,7 @@ class _Reroll:
 
     def reduction(self, n, vals) -> int:
         """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
+        vals = self.pack_products(vals)
         by_array: dict[int, set] = {}
         for v in vals:
             if v[0] == "e":
@@ -227,6 +238,24 @@ class _Reroll:
         for p in parts[1:]:
             out = self.b.add(Op.ADD, (out, p), loc=n.loc)
         return self.rename(out, n)
+
+    def pack_products(self, vals):
+        """Product terms a[i] * c[i] that cover all of a and c -> elements of one array a * c."""
+        pairs: dict[tuple, list] = {}
+        for v in vals:
+            if v[0] == "p" and v[1][2] == v[2][2] and self.shape(v[1][1]) == self.shape(v[2][1]):
+                pairs.setdefault((v[1][1], v[2][1]), []).append(v[1][2])
+        made = {}
+        for (a, c), idxs in pairs.items():
+            if len(set(idxs)) == len(idxs) and set(idxs) == set(_full(inner(self.shape(a)))):
+                made[(a, c)] = self.b.add(Op.MUL, (a, c))
+        if not made:
+            return vals
+        out = []
+        for v in vals:
+            key = (v[1][1], v[2][1]) if v[0] == "p" else None
+            out.append(("e", made[key], v[1][2]) if key in made else v)
+        return out
 
     def copy_chain(self, root: int) -> int:
         def build(i):
@@ -259,7 +288,13 @@ class _Reroll:
                     self.val[m.id] = ("n", self.copy(m, [self.node(v) for v in mv]) if m.op is not Op.ADD
                                       else self.reduction(m, mv))
                 return
-            args = [self.broadcast_arg(v[1], len(out_inner)) for v in vals]
+            k = len(out_inner)
+            args = [
+                self.b.add(Op.MUL, (self.broadcast_arg(v[1][1], k), self.broadcast_arg(v[2][1], k)), loc=n.loc)
+                if v[0] == "p"
+                else self.broadcast_arg(v[1], k)
+                for v in vals
+            ]
             if n.op is Op.ADD:  # an elementwise sum chain
                 out = args[0]
                 for a in args[1:]:
