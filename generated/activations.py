@@ -86,17 +86,10 @@ def powers_grad(x):
     pow_ = x**2
     out = x**3 - 2.0 * pow_ + x**0.5 - x**-1
     # backward
-    g_out = 1.0  # seed: d(out)/d(out) = 1
-    g_add = g_out  # sub: d(a - b)/da = 1   [activations.py:21]
     g_x = x**-2  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_sub = g_add  # add: d(a + b)/da = 1   [activations.py:21]
-    # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += g_add * (0.5 * x**-0.5)
-    g_mul = -g_sub  # sub: d(a - b)/db = -1   [activations.py:21]
-    g_pow = g_mul * 2.0  # mul: d(a * b)/db = a   [activations.py:21]
-    g_x += g_pow * (2.0 * x)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += g_sub * (3.0 * pow_)
+    g_x += 0.5 * x**-0.5  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
+    g_x += -4.0 * x  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
+    g_x += 3.0 * pow_  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
     return out, (g_x,)
 
 
@@ -116,20 +109,15 @@ def smooth_step_grad(x, y):
     relu_1 = max(y - x, 0.0)
     out = mul + relu - relu_1
     # backward
-    g_out = 1.0  # seed: d(out)/d(out) = 1
-    g_add = g_out  # sub: d(a - b)/da = 1   [activations.py:27]
     g_sub = -float(relu_1 > 0.0)  # relu: 1 where out > 0, else 0   [activations.py:27]
     g_x = -g_sub  # sub: d(a - b)/db = -1   [activations.py:27]
     g_y = g_sub  # sub: d(a - b)/da = 1   [activations.py:27]
-    g_mul = g_add  # add: d(a + b)/da = 1   [activations.py:27]
-    g_relu = g_add  # add: d(a + b)/db = 1   [activations.py:27]
-    # relu: 1 where out > 0, else 0   [activations.py:27]
-    g_mul_1 = g_relu * float(relu > 0.0)
-    g_x += g_mul_1 * y  # mul: d(a * b)/da = b   [activations.py:27]
-    g_y += g_mul_1 * x  # mul: d(a * b)/db = a   [activations.py:27]
-    g_t = g_mul * t  # mul: d(a * b)/da = b   [activations.py:27]
-    g_t_1 = g_t + g_t  # mul: d(a * b)/db = a   [activations.py:27]
-    g_sub_1 = g_t_1 * (1.0 - mul)  # tanh: 1 - out**2   [activations.py:26]
+    g_mul = float(relu > 0.0)  # relu: 1 where out > 0, else 0   [activations.py:27]
+    g_x += g_mul * y  # mul: d(a * b)/da = b   [activations.py:27]
+    g_y += g_mul * x  # mul: d(a * b)/db = a   [activations.py:27]
+    # mul: both arguments are x: the two partials add up   [activations.py:27]
+    g_t = 2.0 * t
+    g_sub_1 = g_t * (1.0 - mul)  # tanh: 1 - out**2   [activations.py:26]
     g_x += g_sub_1  # sub: d(a - b)/da = 1   [activations.py:26]
     g_y -= g_sub_1  # sub: d(a - b)/db = -1   [activations.py:26]
     return out, (g_x, g_y)

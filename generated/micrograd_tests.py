@@ -31,25 +31,20 @@ def sanity_check_grad(x):
     h = max(z * z, 0.0)
     y = h + q + q * x
     # backward
-    g_y = 1.0  # seed: d(out)/d(out) = 1
-    g_add = g_y  # add: d(a + b)/da = 1   [micrograd_tests.py:15]
-    g_mul = g_y  # add: d(a + b)/db = 1   [micrograd_tests.py:15]
-    g_q = g_mul * x  # mul: d(a * b)/da = b   [micrograd_tests.py:15]
-    g_x = g_mul * q  # mul: d(a * b)/db = a   [micrograd_tests.py:15]
-    g_h = g_add  # add: d(a + b)/da = 1   [micrograd_tests.py:15]
-    g_q += g_add  # add: d(a + b)/db = 1   [micrograd_tests.py:15]
-    # relu: 1 where out > 0, else 0   [micrograd_tests.py:14]
-    g_mul_1 = g_h * float(h > 0.0)
-    g_z = g_mul_1 * z  # mul: d(a * b)/da = b   [micrograd_tests.py:14]
-    g_z_1 = g_z + g_z  # mul: d(a * b)/db = a   [micrograd_tests.py:14]
+    g_q = x  # mul: d(a * b)/da = b   [micrograd_tests.py:15]
+    g_x = q  # mul: d(a * b)/db = a   [micrograd_tests.py:15]
+    g_q += 1.0  # add: d(a + b)/db = 1   [micrograd_tests.py:15]
+    g_mul = float(h > 0.0)  # relu: 1 where out > 0, else 0   [micrograd_tests.py:14]
+    # mul: both arguments are x: the two partials add up   [micrograd_tests.py:14]
+    g_z = 2.0 * (g_mul * z)
     g_relu = g_q  # add: d(a + b)/da = 1   [micrograd_tests.py:13]
-    g_mul_2 = g_q  # add: d(a + b)/db = 1   [micrograd_tests.py:13]
-    g_z_1 += g_mul_2 * x  # mul: d(a * b)/da = b   [micrograd_tests.py:13]
-    g_x += g_mul_2 * z  # mul: d(a * b)/db = a   [micrograd_tests.py:13]
+    g_mul_1 = g_q  # add: d(a + b)/db = 1   [micrograd_tests.py:13]
+    g_z += g_mul_1 * x  # mul: d(a * b)/da = b   [micrograd_tests.py:13]
+    g_x += g_mul_1 * z  # mul: d(a * b)/db = a   [micrograd_tests.py:13]
     # relu: 1 where out > 0, else 0   [micrograd_tests.py:13]
-    g_z_1 += g_relu * float(relu > 0.0)
-    g_x += g_z_1  # add: d(a + b)/db = 1   [micrograd_tests.py:12]
-    g_x += g_z_1 * 2.0  # mul: d(a * b)/db = a   [micrograd_tests.py:12]
+    g_z += g_relu * float(relu > 0.0)
+    g_x += g_z  # add: d(a + b)/db = 1   [micrograd_tests.py:12]
+    g_x += g_z * 2.0  # mul: d(a * b)/db = a   [micrograd_tests.py:12]
     return y, (g_x,)
 
 
@@ -84,11 +79,9 @@ def more_ops_grad(a, b):
     g = f * 0.5
     g_1 = g + 10.0 * f**-1
     # backward
-    g_g_1 = 1.0  # seed: d(out)/d(out) = 1
-    g_g = g_g_1  # add: d(a + b)/da = 1   [micrograd_tests.py:30]
-    g_pow = g_g_1 * 10.0  # mul: d(a * b)/db = a   [micrograd_tests.py:30]
+    g_pow = 10.0  # mul: d(a * b)/db = a   [micrograd_tests.py:30]
     g_f = g_pow * -(f**-2)  # pow: d(x**k)/dx = k * x**(k - 1)   [micrograd_tests.py:30]
-    g_f += g_g * 0.5  # mul: d(a * b)/da = b   [micrograd_tests.py:29]
+    g_f += 0.5  # mul: d(a * b)/da = b   [micrograd_tests.py:29]
     g_e = g_f * (2.0 * e)  # pow: d(x**k)/dx = k * x**(k - 1)   [micrograd_tests.py:28]
     g_d_2 = -g_e  # sub: d(a - b)/db = -1   [micrograd_tests.py:27]
     g_c_2 = g_e  # sub: d(a - b)/da = 1   [micrograd_tests.py:27]

@@ -53,9 +53,9 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
             (W0, b0, W1, b1, W2, b2, X, y),
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
         )
-    add = np.sum(W0 * W0) + np.sum(b0 * b0)
-    add_1 = add + np.sum(W1 * W1) + np.sum(b1 * b1)
-    add_2 = add_1 + np.sum(W2 * W2) + np.sum(b2 * b2)
+    add = np.vdot(W0, W0) + np.vdot(b0, b0)
+    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
+    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
     reg_loss = 0.0001 * add_2
     h0 = np.maximum(z0, 0.0)
@@ -64,7 +64,7 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
     b2_0 = b2[0]
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
-    sum_ = np.sum(np.maximum(1.0 + -y * score, 0.0))
+    sum_ = np.maximum(1.0 + -y * score, 0.0).sum()
     data_loss = sum_ * (1.0 / B)
     out = data_loss + reg_loss
     return out
@@ -92,9 +92,9 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     # forward
     neg = -y
     div = 1.0 / B
-    add = np.sum(W0 * W0) + np.sum(b0 * b0)
-    add_1 = add + np.sum(W1 * W1) + np.sum(b1 * b1)
-    add_2 = add_1 + np.sum(W2 * W2) + np.sum(b2 * b2)
+    add = np.vdot(W0, W0) + np.vdot(b0, b0)
+    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
+    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
     reg_loss = 0.0001 * add_2
     h0 = np.maximum(z0, 0.0)
@@ -104,52 +104,33 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
     relu = np.maximum(1.0 + neg * score, 0.0)
-    data_loss = np.sum(relu) * div
+    data_loss = relu.sum() * div
     out = data_loss + reg_loss
     # backward
-    g_out = 1.0  # seed: d(out)/d(out) = 1
-    g_data_loss = g_out  # add: d(a + b)/da = 1   [moons.py:49]
-    g_reg_loss = g_out  # add: d(a + b)/db = 1   [moons.py:49]
-    g_sum = g_data_loss * div  # mul: d(a * b)/da = b   [moons.py:46]
-    g_relu = g_sum  # sum: every summed element gets g   [moons.py:46]
+    g_relu = div  # sum: every summed element gets g   [moons.py:46]
     g_add = g_relu * (relu > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:36]
     g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
-    g_b2_0 = np.sum(g_score)  # add: d(a + b)/db = 1   [moons.py:35]
+    g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
     g_matmul = g_score  # add: d(a + b)/da = 1   [moons.py:35]
     g_h1 = g_matmul[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
     g_W2_0 = h1.T @ g_matmul  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
-    g_b1 = np.sum(g_z1, axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
+    g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
     g_matmul_1 = g_z1  # add: d(a + b)/da = 1   [moons.py:35]
     g_h0 = g_matmul_1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
     g_W1 = g_matmul_1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
     g_z0 = g_h0 * (h0 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
-    g_add_2 = g_reg_loss * 0.0001  # mul: d(a * b)/db = a   [moons.py:48]
-    g_b0 = np.sum(g_z0, axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
+    g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
     g_W0 = g_z0.T @ X  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_add_1 = g_add_2  # add: d(a + b)/da = 1   [moons.py:48]
-    g_add_1_1 = g_add_1  # add: d(a + b)/da = 1   [moons.py:48]
-    g_add_3 = g_add_1_1  # add: d(a + b)/da = 1   [moons.py:48]
-    g_add_4 = g_add_3  # add: d(a + b)/da = 1   [moons.py:48]
-    g_b2 = g_add_2 * b2  # mul: d(a * b)/da = b
-    g_b2_1 = g_b2 + g_b2  # mul: d(a * b)/db = a
-    g_W2 = g_add_1 * W2  # mul: d(a * b)/da = b
-    g_W2_1 = g_W2 + g_W2  # mul: d(a * b)/db = a
-    mul = g_add_1_1 * b1  # mul: d(a * b)/da = b
-    g_b1 += mul  # mul: d(a * b)/da = b
-    g_b1 += mul  # mul: d(a * b)/db = a
-    mul_1 = g_add_3 * W1  # mul: d(a * b)/da = b
-    g_W1 += mul_1  # mul: d(a * b)/da = b
-    g_W1 += mul_1  # mul: d(a * b)/db = a
-    mul_2 = g_add_4 * b0  # mul: d(a * b)/da = b
-    g_b0 += mul_2  # mul: d(a * b)/da = b
-    g_b0 += mul_2  # mul: d(a * b)/db = a
-    mul_3 = g_add_4 * W0  # mul: d(a * b)/da = b
-    g_W0 += mul_3  # mul: d(a * b)/da = b
-    g_W0 += mul_3  # mul: d(a * b)/db = a
-    g_b2_1 += g_b2_0[None]  # elem: the read elements' gradients, back in place
-    g_W2_1 += g_W2_0[None]  # elem: the read elements' gradients, back in place
-    return out, (g_W0, g_b0, g_W1, g_b1, g_W2_1, g_b2_1)
+    g_b2 = 0.0002 * b2  # mul: both arguments are x: the two partials add up
+    g_W2 = 0.0002 * W2  # mul: both arguments are x: the two partials add up
+    g_b1 += 0.0002 * b1  # mul: both arguments are x: the two partials add up
+    g_W1 += 0.0002 * W1  # mul: both arguments are x: the two partials add up
+    g_b0 += 0.0002 * b0  # mul: both arguments are x: the two partials add up
+    g_W0 += 0.0002 * W0  # mul: both arguments are x: the two partials add up
+    g_b2 += g_b2_0[None]  # elem: the read elements' gradients, back in place
+    g_W2 += g_W2_0[None]  # elem: the read elements' gradients, back in place
+    return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
 def scores(W0, b0, W1, b1, W2, b2, X):

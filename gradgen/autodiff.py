@@ -130,6 +130,7 @@ def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
             stack.extend(b.nodes[i].args)
 
 
+SAME_ARG = "{op}: both arguments are x: the two partials add up"
 ELEM_GATHER = "elem: the read elements' gradients, back in place"
 
 
@@ -189,13 +190,19 @@ def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
             e.meta = dict(rule=comment, loc=node.loc, step=step)
             contribs = list(contribs)
             contribs[i] = e.sum_to(c, fwd.nodes[a].shape)
+        comments = r.comments
+        if len(args) == 2 and args[0] == args[1] and None not in contribs:
+            # x * x: both contributions go to x; add them first (one accumulation, 2 * g * x)
+            comments = (SAME_ARG.format(op=node.op.value),)
+            e.meta = dict(rule=comments[0], loc=node.loc, step=step)
+            contribs = [e.add(contribs[0], contribs[1]), None]
         for i, c in enumerate(contribs):
-            if c is not None and len(r.comments) > 1:
-                _label_step_nodes(b, c, first, r.comments[min(i, len(r.comments) - 1)])
+            if c is not None and (len(comments) > 1 or comments is not r.comments):
+                _label_step_nodes(b, c, first, comments[min(i, len(comments) - 1)])
         for i, (a, c) in enumerate(zip(args, contribs)):
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
-            accumulate(a, c, r.comments[min(i, len(r.comments) - 1)], node.loc)
+            accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc)
     outputs = [(output, out)]
     for i in fwd.inputs if wrt is None else wrt:
         shape = fwd.nodes[i].shape

@@ -32,6 +32,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+
+import numpy as np
 import os
 import random
 import re
@@ -375,6 +377,86 @@ def check_function(fn, f, f_grad, points, labels, tol: Tolerances, use_torch: bo
     return FunctionReport(fn.__name__, signature(fn), kept, kept_labels, rows, notes, point_text)
 
 
+# -- array functions (MLPs on batches) ----------------------------------------------
+
+
+def is_array_function(fn) -> bool:
+    """A function with an array `example` (data arrays), or that uses nn-module parameters."""
+    from gradgen.trace import _modules
+    from gradgen.export import params_of
+
+    ex = example_of(fn)
+    values = ex.values() if isinstance(ex, dict) else (ex or ())
+    if any(np.ndim(v) > 0 for v in values):
+        return True
+    return bool(_modules(fn, params_of(fn))[0]) and params_of(fn) is not None
+
+
+def check_array_function(fn, compiled, n_points: int, seed: int, tol: Tolerances) -> FunctionReport:
+    """Compiled `f_grad` vs the engine (every gradient element) and vs finite differences along
+    random directions, at `n_points` random data sets shaped like the example (parameters as
+    they are in the model).  PyTorch is not used here: tests/test_mlp.py rebuilds MLPs in torch."""
+    from gradgen import params as params_mod
+    from gradgen.export import params_of
+    from gradgen.trace import _modules
+
+    f = getattr(compiled, fn.__name__, None)
+    f_grad = getattr(compiled, fn.__name__ + "_grad", None)
+    names = arg_names(fn)
+    ex = example_of(fn)
+    ex = ex if isinstance(ex, dict) else dict(zip(names, ex or ()))
+    modules = _modules(fn, params_of(fn))[0]
+    arrays = {}
+    for prefix, m in modules:
+        arrays.update(params_mod.read(m, prefix))
+    if f_grad is None:  # a per-example function (gradgen.each): nothing to differentiate
+        return FunctionReport(fn.__name__, signature(fn), [], [], [], [], [], "per-example values: no gradient")
+    wanted = list(inspect.signature(f_grad).parameters)
+    params = [k for k in wanted if k in arrays]
+    engine = Row("compiled vs engine", tol.rtol, tol.atol)
+    fd = Row("compiled vs finite diff", tol.fd_rtol, tol.fd_atol, slack=" + its error estimate")
+    torch_row = Row("compiled vs torch", tol.rtol, tol.atol)
+    torch_row.skipped = "PyTorch: not used for array functions (tests/test_mlp.py compares MLPs with torch)"
+    rng = np.random.default_rng(seed)
+    points, labels, texts, notes = [], [], [], [torch_row.skipped]
+    for p in range(n_points):
+        data = [np.asarray(rng.standard_normal(np.shape(ex[k]))) if np.ndim(ex[k]) else float(rng.uniform(-2, 2)) for k in names]
+        ps = [arrays[k] for k in params]
+        try:
+            value, grads = f_grad(*ps, *data)
+        except Exception as e:
+            engine.fail("value", p, f"p{p}: compiled code raised {_short_error(e)}")
+            continue
+        for prefix, m in modules:
+            m.zero_grad()
+        try:
+            out = fn(*data)
+            out.backward()
+        except Exception as e:
+            notes.append(f"data set {p} skipped: the engine raised {_short_error(e)}")
+            continue
+        ref = {}
+        for prefix, m in modules:
+            ref.update(params_mod.read_grads(m, prefix))
+        engine.add(float(value), out.data, f"value of {fn.__name__}", p)
+        for k, g in zip(params, grads):
+            for idx in np.ndindex(np.shape(g)):
+                engine.add(float(np.asarray(g)[idx]), float(ref[k][idx]), f"d/d{k}{list(idx)}", p)
+        # one direction through all parameters at once: <grad, t> vs a central difference
+        ts = [rng.standard_normal(np.shape(a)) for a in ps]
+        slope = sum(float(np.sum(np.asarray(g) * t)) for g, t in zip(grads, ts))
+
+        def along(h):
+            return (f(*[a + h * t for a, t in zip(ps, ts)], *data) - f(*[a - h * t for a, t in zip(ps, ts)], *data)) / (2 * h)
+
+        d1, d2 = along(1e-6), along(2e-6)
+        fd.add(slope, d1, "direction", p, slack=2 * abs(d1 - d2))
+        points.append(tuple(data))
+        labels.append("random")
+        texts.append("data seed %d set %d" % (seed, p))
+    return FunctionReport(fn.__name__, signature(fn), points, labels, [engine, torch_row, fd], notes, texts)
+
+
 # -- models and modules ------------------------------------------------------------
 
 
@@ -461,6 +543,9 @@ def check_model(
     use_torch = torch_available()
     reports = []
     for fn in fns:
+        if is_array_function(fn):
+            reports.append(check_array_function(fn, compiled, max(1, n_random), seed, tol))
+            continue
         mine = [v for v in at if len(fns) == 1 or _fits(fn, v)] if at else None
         if at and not mine:  # the --at points are for other functions
             reports.append(

@@ -1,6 +1,6 @@
 """The `gradgen` command line.
 
-    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report]
+    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll]
     gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
     gradgen check MODEL.py [--module FILE] [--function NAME] [--at NAME=X,...] [--points N] [--seed S]
     gradgen graph MODEL.py -o FILE.svg|.png|.pdf|.dot [--function NAME] [--at NAME=X,...] [--backward]
@@ -32,7 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="+", metavar="MODEL.py")
     c.add_argument("-o", "--out", default="generated", metavar="DIR", help="output directory (default: generated)")
     c.add_argument("--check", action="store_true", help="write nothing; exit 1 if any module in DIR is out of date")
-    c.add_argument("--report", action="store_true", help="print node counts per pass and compile times")
+    c.add_argument(
+        "--report", action="store_true", help="print node counts per pass, re-rolling fallbacks and compile times"
+    )
+    c.add_argument(
+        "--no-reroll",
+        dest="reroll",
+        action="store_false",
+        help="keep per-element code (no array ops from repetition); for comparison and debugging",
+    )
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     i = sub.add_parser("ir", help="print a model's IR")
@@ -101,7 +109,7 @@ def _compile(args) -> int:
     for path in args.models:
         t0 = time.perf_counter()
         _, fns = load_model(path)
-        text, irs, stats, seconds = build_source(fns, path, args.out)
+        text, irs, stats, seconds = build_source(fns, path, args.out, rerolling=args.reroll)
         seconds["total"] = time.perf_counter() - t0
         built.append((path, text, irs, stats, seconds))
 
@@ -131,7 +139,18 @@ def _compile(args) -> int:
 def _report(path, irs, stats, seconds) -> None:
     print(f"report for {path}")
     for s in stats:
-        print(f"  {s.graph:<24} {s.name:<5} {s.before:>7} -> {s.after:<7} nodes  {s.seconds * 1e3:8.2f} ms")
+        print(f"  {s.graph:<24} {s.name:<6} {s.before:>7} -> {s.after:<7} nodes  {s.seconds * 1e3:8.2f} ms")
+    for ir in irs:
+        if not any(n.op.value == "elem" for n in ir.traced_opt.nodes):
+            continue  # nothing came from an array: nothing to re-roll
+        if ir.forward_opt is ir.traced_opt:
+            print(f"  {ir.name}: not re-rolled (--no-reroll): per-element code")
+        elif not ir.fallbacks:
+            print(f"  {ir.name}: re-rolled into array ops, no fallbacks")
+        else:
+            print(f"  {ir.name}: re-rolled, {len(ir.fallbacks)} fallback(s) to per-element code:")
+            for fb in ir.fallbacks:
+                print(f"    {fb}")
     print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in seconds.items()))
 
 
@@ -147,7 +166,7 @@ def _ir(args) -> int:
             raise GradgenError(f"no exported function named {args.function!r}", args.model)
     for k, f in enumerate(fns):
         ir = lower(f)
-        if args.grad:
+        if args.grad and ir.grad is not None:
             g = ir.grad_opt if args.optimized else ir.grad
         else:
             g = ir.forward_opt if args.optimized else ir.forward

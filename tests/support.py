@@ -39,3 +39,14 @@ def close(a: float, b: float, rel: float, abs_: float | None = None) -> bool:
 def same_float(a: float, b: float) -> bool:
     """Bit-for-bit equality (NaN equals NaN; 0.0 and -0.0 compare equal as in ==)."""
     return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def is_array_function(fn) -> bool:
+    """An exported function with array arguments (an MLP on a batch): checked in test_mlp/test_demos."""
+    import numpy as np
+
+    from gradgen.export import example_of
+
+    ex = example_of(fn)
+    values = ex.values() if isinstance(ex, dict) else (ex or ())
+    return any(np.ndim(v) > 0 for v in values)

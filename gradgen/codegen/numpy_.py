@@ -52,17 +52,26 @@ def _index(n, nodes) -> str:
     return ", ".join(parts)
 
 
-def special(n, operand, nodes):
+def special(n, operand, nodes, line=None):
     op = n.op
+
+    def inlined(i):
+        return line is not None and not line[i]
+
     if op is Op.BATCH:
         return "B", ATOM, None
     if op is Op.ELEM:
         return f"{operand(n.args[0], ATOM)}[{_index(n, nodes)}]", ATOM, None
     if op is Op.SUM:
         x = nodes[n.args[0]]
-        if tuple(n.attr) == tuple(range(len(x.shape))):
-            return f"np.sum({operand(n.args[0], 0)})", ATOM, None
-        return f"np.sum({operand(n.args[0], 0)}, axis={_axes(n.attr)})", ATOM, None
+        whole = tuple(n.attr) == tuple(range(len(x.shape)))
+        if whole and x.op is Op.MUL and inlined(x.id) and all(nodes[a].shape == x.shape for a in x.args):
+            # sum(a * b) over everything: one dot product, no temporary
+            a, b = x.args
+            return f"np.vdot({operand(a, 0)}, {operand(b, 0)})", ATOM, None
+        if whole:
+            return f"{operand(n.args[0], ATOM)}.sum()", ATOM, None
+        return f"{operand(n.args[0], ATOM)}.sum(axis={_axes(n.attr)})", ATOM, None
     if op is Op.EXPAND:
         parts = ["None" if k in n.attr else ":" for k in range(len(n.shape))]
         while parts and parts[-1] == ":":
@@ -103,7 +112,7 @@ def dialect(graph) -> Dialect:
     return Dialect(
         FORMATS,
         HELPERS,
-        special=lambda n, operand: special(n, operand, nodes),
+        special=lambda n, operand, line: special(n, operand, nodes, line),
         inplace_ok=FRESH,
         reserved=frozenset({"B", "_pack", "_np_sigmoid", "_shape_error"}),
     )

@@ -189,7 +189,7 @@ def emit_function(
         if n.op is Op.INPUT:
             expr[n.id] = (names[n.id], ATOM)
             continue
-        special = dialect.special(n, operand) if dialect.special and not rebind[n.id] else None
+        special = dialect.special(n, operand, line) if dialect.special and not rebind[n.id] else None
         if n.op is Op.CONST:
             text, prec = literal(n.attr)
         elif special is not None:

@@ -7,6 +7,8 @@ engine), except where noted:
   evaluating it raises: then the program raises at run time, as the engine does);
 * `x * 1 -> x`, `x ** 1 -> x`, `x - 0 -> x`, `x + 0 -> x` (the last may turn
   -0.0 into 0.0, a difference only visible through the sign of a zero);
+* `x + x -> 2.0 * x`, `2**j * (c * y) -> (2**j * c) * y` (exact barring
+  overflow: scaling by a power of two only moves the exponent);
 * `x * -1 -> -x`, `-(-x) -> x`, `a + (-b) -> a - b`, `(-a) + b -> b - a`,
   `a - (-b) -> a + b` (only where the inner `-` has no name of its own, so
   no named line disappears);
@@ -34,6 +36,8 @@ def _simplify(b: Builder, n: Node, args: list[int]):
     """('alias', id) | ('new', op, args, attr) | None."""
     nodes = b.nodes
     op = n.op
+    if op is Op.COPY and nodes[args[0]].op is Op.CONST:
+        return ("const", nodes[args[0]].attr)  # a named copy of a constant is that constant
     if op in (Op.INPUT, Op.CONST, Op.COPY):
         return None
     if op is Op.TRANSPOSE:
@@ -65,10 +69,19 @@ def _simplify(b: Builder, n: Node, args: list[int]):
             return ("new", Op.NEG, [a], None)
         if _const(b, a, -1.0):
             return ("new", Op.NEG, [c], None)
+        k, x = (a, c) if nodes[a].op is Op.CONST else (c, a)
+        inner_ = nodes[x]
+        if nodes[k].op is Op.CONST and _power_of_two(nodes[k].attr) and inner_.op is Op.MUL and anonymous(inner_):
+            # 2**j * (c * y) == (2**j * c) * y exactly: scaling by a power of two only moves the exponent
+            for p, q in (inner_.args, inner_.args[::-1]):
+                if nodes[p].op is Op.CONST:
+                    return ("new", Op.MUL, [b.const(nodes[k].attr * nodes[p].attr), q], None)
     elif op is Op.POW and n.attr == 1:
         return ("alias", args[0])
     elif op is Op.ADD:
         a, c = args
+        if a == c:  # x + x == 2.0 * x exactly
+            return ("new", Op.MUL, [b.const(2.0), a], None)
         if _const(b, c, 0.0):
             return ("alias", a)
         if _const(b, a, 0.0):
@@ -93,6 +106,15 @@ def _transposed(b: Builder, i: int, like: Node) -> int:
     if n.op is Op.TRANSPOSE:
         return n.args[0]
     return b.add(Op.TRANSPOSE, [i], loc=like.loc, rule=like.rule, step=like.step)
+
+
+def _power_of_two(v) -> bool:
+    import math
+
+    if not isinstance(v, float) or not math.isfinite(v) or v == 0.0:
+        return False
+    m, _ = math.frexp(abs(v))
+    return m == 0.5
 
 
 def anonymous(node: Node) -> bool:
