@@ -337,6 +337,14 @@ def graph_model(
         have = ", ".join(f.__name__ for f in fns)
         raise GradgenError(f"the model exports {len(fns)} functions ({have}); pick one with --function NAME", path)
     fn = fns[0]
+    from gradgen.check import is_array_function
+
+    if is_array_function(fn):
+        raise GradgenError(
+            f"{signature(fn)} takes arrays (an MLP on a batch): gradgen graph draws scalar functions; "
+            "read its re-rolled IR with gradgen ir --optimized",
+            *where(fn),
+        )
     if at is not None:
         xs, where_from = bind(fn, at), "--at"
     else:

@@ -138,6 +138,11 @@ class _Trace:
             if x._trace is not self:
                 raise self.fail("a traced value from another trace was used here")
             return x._id
+        if isinstance(x, ArrayArg):
+            raise self.fail(
+                f"{x._name} is an array argument{' row' if x._prefix else ''} of shape {x.shape}, "
+                "used here as one value; index it (X[b][i]) or loop over it, or pass it to gradgen.mean"
+            )
         if isinstance(x, bool) or not isinstance(x, _NUMBER + (Value,)):
             raise self.fail(
                 f"unsupported operand of type {type(x).__name__}: "

@@ -161,6 +161,57 @@ BAD = [
         r"\bfix\b|\bmake sure\b",
     ),
 ]
+# models with parameters and array arguments (issue 3); the exported def is on line 9
+AHEAD = (
+    "import numpy as np\nimport gradgen\nfrom gradgen import nn\n\nmodel = nn.MLP(2, [3, 1])\n\n\n"
+    "@gradgen.export(example=dict(X=np.zeros((2, 2)), y=np.zeros(2)))\n"
+)
+BAD += [
+    Bad(
+        "if_on_parameter_data",
+        AHEAD + "def f(X, y):\n    s = 0.0\n    for p in model.parameters():\n        if p.data > 0:\n"
+        "            s = s + p\n    return s\n",
+        12,
+        r"\.data of a parameter",
+        r"compute both sides",
+    ),
+    Bad(
+        "array_slice",
+        AHEAD + "def f(X, y):\n    return model(X[:, 0])\n",
+        10,
+        r"indexed with integers \(got slice\)",
+        r"loop over the elements",
+    ),
+    Bad(
+        "array_as_a_value",
+        AHEAD + "def f(X, y):\n    return model(X)\n",
+        10,
+        r"X is an array argument row of shape \(2,\)",
+        r"index it|pass it to gradgen\.mean",
+    ),
+    Bad(
+        "foreign_value",
+        AHEAD.replace("model = nn", "w = gradgen.Value(2.0)\nmodel = nn").replace("(example", "(example", 1)
+        + "def f(X, y):\n    return gradgen.mean(lambda x, yi: w * x[0] * yi, X, y)\n",
+        11,
+        r"neither an argument nor a parameter",
+        r"pass it in as an argument",
+    ),
+    Bad(
+        "indexed_and_batched",
+        AHEAD + "def f(X, y):\n    a = X[0][0] * 2\n    return gradgen.mean(lambda x, yi: x[0] * yi, X, y) + a\n",
+        11,
+        r"indexed directly and also passed to gradgen\.mean",
+        r"use one or the other",
+    ),
+    Bad(
+        "mean_of_a_list",
+        AHEAD + "def f(X, y):\n    return gradgen.mean(lambda x, yi: x[0] * yi, [[1.0, 2.0]], y)\n",
+        10,
+        r"gradgen\.mean needs whole array arguments",
+        r"each with an array `example`",
+    ),
+]
 BAD_IDS = [b.name for b in BAD]
 
 
