@@ -12,44 +12,55 @@ argument, each with its argument's shape; data arrays (X, y) get none.
 import numpy as np
 
 
-def _shape_error(fname, names, arrays, shapes):
+def _shape_error(fname, names, arrays, shapes, data):
     """Raise a ValueError naming the first argument whose shape is not the compiled one."""
-    batch = None
+    batch = None  # (B, the argument it was read from)
     for name, array, shape in zip(names, arrays, shapes):
         got = getattr(array, "shape", None)
-        if shape[:1] == ("B",):
-            batch = batch if batch is not None else got[:1]
-            shape = batch + shape[1:] if got is not None else shape
-        if got != shape:
+        if got is None or (shape[:1] == ("B",) and not got):
+            raise ValueError(
+                f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}"
+            )
+        want = shape
+        if shape[:1] == ("B",) and got:
+            batch = batch or (got[0], name)
+            want = (batch[0],) + shape[1:]
+        if got != want:
+            if shape[:1] == ("B",):
+                raise ValueError(
+                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
+                )
+            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
                 f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
-                + (
-                    ""
-                    if "B" in str(shapes)
-                    else "; the batch size is fixed by the traced example: "
-                    "use gradgen.mean(fn, X, y) for any batch size"
-                )
+                + (fixed if name in data else "")
             )
     raise ValueError(f"{fname}: an argument has the wrong shape")
 
 
 def loss(W0, b0, W1, b1, W2, b2, xs, ys):
     """Value of loss."""
-    if (
-        W0.shape != (4, 3)
-        or b0.shape != (4,)
-        or W1.shape != (4, 4)
-        or b1.shape != (4,)
-        or W2.shape != (1, 4)
-        or b2.shape != (1,)
-        or xs.shape != (4, 3)
-        or ys.shape != (4,)
-    ):
+    try:  # a list or a scalar where an array belongs is a shape error too
+        bad = (
+            W0.shape != (4, 3)
+            or b0.shape != (4,)
+            or W1.shape != (4, 4)
+            or b1.shape != (4,)
+            or W2.shape != (1, 4)
+            or b2.shape != (1,)
+            or xs.shape != (4, 3)
+            or ys.shape != (4,)
+        )
+    except (AttributeError, IndexError):
+        bad = True
+    if bad:
         _shape_error(
             "loss",
             ("W0", "b0", "W1", "b1", "W2", "b2", "xs", "ys"),
             (W0, b0, W1, b1, W2, b2, xs, ys),
             ((4, 3), (4,), (4, 4), (4,), (1, 4), (1,), (4, 3), (4,)),
+            ("xs", "ys"),
         )
     z0 = xs @ W0.T + b0
     h0 = np.tanh(z0)
@@ -65,21 +76,26 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
 
 def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     """Value of loss and its gradient with respect to W0, b0, W1, b1, W2, b2."""
-    if (
-        W0.shape != (4, 3)
-        or b0.shape != (4,)
-        or W1.shape != (4, 4)
-        or b1.shape != (4,)
-        or W2.shape != (1, 4)
-        or b2.shape != (1,)
-        or xs.shape != (4, 3)
-        or ys.shape != (4,)
-    ):
+    try:  # a list or a scalar where an array belongs is a shape error too
+        bad = (
+            W0.shape != (4, 3)
+            or b0.shape != (4,)
+            or W1.shape != (4, 4)
+            or b1.shape != (4,)
+            or W2.shape != (1, 4)
+            or b2.shape != (1,)
+            or xs.shape != (4, 3)
+            or ys.shape != (4,)
+        )
+    except (AttributeError, IndexError):
+        bad = True
+    if bad:
         _shape_error(
             "loss_grad",
             ("W0", "b0", "W1", "b1", "W2", "b2", "xs", "ys"),
             (W0, b0, W1, b1, W2, b2, xs, ys),
             ((4, 3), (4,), (4, 4), (4,), (1, 4), (1,), (4, 3), (4,)),
+            ("xs", "ys"),
         )
     # forward
     z0 = xs @ W0.T + b0

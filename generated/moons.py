@@ -13,45 +13,56 @@ argument, each with its argument's shape; data arrays (X, y) get none.
 import numpy as np
 
 
-def _shape_error(fname, names, arrays, shapes):
+def _shape_error(fname, names, arrays, shapes, data):
     """Raise a ValueError naming the first argument whose shape is not the compiled one."""
-    batch = None
+    batch = None  # (B, the argument it was read from)
     for name, array, shape in zip(names, arrays, shapes):
         got = getattr(array, "shape", None)
-        if shape[:1] == ("B",):
-            batch = batch if batch is not None else got[:1]
-            shape = batch + shape[1:] if got is not None else shape
-        if got != shape:
+        if got is None or (shape[:1] == ("B",) and not got):
+            raise ValueError(
+                f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}"
+            )
+        want = shape
+        if shape[:1] == ("B",) and got:
+            batch = batch or (got[0], name)
+            want = (batch[0],) + shape[1:]
+        if got != want:
+            if shape[:1] == ("B",):
+                raise ValueError(
+                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
+                )
+            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
                 f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
-                + (
-                    ""
-                    if "B" in str(shapes)
-                    else "; the batch size is fixed by the traced example: "
-                    "use gradgen.mean(fn, X, y) for any batch size"
-                )
+                + (fixed if name in data else "")
             )
     raise ValueError(f"{fname}: an argument has the wrong shape")
 
 
 def loss(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss."""
-    B = X.shape[0]
-    if (
-        W0.shape != (16, 2)
-        or b0.shape != (16,)
-        or W1.shape != (16, 16)
-        or b1.shape != (16,)
-        or W2.shape != (1, 16)
-        or b2.shape != (1,)
-        or X.shape != (B, 2)
-        or y.shape != (B,)
-    ):
+    try:  # a list or a scalar where an array belongs is a shape error too
+        B = X.shape[0]
+        bad = (
+            W0.shape != (16, 2)
+            or b0.shape != (16,)
+            or W1.shape != (16, 16)
+            or b1.shape != (16,)
+            or W2.shape != (1, 16)
+            or b2.shape != (1,)
+            or X.shape != (B, 2)
+            or y.shape != (B,)
+        )
+    except (AttributeError, IndexError):
+        bad = True
+    if bad:
         _shape_error(
             "loss",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
             (W0, b0, W1, b1, W2, b2, X, y),
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
+            ("X", "y"),
         )
     add = np.vdot(W0, W0) + np.vdot(b0, b0)
     add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
@@ -72,22 +83,27 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
 
 def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss and its gradient with respect to W0, b0, W1, b1, W2, b2."""
-    B = X.shape[0]
-    if (
-        W0.shape != (16, 2)
-        or b0.shape != (16,)
-        or W1.shape != (16, 16)
-        or b1.shape != (16,)
-        or W2.shape != (1, 16)
-        or b2.shape != (1,)
-        or X.shape != (B, 2)
-        or y.shape != (B,)
-    ):
+    try:  # a list or a scalar where an array belongs is a shape error too
+        B = X.shape[0]
+        bad = (
+            W0.shape != (16, 2)
+            or b0.shape != (16,)
+            or W1.shape != (16, 16)
+            or b1.shape != (16,)
+            or W2.shape != (1, 16)
+            or b2.shape != (1,)
+            or X.shape != (B, 2)
+            or y.shape != (B,)
+        )
+    except (AttributeError, IndexError):
+        bad = True
+    if bad:
         _shape_error(
             "loss_grad",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
             (W0, b0, W1, b1, W2, b2, X, y),
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
+            ("X", "y"),
         )
     # forward
     neg = -y
@@ -135,21 +151,26 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
 
 def scores(W0, b0, W1, b1, W2, b2, X):
     """scores of each example: an array of shape (B,)."""
-    B = X.shape[0]
-    if (
-        W0.shape != (16, 2)
-        or b0.shape != (16,)
-        or W1.shape != (16, 16)
-        or b1.shape != (16,)
-        or W2.shape != (1, 16)
-        or b2.shape != (1,)
-        or X.shape != (B, 2)
-    ):
+    try:  # a list or a scalar where an array belongs is a shape error too
+        B = X.shape[0]
+        bad = (
+            W0.shape != (16, 2)
+            or b0.shape != (16,)
+            or W1.shape != (16, 16)
+            or b1.shape != (16,)
+            or W2.shape != (1, 16)
+            or b2.shape != (1,)
+            or X.shape != (B, 2)
+        )
+    except (AttributeError, IndexError):
+        bad = True
+    if bad:
         _shape_error(
             "scores",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X"),
             (W0, b0, W1, b1, W2, b2, X),
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2)),
+            ("X",),
         )
     z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)

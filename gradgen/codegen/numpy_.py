@@ -131,19 +131,27 @@ PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
     return out
 '''
 
-SHAPE_ERROR_HELPER = '''def _shape_error(fname, names, arrays, shapes):
+SHAPE_ERROR_HELPER = '''def _shape_error(fname, names, arrays, shapes, data):
     """Raise a ValueError naming the first argument whose shape is not the compiled one."""
-    batch = None
+    batch = None  # (B, the argument it was read from)
     for name, array, shape in zip(names, arrays, shapes):
         got = getattr(array, "shape", None)
-        if shape[:1] == ("B",):
-            batch = batch if batch is not None else got[:1]
-            shape = batch + shape[1:] if got is not None else shape
-        if got != shape:
+        if got is None or (shape[:1] == ("B",) and not got):
+            raise ValueError(f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}")
+        want = shape
+        if shape[:1] == ("B",) and got:
+            batch = batch or (got[0], name)
+            want = (batch[0],) + shape[1:]
+        if got != want:
+            if shape[:1] == ("B",):
+                raise ValueError(
+                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
+                )
+            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
                 f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
-                + ("" if "B" in str(shapes) else "; the batch size is fixed by the traced example: "
-                   "use gradgen.mean(fn, X, y) for any batch size")
+                + (fixed if name in data else "")
             )
     raise ValueError(f"{fname}: an argument has the wrong shape")
 '''
@@ -157,18 +165,23 @@ def prologue(graph, fname: str):
         if not arrays:
             return []
         named = {i: nm for i, nm in zip(graph.inputs, names)}
-        out = []
+        out = ["    try:  # a list or a scalar where an array belongs is a shape error too"]
         first_batched = next((n for n in arrays if batched(n.shape)), None)
         if first_batched is not None:
-            out.append(f"    B = {named[first_batched.id]}.shape[0]")
+            out.append(f"        B = {named[first_batched.id]}.shape[0]")
         conds = [f"{named[n.id]}.shape != {shape_text(n.shape)}" for n in arrays]
+        data = [repr(named[n.id]) for n in arrays if n.origin is not None and n.origin.kind == "arg"]
         call = (
             f"_shape_error({fname!r}, {_tuple([repr(named[n.id]) for n in arrays])}, "
             f"{_tuple([named[n.id] for n in arrays])}, "
-            f"{_tuple([shape_text(tuple(repr(d) if d == 'B' else d for d in n.shape)) for n in arrays])})"
+            f"{_tuple([shape_text(tuple(repr(d) if d == 'B' else d for d in n.shape)) for n in arrays])}, "
+            f"{_tuple(data)})"
         )
-        out.append(f"    if {' or '.join(conds)}:")
-        out.append(f"        {call}")  # black wraps these
+        out.append(f"        bad = {' or '.join(conds)}")  # black wraps it
+        out.append("    except (AttributeError, IndexError):")
+        out.append("        bad = True")
+        out.append("    if bad:")
+        out.append(f"        {call}")
         return out
 
     return lines
