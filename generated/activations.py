@@ -66,10 +66,9 @@ def logistic_grad(x, w, b):
     g_log = -1.0  # neg: d(-a)/da = -1   [activations.py:16]
     g_p = g_log / p  # log: d(log x)/dx = 1 / x   [activations.py:16]
     g_add = g_p * (p * (1.0 - p))  # sigmoid: out * (1 - out)   [activations.py:15]
-    g_mul = g_add  # add: d(a + b)/da = 1   [activations.py:15]
     g_b = g_add  # add: d(a + b)/db = 1   [activations.py:15]
-    g_x = g_mul * w  # mul: d(a * b)/da = b   [activations.py:15]
-    g_w = g_mul * x  # mul: d(a * b)/db = a   [activations.py:15]
+    g_x = g_add * w  # mul: d(a * b)/da = b   [activations.py:15]
+    g_w = g_add * x  # mul: d(a * b)/db = a   [activations.py:15]
     return out, (g_x, g_w, g_b)
 
 

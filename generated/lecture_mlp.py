@@ -113,15 +113,12 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     g_h2 = g_sub  # sub: d(a - b)/da = 1   [lecture_mlp.py:37]
     g_z2 = g_h2 * (1.0 - h2 * h2)  # tanh: 1 - out**2   [lecture_mlp.py:36]
     g_b2_0 = g_z2.sum()  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
-    g_matmul = g_z2  # add: d(a + b)/da = 1   [lecture_mlp.py:36]
-    # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
-    g_h1 = g_matmul[:, None] * W2_0
-    g_W2_0 = h1.T @ g_matmul  # matmul: d(a @ b)/db = a.T @ g   [lecture_mlp.py:36]
+    g_h1 = g_z2[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
+    g_W2_0 = h1.T @ g_z2  # matmul: d(a @ b)/db = a.T @ g   [lecture_mlp.py:36]
     g_z1 = g_h1 * (1.0 - h1 * h1)  # tanh: 1 - out**2   [lecture_mlp.py:36]
     g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
-    g_matmul_1 = g_z1  # add: d(a + b)/da = 1   [lecture_mlp.py:36]
-    g_h0 = g_matmul_1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
-    g_W1 = g_matmul_1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
+    g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
+    g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
     g_z0 = g_h0 * (1.0 - h0 * h0)  # tanh: 1 - out**2   [lecture_mlp.py:36]
     g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
     g_W0 = g_z0.T @ xs  # matmul: d(x @ W.T)/dW = g.T @ x

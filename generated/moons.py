@@ -127,14 +127,12 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     g_add = g_relu * (relu > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:36]
     g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
     g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
-    g_matmul = g_score  # add: d(a + b)/da = 1   [moons.py:35]
-    g_h1 = g_matmul[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W2_0 = h1.T @ g_matmul  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
+    g_h1 = g_score[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
+    g_W2_0 = h1.T @ g_score  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
     g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
-    g_matmul_1 = g_z1  # add: d(a + b)/da = 1   [moons.py:35]
-    g_h0 = g_matmul_1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W1 = g_matmul_1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
+    g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
+    g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
     g_z0 = g_h0 * (h0 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
     g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
     g_W0 = g_z0.T @ X  # matmul: d(x @ W.T)/dW = g.T @ x

@@ -144,8 +144,9 @@ def emit_function(
             est[n.id] = 1
             continue
         hidden = n.adj is not None and not line[n.adj] and nodes[n.adj].op is not Op.INPUT
-        if n.op is Op.COPY and hidden and uses[n.id] < 2:
-            # the adjoint of a forward value the code never names: just an alias
+        if n.op is Op.COPY and hidden:
+            # the adjoint of a forward value the code never names: just an alias (a copy
+            # is never updated in place, and neither is what it copies while the copy is read)
             est[n.id] = est[n.args[0]]
             continue
         fmt = FORMATS.get(n.op)
