@@ -24,6 +24,10 @@ def _shape_error(fname, names, arrays, shapes, data):
         want = shape
         if shape[:1] == ("B",) and got:
             batch = batch or (got[0], name)
+            if got[0] == 0:
+                raise ValueError(
+                    f"{fname}: {name} has no rows: a batch needs at least one example"
+                )
             want = (batch[0],) + shape[1:]
         if got != want:
             if shape[:1] == ("B",):

@@ -25,6 +25,10 @@ def _shape_error(fname, names, arrays, shapes, data):
         want = shape
         if shape[:1] == ("B",) and got:
             batch = batch or (got[0], name)
+            if got[0] == 0:
+                raise ValueError(
+                    f"{fname}: {name} has no rows: a batch needs at least one example"
+                )
             want = (batch[0],) + shape[1:]
         if got != want:
             if shape[:1] == ("B",):
@@ -53,6 +57,7 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
             or b2.shape != (1,)
             or X.shape != (B, 2)
             or y.shape != (B,)
+            or B == 0
         )
     except (AttributeError, IndexError):
         bad = True
@@ -94,6 +99,7 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
             or b2.shape != (1,)
             or X.shape != (B, 2)
             or y.shape != (B,)
+            or B == 0
         )
     except (AttributeError, IndexError):
         bad = True
@@ -159,6 +165,7 @@ def scores(W0, b0, W1, b1, W2, b2, X):
             or W2.shape != (1, 16)
             or b2.shape != (1,)
             or X.shape != (B, 2)
+            or B == 0
         )
     except (AttributeError, IndexError):
         bad = True

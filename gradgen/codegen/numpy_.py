@@ -141,6 +141,8 @@ SHAPE_ERROR_HELPER = '''def _shape_error(fname, names, arrays, shapes, data):
         want = shape
         if shape[:1] == ("B",) and got:
             batch = batch or (got[0], name)
+            if got[0] == 0:
+                raise ValueError(f"{fname}: {name} has no rows: a batch needs at least one example")
             want = (batch[0],) + shape[1:]
         if got != want:
             if shape[:1] == ("B",):
@@ -177,6 +179,8 @@ def prologue(graph, fname: str):
             f"{_tuple([shape_text(tuple(repr(d) if d == 'B' else d for d in n.shape)) for n in arrays])}, "
             f"{_tuple(data)})"
         )
+        if first_batched is not None:
+            conds.append("B == 0")
         out.append(f"        bad = {' or '.join(conds)}")  # black wraps it
         out.append("    except (AttributeError, IndexError):")
         out.append("        bad = True")

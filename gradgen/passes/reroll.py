@@ -115,7 +115,7 @@ class _Reroll:
             return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
         if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
             va, vc = vals
-            if va[0] == vc[0] == "e":
+            if "e" in (va[0], vc[0]):
                 return ("now", ("p", va, vc))  # a product term: its chain decides
         aligned = self.aligned(vals)
         if aligned is None:
@@ -162,6 +162,8 @@ class _Reroll:
 
     def dot_row(self, prods, rest):
         """A sum chain `rest + sum_k P[j, k] * V[pre, k]`, or None."""
+        if any(t[1][0] == "n" or t[2][0] == "n" for t in prods):
+            return self.dot_row_scalars(prods, rest)
         first = prods[0]
         param_first = self.b.nodes[first[2][1]].origin is not None and self.b.nodes[first[2][1]].origin.kind == "param"
         for swap in (param_first, not param_first):
@@ -205,6 +207,51 @@ class _Reroll:
                 return key, index, (P, V, case, squeeze, j, pre, rest, out_inner)
         return None
 
+    def dot_row_scalars(self, prods, rest):
+        """`rest + sum_k P[j, k] * x_k` with each x_k its own node: V is those nodes packed."""
+        terms = [(t[1], t[2]) if t[1][0] == "e" else (t[2], t[1]) for t in prods]
+        if any(p[0] != "e" or x[0] != "n" for p, x in terms):
+            return None
+        P = terms[0][0][1]
+        sp = self.shape(P)
+        if batched(sp) or len(sp) != 2 or any(p[1] != P for p, _ in terms):
+            return None
+        by_k, j = {}, terms[0][0][2][0]
+        for p, x in terms:
+            if p[2][0] != j or p[2][1] in by_k:
+                return None
+            by_k[p[2][1]] = x[1]
+        if sorted(by_k) != list(range(sp[1])):
+            return None
+        xs = tuple(by_k[k] for k in range(sp[1]))
+        V = self.vector(xs)
+        if V is None:
+            return None
+        squeeze = sp[0] == 1
+        index, out_inner = ((), ()) if squeeze else ((j,), (sp[0],))
+        fixed = []
+        for r in rest:  # a bias b[j]: aligned with the row, or the one row's b[0]
+            if r[0] == "e" and squeeze and r[2] == (0,) and inner(self.shape(r[1])) == (1,):
+                r = ("n", self.node(r))
+            elif r[0] == "e" and (r[2] != index or inner(self.shape(r[1])) != out_inner):
+                return None
+            fixed.append(r)
+        rest = fixed
+        key = ("dot", P, V, "PT", squeeze, tuple(self.descr(r) for r in rest))
+        return key, index, (P, V, "PT", squeeze, j, (), rest, out_inner)
+
+    def vector(self, xs: tuple) -> int | None:
+        """The nodes `xs` (scalars, or per-example scalars) packed into one vector, once."""
+        cache = self.__dict__.setdefault("_vectors", {})
+        if xs not in cache:
+            shapes = {self.shape(x) for x in xs}
+            if len(shapes) != 1 or shapes.pop() not in ((), ("B",)):
+                return None
+            is_batched = self.shape(xs[0]) == ("B",)
+            layout = (is_batched, (len(xs),), tuple((k,) for k in range(len(xs))))
+            cache[xs] = self.b.add(Op.PACK, xs, layout)
+        return cache[xs]
+
     def reduction(self, n, vals) -> int:
         """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
         vals = self.pack_products(vals)
@@ -243,7 +290,7 @@ class _Reroll:
         """Product terms a[i] * c[i] that cover all of a and c -> elements of one array a * c."""
         pairs: dict[tuple, list] = {}
         for v in vals:
-            if v[0] == "p" and v[1][2] == v[2][2] and self.shape(v[1][1]) == self.shape(v[2][1]):
+            if v[0] == "p" and v[1][0] == v[2][0] == "e" and v[1][2] == v[2][2] and self.shape(v[1][1]) == self.shape(v[2][1]):
                 pairs.setdefault((v[1][1], v[2][1]), []).append(v[1][2])
         made = {}
         for (a, c), idxs in pairs.items():
@@ -253,7 +300,7 @@ class _Reroll:
             return vals
         out = []
         for v in vals:
-            key = (v[1][1], v[2][1]) if v[0] == "p" else None
+            key = (v[1][1], v[2][1]) if v[0] == "p" and v[1][0] == v[2][0] == "e" else None
             out.append(("e", made[key], v[1][2]) if key in made else v)
         return out
 
