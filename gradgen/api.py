@@ -25,6 +25,7 @@ from gradgen.codegen.module import atomic_write, module_source
 from gradgen.codegen.scalar import emit_function
 from gradgen.errors import GradgenError
 from gradgen.ir.graph import Graph
+from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
 from gradgen.loader import load_model
 from gradgen.names import RESERVED
@@ -60,7 +61,10 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
     fwd = trace(fn, example=example_of(fn), params=params_of(fn))
     if check:
         verify(fwd)
-    traced_opt = fwd_opt = optimize(fwd, check=check, stats=stats)
+    # a trace that reads arrays is re-rolled and optimised again afterwards: one round
+    # of passes before re-rolling is enough (a second one costs ~10 s on the wide MLP)
+    will_reroll = rerolling and any(n.op is Op.ELEM for n in fwd.nodes)
+    traced_opt = fwd_opt = optimize(fwd, check=check, stats=stats, max_rounds=1 if will_reroll else 8)
     fallbacks: list = []
     if rerolling:
         t0 = time.perf_counter()
