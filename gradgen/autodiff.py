@@ -194,8 +194,8 @@ def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
         r = RULES[node.op]
         step += 1
         e.meta = dict(rule=r.comments[0], loc=node.loc, step=step)
-        if not OPS[node.op].elementwise:
-            g = e.exact(g, node.shape)
+        if not OPS[node.op].elementwise and node.op is not Op.SUM:
+            g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
         args = node.args
         first = len(b.nodes)
         contribs = r.fn(e, *args, out=node.id, g=g, k=node.attr)

@@ -140,6 +140,8 @@ def _sum(e, x, *, out, g, k):
     while lead in k:
         lead += 1  # summed leading axes broadcast back by themselves
     rest = tuple(ax for ax in k if ax >= lead)
+    if not e.shape(g):
+        return (g,)  # a scalar gradient broadcasts to x by itself
     # may stay smaller than x (broadcasting does the rest): reverse mode
     # materialises it where a term of x was itself broadcast and must be summed
     return (e.expand(g, rest) if rest else g,)
