@@ -29,32 +29,35 @@ def _example(row):
     return [_example(x) for x in row]
 
 
-def mean(fn, *arrays):
-    """Mean of `fn(example)` over the examples (rows) of `arrays`."""
-    from gradgen.trace import ArrayArg, batch_mean
+def _rows(what: str, fn, arrays):
+    """`fn` on every example of `arrays`, interpreted; or None when `arrays` are being traced."""
+    from gradgen.trace import ArrayArg
 
     if not arrays:
-        raise TypeError("gradgen.mean(fn, *arrays) needs at least one array")
+        raise TypeError(f"gradgen.{what}(fn, *arrays) needs at least one array")
     if any(isinstance(a, ArrayArg) for a in arrays):
-        return batch_mean(fn, arrays)
+        return None
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
-        raise ValueError(f"gradgen.mean: the arrays have different lengths {[len(a) for a in arrays]}")
-    if n == 0:
+        raise ValueError(f"gradgen.{what}: the arrays have different lengths {[len(a) for a in arrays]}")
+    return [fn(*(_example(a[b]) for a in arrays)) for b in range(n)]
+
+
+def mean(fn, *arrays):
+    """Mean of `fn(example)` over the examples (rows) of `arrays`."""
+    from gradgen.trace import batch_mean
+
+    losses = _rows("mean", fn, arrays)
+    if losses is None:
+        return batch_mean(fn, arrays)
+    if not losses:
         raise ValueError("gradgen.mean of an empty batch")
-    losses = [fn(*(_example(a[b]) for a in arrays)) for b in range(n)]
     return sum(losses) * (1.0 / len(losses))
 
 
 def each(fn, *arrays):
     """`[fn(example) for example in the rows of arrays]`; traced, a per-example array."""
-    from gradgen.trace import ArrayArg, batch_each
+    from gradgen.trace import batch_each
 
-    if not arrays:
-        raise TypeError("gradgen.each(fn, *arrays) needs at least one array")
-    if any(isinstance(a, ArrayArg) for a in arrays):
-        return batch_each(fn, arrays)
-    n = len(arrays[0])
-    if any(len(a) != n for a in arrays):
-        raise ValueError(f"gradgen.each: the arrays have different lengths {[len(a) for a in arrays]}")
-    return [fn(*(_example(a[b]) for a in arrays)) for b in range(n)]
+    values = _rows("each", fn, arrays)
+    return batch_each(fn, arrays) if values is None else values
