@@ -118,11 +118,14 @@ def main(argv=None):
         Xb, yb = batch(k)
         learning_rate = 1.0 - 0.9 * k / 100
         total_loss, acc = step(Xb, yb, learning_rate)
-        print(f"step {k} loss {total_loss}, accuracy {acc*100}%")
+        if args.progress:
+            sys.stderr.write("\r\033[K")  # clear the bar, print the step line, draw the bar again
+            sys.stderr.flush()
+        print(f"step {k} loss {total_loss}, accuracy {acc*100}%", flush=args.progress)
         if args.progress:
             done = (k + 1) / args.steps
             bar = "#" * int(30 * done)
-            sys.stderr.write(f"\r[{bar:<30}] {k + 1}/{args.steps} steps, {time.perf_counter() - start:.1f} s")
+            sys.stderr.write(f"[{bar:<30}] {k + 1}/{args.steps} steps, {time.perf_counter() - start:.1f} s")
             sys.stderr.flush()
     if args.progress:
         sys.stderr.write("\n")
