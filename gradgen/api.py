@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 
 from gradgen.autodiff import grad
 from gradgen.codegen import numpy_
-from gradgen.codegen.numpy_ import is_array_graph
-from gradgen.export import example_of, params_of
-from gradgen.passes.reroll import reroll
 from gradgen.codegen.module import atomic_write, module_source
+from gradgen.codegen.numpy_ import is_array_graph
 from gradgen.codegen.scalar import emit_function
 from gradgen.errors import GradgenError
+from gradgen.export import example_of, params_of
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
 from gradgen.loader import load_model
 from gradgen.names import RESERVED
 from gradgen.passes import PassStat, optimize
+from gradgen.passes.reroll import reroll
 from gradgen.trace import trace
 
 
@@ -124,25 +124,18 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
     for ir in irs:
         params = [ir.forward[i].name for i in ir.forward.inputs]
         sig = ", ".join(params)
-        kw_f, kw_g = {}, {}
-        doc_g = f"Value of {ir.name} and its gradient, one entry per argument."
-        if ir.grad_opt is None:  # per-example values: no gradient function
-            f = emit_function(
-                ir.forward_opt, ir.name, params, "value", f"{ir.name} of each example: an array of shape (B,).",
-                dialect=numpy_.dialect(ir.forward_opt), prologue=numpy_.prologue(ir.forward_opt, ir.name),
-            )
+        if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
+            f = _emit(ir.forward_opt, ir.name, params, "value", f"{ir.name} of each example: an array of shape (B,).")
             functions.append(f.lines)
-            helpers |= f.helpers | {"_shape_error"}
+            helpers |= f.helpers
             summary.append(f"{ir.name}({sig}) -> array of shape (B,)")
             continue
         wrt = [r.split(":", 1)[1] for r, _ in ir.grad_opt.outputs if r.startswith("grad:")]
-        if is_array_graph(ir.forward_opt) or is_array_graph(ir.grad_opt):
-            kw_f = dict(dialect=numpy_.dialect(ir.forward_opt), prologue=numpy_.prologue(ir.forward_opt, ir.name))
-            kw_g = dict(dialect=numpy_.dialect(ir.grad_opt), prologue=numpy_.prologue(ir.grad_opt, ir.name + "_grad"))
-            helpers.add("_shape_error")
+        doc_g = f"Value of {ir.name} and its gradient, one entry per argument."
+        if is_array_graph(ir.grad_opt):
             doc_g = f"Value of {ir.name} and its gradient with respect to {', '.join(wrt)}."
-        f = emit_function(ir.forward_opt, ir.name, params, "value", f"Value of {ir.name}.", **kw_f)
-        g = emit_function(ir.grad_opt, ir.name + "_grad", params, "grad", doc_g, **kw_g)
+        f = _emit(ir.forward_opt, ir.name, params, "value", f"Value of {ir.name}.")
+        g = _emit(ir.grad_opt, ir.name + "_grad", params, "grad", doc_g)
         functions += [f.lines, g.lines]
         helpers |= f.helpers | g.helpers
         summary.append(f"{ir.name}({sig}) -> value")
@@ -152,6 +145,17 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
     t3 = time.perf_counter()
     seconds = {"trace+passes": t1 - t0, "emit": t2 - t1, "black": t3 - t2}
     return text, irs, stats, seconds
+
+
+def _emit(graph: Graph, fname: str, params: list[str], returns: str, doc: str):
+    """The function's source: plain Python on floats, or NumPy (with a shape-checking prologue) for arrays."""
+    if not is_array_graph(graph):
+        return emit_function(graph, fname, params, returns, doc)
+    e = emit_function(
+        graph, fname, params, returns, doc, dialect=numpy_.dialect(graph), prologue=numpy_.prologue(graph, fname)
+    )
+    e.helpers.add("_shape_error")
+    return e
 
 
 def load_source(text: str, name: str) -> types.ModuleType:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import itertools
 
-from gradgen.codegen.scalar import ADD, ATOM, MUL, UNARY, Dialect, Format, FORMATS as SCALAR_FORMATS
+from gradgen.codegen.scalar import ATOM, MUL, Dialect, Format, FORMATS as SCALAR_FORMATS
 from gradgen.ir.ops import Op
-from gradgen.ir.shapes import batched, inner
+from gradgen.ir.shapes import batched
 
 FORMATS = {
     **SCALAR_FORMATS,
