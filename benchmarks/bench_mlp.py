@@ -219,6 +219,14 @@ def numpy_peer(label, loss_grad, X, T):
     return label, grads, start
 
 
+def outside_peers(jax, workload, hand, X, y):
+    """PyTorch (default threads and one), hand-written NumPy, and JAX (two ways) if installed."""
+    peers = [torch_peer(workload, X, y), torch_peer(workload, X, y, threads=1), hand_peer(hand, X, y)]
+    if jax is not None:
+        peers += [jax_peer(jax, workload, X, y), jax_peer(jax, workload, X, y, wait_each=True)]
+    return peers
+
+
 def hand_peer(fn, X, T):
     return numpy_peer(HAND, lambda *a: fn(a[:-2], a[-2], a[-1]), X, T)
 
@@ -456,12 +464,7 @@ def run_moons(args, jax, results, checks):
 
     peers = [numpy_peer("compiled, no re-roll", scalar.loss_grad, X, y)]
     peers.append(numpy_peer("compiled (re-rolled)", compiled.loss_grad, X, y))
-    peers.append(torch_peer("moons", X, y))
-    peers.append(torch_peer("moons", X, y, threads=1))
-    peers.append(hand_peer(hand_moons, X, y))
-    if jax is not None:
-        peers.append(jax_peer(jax, "moons", X, y))
-        peers.append(jax_peer(jax, "moons", X, y, wait_each=True))
+    peers += outside_peers(jax, "moons", hand_moons, X, y)
 
     # the same work: every peer's loss and gradients at the initial parameters
     ref = snapshot(compiled.loss_grad(*P0, X, y))
@@ -549,12 +552,7 @@ def run_wide(args, jax, results, checks, compiled_wide, compile_stats):
     P0 = list(gradgen.params.read(engine.model).values())
 
     peers = [numpy_peer("compiled (re-rolled)", compiled_wide.loss_grad, X, Y)]
-    peers.append(torch_peer("wide", X, Y))
-    peers.append(torch_peer("wide", X, Y, threads=1))
-    peers.append(hand_peer(hand_wide, X, Y))
-    if jax is not None:
-        peers.append(jax_peer(jax, "wide", X, Y))
-        peers.append(jax_peer(jax, "wide", X, Y, wait_each=True))
+    peers += outside_peers(jax, "wide", hand_wide, X, Y)
     ref = snapshot(compiled_wide.loss_grad(*P0, X, Y))
     for label, grads, _ in peers[1:]:  # peers[0] is the reference
         checks.append(check("wide", label, grads(P0), ref))
