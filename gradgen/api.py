@@ -11,6 +11,7 @@ of it succeeded, so a failed compile never clobbers an existing module.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import types
@@ -30,7 +31,7 @@ from gradgen.loader import load_model
 from gradgen.names import RESERVED
 from gradgen.passes import PassStat, optimize
 from gradgen.passes.reroll import reroll
-from gradgen.trace import trace
+from gradgen.trace import signature_defaults, trace
 
 
 @dataclass
@@ -42,6 +43,7 @@ class FunctionIR:
     grad_opt: Graph  # after passes: what `f_grad` computes
     fallbacks: list = field(default_factory=list)  # where re-rolling fell back to per-element code
     traced_opt: Graph | None = None  # the optimised scalar trace, before re-rolling
+    defaults: dict = field(default_factory=dict)  # argument -> its default (a float)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class CompiledModule:
 def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = True) -> FunctionIR:
     """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again."""
     fwd = trace(fn, example=example_of(fn), params=params_of(fn))
+    defaults = {a: d for a, d in signature_defaults(fn, fn.__code__.co_filename) if d is not inspect.Parameter.empty}
     if check:
         verify(fwd)
     # a trace that reads arrays is re-rolled and optimised again afterwards: one round
@@ -78,14 +81,14 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
             fwd_opt = optimize(fwd_opt, check=check, stats=stats)
     if fwd_opt[fwd_opt.output("value")].shape:
         # a value per example (gradgen.each): a forward function only
-        return FunctionIR(fn.__name__, fwd, None, fwd_opt, None, fallbacks, traced_opt)
+        return FunctionIR(fn.__name__, fwd, None, fwd_opt, None, fallbacks, traced_opt, defaults)
     # differentiate the optimised forward: a value CSE merged accumulates its
     # gradient once, instead of once per copy the trace recorded
     g = grad(fwd_opt, wrt=differentiable_inputs(fwd_opt))
     if check:
         verify(g)
     g_opt = optimize(g, check=check, stats=stats)
-    return FunctionIR(fn.__name__, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt)
+    return FunctionIR(fn.__name__, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt, defaults)
 
 
 def differentiable_inputs(graph: Graph) -> list[int]:
@@ -122,20 +125,17 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
     t1 = time.perf_counter()
     functions, helpers, summary = [], set(), []
     for ir in irs:
-        params = [ir.forward[i].name for i in ir.forward.inputs]
-        sig = ", ".join(params)
+        # every name in the docstrings is one the emitter chose (through the namespace)
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
-            f = _emit(ir.forward_opt, ir.name, params, "value", f"{ir.name} of each example: an array of shape (B,).")
+            doc = f"{ir.name} of each example: an array of shape (B,)."
+            f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults)
             functions.append(f.lines)
             helpers |= f.helpers
-            summary.append(f"{ir.name}({sig}) -> array of shape (B,)")
+            summary.append(f"{ir.name}({', '.join(f.signature)}) -> array of shape (B,)")
             continue
-        wrt = [r.split(":", 1)[1] for r, _ in ir.grad_opt.outputs if r.startswith("grad:")]
-        doc_g = f"Value of {ir.name} and its gradient, one entry per argument."
-        if is_array_graph(ir.grad_opt):
-            doc_g = f"Value of {ir.name} and its gradient with respect to {', '.join(wrt)}."
-        f = _emit(ir.forward_opt, ir.name, params, "value", f"Value of {ir.name}.")
-        g = _emit(ir.grad_opt, ir.name + "_grad", params, "grad", doc_g)
+        f = _emit(ir.forward_opt, ir.name, "value", f"Value of {ir.name}.", ir.defaults)
+        g = _emit(ir.grad_opt, ir.name + "_grad", "grad", None, ir.defaults)
+        sig = ", ".join(f.signature)
         functions += [f.lines, g.lines]
         helpers |= f.helpers | g.helpers
         summary.append(f"{ir.name}({sig}) -> value")
@@ -147,14 +147,22 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
     return text, irs, stats, seconds
 
 
-def _emit(graph: Graph, fname: str, params: list[str], returns: str, doc: str):
-    """The function's source: plain Python on floats, or NumPy (with a shape-checking prologue) for arrays."""
-    if not is_array_graph(graph):
-        return emit_function(graph, fname, params, returns, doc)
-    e = emit_function(
-        graph, fname, params, returns, doc, dialect=numpy_.dialect(graph), prologue=numpy_.prologue(graph, fname)
-    )
-    e.helpers.add("_shape_error")
+def _emit(graph: Graph, fname: str, returns: str, doc: str | None, defaults: dict):
+    """The function's source: plain Python on floats, or NumPy (with a shape-checking prologue) for arrays.
+
+    `doc=None` for a gradient function: its docstring names the arguments it differentiates.
+    """
+    array = is_array_graph(graph)
+    kw = dict(dialect=numpy_.dialect(graph), prologue=numpy_.prologue(graph, fname)) if array else {}
+    if doc is None:
+        base = fname[: -len("_grad")]
+        if array:
+            doc = lambda grads: f"Value of {base} and its gradient with respect to {', '.join(grads)}."  # noqa: E731
+        else:
+            doc = f"Value of {base} and its gradient, one entry per argument."
+    e = emit_function(graph, fname, [], returns, doc, defaults=defaults, **kw)
+    if array:
+        e.helpers.add("_shape_error")
     return e
 
 

@@ -18,11 +18,18 @@ class GradgenError(Exception):
         self.line = line
 
     def __str__(self) -> str:
+        """One line, whatever the message or file name holds (newlines and control characters become spaces)."""
         where = ""
         if self.file is not None:
             where = self.file if self.line is None else f"{self.file}:{self.line}"
             where += ": "
-        return f"{where}{self.message}"
+        return one_line(f"{where}{self.message}")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: runs of whitespace and control characters become one space."""
+    cleaned = "".join(" " if (c.isspace() or not c.isprintable()) else c for c in text)
+    return " ".join(cleaned.split())
 
 
 class TraceError(GradgenError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 
@@ -30,7 +31,15 @@ def load_model(path: str):
             source = f.read()
         code = compile(source, path, "exec")
     except SyntaxError as e:
-        raise GradgenError(f"syntax error: {e.msg}; fix the model file", path, e.lineno) from e
+        line = e.lineno or None  # 0 when the file cannot even be decoded
+        msg = f"syntax error: {e.msg}; fix the model file"
+        coding = _coding_line(source)
+        if "encoding" in str(e.msg) and coding is not None:
+            line = coding
+            msg = f"{e.msg}: fix the coding declaration (e.g. `# -*- coding: utf-8 -*-`) or remove it"
+        elif line is None and coding is not None:
+            line = coding
+        raise GradgenError(msg, path, line) from e
     except (OSError, ValueError) as e:
         raise GradgenError(f"cannot read the model file: {e}", path) from e
 
@@ -72,6 +81,17 @@ def load_model(path: str):
             "no exported function: mark the function(s) to compile with @gradgen.export", path
         )
     return module, fns
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+def _coding_line(source: bytes) -> int | None:
+    """The line (1 or 2) of a PEP 263 coding declaration, if there is one."""
+    for k, text in enumerate(source.splitlines()[:2]):
+        if _CODING.match(text):
+            return k + 1
+    return None
 
 
 def _model_line(e: BaseException, path: str) -> int | None:

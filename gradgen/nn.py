@@ -23,6 +23,16 @@ STYLES = ("micrograd", "lecture")
 
 
 class Module:
+    """micrograd's `Module`, plus `named_parameters()`.
+
+    A subclass may override `parameters()` alone, as micrograd teaches: the
+    names then come from the attributes that hold those Values (`w.0`, `b`,
+    `layers.1.w.3`; a Value no attribute reaches is `p<k>`, its position).
+    A subclass that overrides neither gets every Value its attributes hold,
+    in attribute order (lists and tuples in order, nested Modules by their
+    own `named_parameters()`).
+    """
+
     def zero_grad(self):
         for p in self.parameters():
             p.grad = 0.0
@@ -31,7 +41,39 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Value]]:
-        return []
+        found = _walk(self, prefix)
+        if type(self).parameters is Module.parameters:
+            return found
+        path = {}
+        for name, v in found:
+            path.setdefault(id(v), name)
+        out, seen = [], set()
+        for k, v in enumerate(self.parameters()):
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append((path.get(id(v), f"{prefix}p{k}"), v))
+        return out
+
+
+def _walk(obj, prefix: str) -> list[tuple[str, Value]]:
+    """(dotted attribute path, Value) for every Value reachable from `obj`'s attributes, once each."""
+    out, seen = [], set()
+
+    def visit(x, path: str, depth: int) -> None:
+        if isinstance(x, Value):
+            if id(x) not in seen:
+                seen.add(id(x))
+                out.append((path, x))
+        elif isinstance(x, Module) and x is not obj:
+            for name, v in x.named_parameters(path + "." if path else ""):
+                visit(v, name, depth)
+        elif isinstance(x, (list, tuple)) and depth < 8:
+            for i, item in enumerate(x):
+                visit(item, f"{path}.{i}" if path else str(i), depth + 1)
+
+    for name, value in vars(obj).items() if hasattr(obj, "__dict__") else ():
+        visit(value, prefix + name, 0)
+    return out
 
 
 def _check_style(style: str) -> None:

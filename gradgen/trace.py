@@ -36,6 +36,8 @@ the emitter names it after its op.
 from __future__ import annotations
 
 import inspect
+import keyword
+import numbers
 import os
 import sys
 import traceback
@@ -45,6 +47,7 @@ from dataclasses import replace
 import numpy as np
 
 from gradgen import params as params_mod
+from gradgen import randomness
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.ir.graph import Builder, Graph, Loc, Origin
@@ -57,6 +60,13 @@ _NUMBER = (int, float)
 
 def _is_internal(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_PACKAGE_DIR)
+
+
+def _short_repr(x) -> str:
+    """`repr(x)` of a plain number, else its type: for messages, never user-defined text."""
+    if type(x) in (int, float):
+        return repr(x)
+    return f"a {type(x).__name__}"
 
 
 class _Trace:
@@ -153,9 +163,10 @@ class _Trace:
             nid = self._param(x)  # (a _Param reads no .data here)
             if nid is not None:
                 return nid
+            data = Value.data.__get__(x)  # the slot itself: a _Param's .data property refuses
             raise self.fail(
                 f"uses a Value that is neither an argument nor a parameter of a gradgen.nn module "
-                f"(data={x.data!r}); pass it in as an argument, make it a module parameter, "
+                f"(data={_short_repr(data)}); pass it in as an argument, make it a module parameter, "
                 "or use a plain float for a constant"
             )
         return self.b.const(float(x))
@@ -219,8 +230,10 @@ class Tracer:
                 "Value ** Value is not supported (the exponent must be an int or float); "
                 "for a > 0 write (b * a.log()).exp()"
             )
-        if isinstance(k, bool) or not isinstance(k, _NUMBER):
+        if isinstance(k, bool) or not isinstance(k, numbers.Real):
             raise self._trace.fail(f"the exponent must be an int or float, not {type(k).__name__}")
+        # an exact int or float: the attribute is printed into generated code
+        k = int(k) if isinstance(k, numbers.Integral) else float(k)
         return self._trace.op(Op.POW, (self,), k)
 
     def __rpow__(self, base):
@@ -521,11 +534,21 @@ def def_line(fn) -> int:
 
 
 def signature_names(fn, file: str) -> list[str]:
+    return [name for name, _ in signature_defaults(fn, file)]
+
+
+def signature_defaults(fn, file: str) -> list[tuple[str, object]]:
+    """[(argument, default or inspect.Parameter.empty)] of an exported function.
+
+    A default is kept (the compiled functions take it too) when it is a
+    number; anything else is refused: it would be a configuration switch,
+    and the compiled module cannot take a different one.
+    """
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as e:
         raise GradgenError(f"cannot read the signature of {fn.__name__}: {e}", file)
-    names = []
+    out = []
     for p in sig.parameters.values():
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             raise GradgenError(
@@ -534,8 +557,19 @@ def signature_names(fn, file: str) -> list[str]:
                 file,
                 def_line(fn),
             )
-        names.append(p.name)
-    return names
+        default = p.default
+        if default is not p.empty:
+            if isinstance(default, bool) or not isinstance(default, numbers.Real):
+                raise GradgenError(
+                    f"argument {p.name} of {fn.__name__} has a default of type {type(default).__name__}; "
+                    "a compiled argument is a number: give a number as the default, or make the "
+                    "setting a module-level constant",
+                    file,
+                    def_line(fn),
+                )
+            default = float(default)
+        out.append((p.name, default))
+    return out
 
 
 def _modules(fn, params) -> tuple[list, bool]:
@@ -590,14 +624,30 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     """
     name = name or fn.__name__
     file = inspect.getsourcefile(fn) or fn.__code__.co_filename
-    if not name.isidentifier():
+    if not name.isidentifier() or keyword.iskeyword(name):
         raise GradgenError(
-            f"an exported function needs a name, and {name} has none; define it with `def`",
+            f"an exported function needs a Python identifier as its name, not {name!r}; define it with `def`",
             file,
             fn.__code__.co_firstlineno,
         )
-    arg_names = signature_names(fn, file)
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        kind = "an async def" if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) else "a generator (it yields)"
+        raise GradgenError(
+            f"{name} is {kind}; gradgen compiles plain functions: define it with `def` and `return` one Value",
+            file,
+            def_line(fn),
+        )
+    sig = signature_defaults(fn, file)
+    arg_names = [a for a, _ in sig]
     shapes = _example_shapes(fn, arg_names, example, file)
+    for a, default in sig:
+        if a in shapes and default is not inspect.Parameter.empty:
+            raise GradgenError(
+                f"argument {a} of {name} is an array (its example is one) and has a default; "
+                "drop the default: array arguments are always passed",
+                file,
+                def_line(fn),
+            )
     t = _Trace(name, file)
     t.code = fn.__code__
     modules, eager = _modules(fn, params)
@@ -618,6 +668,7 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
             )
 
     swapped = [v for v in t.param_values() if type(v) is Value]
+    rng_before = randomness.snapshot(fn.__globals__)
     old = sys.gettrace()
     _ACTIVE.append(t)
     for v in swapped:
@@ -625,6 +676,10 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     sys.settrace(_model_frame_namer(t, {fn.__code__.co_filename}))
     try:
         result = fn(*args)
+        drawn = randomness.changed(rng_before)
+        if drawn is not None:
+            randomness.restore(rng_before)
+            raise _random_draw(fn, args, name, file, drawn, rng_before)
     except (GradgenError, KeyboardInterrupt):
         raise
     except BaseException as e:  # the model raised (or called sys.exit): report where, in one line
@@ -662,15 +717,41 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     )
 
 
-def _model_raised(e: Exception, name: str, file: str) -> GradgenError:
-    line = None
-    where = file
-    for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if not _is_internal(frame.filename):
-            where, line = frame.filename, frame.lineno
-            break
+def _random_draw(fn, args, name: str, file: str, drawn: str, before) -> GradgenError:
+    """The refusal for randomness drawn while tracing, at the first line that draws."""
+    sys.settrace(None)
+    try:
+        found = randomness.locate(lambda: fn(*args))
+    finally:
+        randomness.restore(before)
+    where, line, what = (file, def_line(fn), None) if found is None else found
+    call = f"{drawn}.{what}()" if what else drawn
     return GradgenError(
-        f"tracing {name} raised {type(e).__name__}: {e}; fix the model so it runs on Values",
+        f"{name} draws a random number while it is traced ({call}): the draw would be frozen into "
+        "the compiled module; pass random numbers (a dropout mask, noise) in as arguments and "
+        "draw them outside the exported function",
         where,
         line,
     )
+
+
+def _model_raised(e: BaseException, name: str, file: str) -> GradgenError:
+    """`e`, raised by the model while tracing, as one line at the model's innermost line.
+
+    The innermost frame in the model file wins; else the innermost frame of
+    any other real file outside gradgen (a helper module of the user's);
+    generated code such as a dataclass's `__init__` (`<string>`) never.
+    """
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not _is_internal(f.filename)]
+    mine = [f for f in frames if os.path.abspath(f.filename) == os.path.abspath(file)]
+    real = [f for f in frames if not f.filename.startswith("<")]
+    best = (mine or real or [None])[-1]
+    where, line = (best.filename, best.lineno) if best is not None else (file, None)
+    text = " ".join(str(e).split())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    what = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    hint = "fix the model so it runs on Values"
+    if isinstance(e, RecursionError):
+        hint = "a recursion that does not end, or nesting deeper than Python's recursion limit; " + hint
+    return GradgenError(f"tracing {name} raised {what}; {hint}", where, line)

@@ -71,13 +71,22 @@ SCALAR = Dialect(FORMATS, HELPERS, inplace_ok=frozenset(Op))
 
 
 def literal(value) -> tuple[str, int]:
-    """Python source for a constant, and its precedence (a negative number is unary)."""
+    """Python source for a constant, and its precedence (a negative number is unary).
+
+    Only ints and floats are constants, printed by `int.__repr__` and
+    `float.__repr__` themselves: a subclass's own `__repr__` never reaches
+    generated code.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a constant must be an int or float, not {type(value).__name__}")
     if isinstance(value, float):
         if math.isnan(value):
             return "math.nan", ATOM
         if math.isinf(value):
             return ("math.inf", ATOM) if value > 0 else ("-math.inf", UNARY)
-    text = repr(value)
+        text = float.__repr__(value)
+    else:
+        text = int.__repr__(value)
     return text, UNARY if text.startswith("-") else ATOM
 
 
@@ -102,6 +111,9 @@ def _wrap(items: list[str], head: str, tail: str, indent: str) -> list[str]:
 class Emitted:
     lines: list[str]
     helpers: set[str]
+    params: list[str]  # the parameter names as emitted (through the namespace)
+    signature: list[str]  # the same with their defaults, `k=2.0`
+    grads: list[str]  # for "grad": the parameter each returned gradient belongs to
 
 
 def emit_function(
@@ -112,12 +124,16 @@ def emit_function(
     doc: str,
     dialect: Dialect = SCALAR,
     prologue=None,
+    defaults: dict | None = None,
 ) -> Emitted:
     """Source lines of `def fname(params)` computing `graph`.
 
     `returns` is "value" (return the single output) or "grad" (return
     `value, (g_1, ..., g_n)` from outputs "value", "grad:*").  `prologue`,
     given the parameter names, returns lines that go before the body.
+    `doc` is the docstring, or a function of the returned gradients' parameter
+    names that makes it.  `defaults` maps an argument's name (its input's origin) to its default,
+    a float written as a literal.
     """
     FORMATS = dialect.formats
     nodes = graph.nodes
@@ -240,11 +256,21 @@ def emit_function(
         ret = _wrap(items, f"return {value}, (", ")", "    ")
         if len(grads) == 1 and len(ret) > 1:
             ret = [f"    return {value}, (", f"        {grads[0]},", "    )"]
-    sig_params = [names[i] for i in graph.inputs]
+    defaults = defaults or {}
+    sig_params = []
+    for i in graph.inputs:
+        origin = nodes[i].origin
+        if origin is not None and origin.kind == "arg" and origin.name in defaults:
+            sig_params.append(f"{names[i]}={literal(float(defaults[origin.name]))[0]}")
+        else:
+            sig_params.append(names[i])
     head = _wrap(sig_params, f"def {fname}(", "):", "")
     pro = prologue([names[i] for i in graph.inputs]) if prologue else []
-    lines = head + [f'    """{doc}"""'] + pro + body + ret
-    return Emitted(lines, helpers)
+    by_role = {f"grad:{nodes[i].name}": names[i] for i in graph.inputs}
+    grads = [by_role.get(role, "?") for role, _ in graph.outputs if role.startswith("grad:")]
+    text = doc(grads) if callable(doc) else doc
+    lines = head + [f'    """{text}"""'] + pro + body + ret
+    return Emitted(lines, helpers, [names[i] for i in graph.inputs], sig_params, grads)
 
 
 def _note(n) -> str:

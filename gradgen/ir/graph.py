@@ -133,7 +133,7 @@ class Builder:
 
     def const(self, value: float, **meta) -> int:
         """A constant node; plain constants (no metadata) are shared by value."""
-        value = float(value) if not isinstance(value, (int, float)) else value
+        value = value if type(value) in (int, float) else float(value)  # never a subclass: it is printed
         meta.pop("shape", None)
         if meta:
             return self.add(Op.CONST, (), value, **meta)
