@@ -11,8 +11,9 @@ generator the model can reach -- Python's global `random`, NumPy's legacy
 global `np.random`, and the `random.Random`, `np.random.RandomState` and
 `np.random.Generator` objects among the model function's globals -- and
 `changed()` compares after the trace.  Only when something changed does
-`locate()` run the model once more under a profile hook to find the first
-line that draws (the slow path is the error path).  A generator created
+`locate()` run the model once more under a line tracer that compares the
+states at every model line, to find the first line that draws (the slow
+path is the error path).  A generator created
 inside the model and used there (`np.random.default_rng(0)`) has no state
 to compare before the trace, and is not detected.
 """
@@ -88,45 +89,44 @@ def restore(before) -> None:
             bits.state = copy.deepcopy(state)
 
 
-def _is_random_call(frame, event, arg) -> bool:
-    if event == "call":
-        return os.path.abspath(frame.f_code.co_filename) == _RANDOM_FILE
-    if event == "c_call":
-        owner = getattr(arg, "__self__", None)
-        module = getattr(arg, "__module__", None) or ""
-        return isinstance(owner, _GENERATORS) or module.startswith(("numpy.random", "_random"))
-    return False
+def _outside(filename: str) -> bool:
+    """A file of the model's: not gradgen, random.py or NumPy."""
+    path = os.path.abspath(filename)
+    return not (path == _RANDOM_FILE or path.startswith((_NUMPY_DIR, _PACKAGE_DIR)))
 
 
-def _outside(frame):
-    """The innermost frame that is the model's: not gradgen, random.py or NumPy."""
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not (path == _RANDOM_FILE or path.startswith((_NUMPY_DIR, _PACKAGE_DIR))):
-            return frame
-        frame = frame.f_back
-    return None
+def locate(run, before) -> tuple[str, int] | None:
+    """(file, line) of the first model line after which a generator's state differs from `before`.
 
-
-def locate(run) -> tuple[str, int, str] | None:
-    """(file, line, what) of the first random draw while `run()` runs, or None."""
+    `run()` runs the model again from the state `before` (restored first); a
+    line tracer compares the states at every model line, so the culprit is the
+    model line that ran last before the change, whatever it called.
+    """
+    restore(before)
     hit: list = []
+    last: list = [None]
 
-    def hook(frame, event, arg):
-        if hit or not _is_random_call(frame, event, arg):
-            return
-        start = frame.f_back if event == "call" else frame
-        model = _outside(start)
-        if model is not None:
-            what = frame.f_code.co_name if event == "call" else getattr(arg, "__name__", "a random function")
-            hit.append((model.f_code.co_filename, model.f_lineno, what))
+    def local(frame, event, arg):
+        if hit:
+            return None
+        if event in ("line", "return"):
+            if changed(before) is not None:
+                here = (frame.f_code.co_filename, frame.f_lineno)
+                hit.append(here if event == "return" or last[0] is None else last[0])
+                return None
+            if event == "line":
+                last[0] = (frame.f_code.co_filename, frame.f_lineno)
+        return local
 
-    old = sys.getprofile()
-    sys.setprofile(hook)
+    def global_(frame, event, arg):
+        return local if not hit and _outside(frame.f_code.co_filename) else None
+
+    old = sys.gettrace()
+    sys.settrace(global_)
     try:
         run()
     except BaseException:  # noqa: BLE001 -- the first run got this far; only the location matters
         pass
     finally:
-        sys.setprofile(old)
+        sys.settrace(old)
     return hit[0] if hit else None

@@ -721,13 +721,12 @@ def _random_draw(fn, args, name: str, file: str, drawn: str, before) -> GradgenE
     """The refusal for randomness drawn while tracing, at the first line that draws."""
     sys.settrace(None)
     try:
-        found = randomness.locate(lambda: fn(*args))
+        found = randomness.locate(lambda: fn(*args), before)
     finally:
         randomness.restore(before)
-    where, line, what = (file, def_line(fn), None) if found is None else found
-    call = f"{drawn}.{what}()" if what else drawn
+    where, line = (file, def_line(fn)) if found is None else found
     return GradgenError(
-        f"{name} draws a random number while it is traced ({call}): the draw would be frozen into "
+        f"{name} draws a random number while it is traced (from {drawn}): the draw would be frozen into "
         "the compiled module; pass random numbers (a dropout mask, noise) in as arguments and "
         "draw them outside the exported function",
         where,
