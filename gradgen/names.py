@@ -2,7 +2,8 @@
 
 `Namespace.create(hint)` turns any hint -- a user label such as
 `"x1*w1 + x2*w2"`, a variable name, an op name -- into a fresh, valid,
-ASCII Python identifier: characters outside `[A-Za-z0-9_]` become `_`,
+ASCII Python identifier: accents are dropped and Greek letters spelled out
+(`très` -> `tres`, `α` -> `alpha`), other characters outside `[A-Za-z0-9_]` become `_`,
 keywords, builtins and reserved names (`math`, `np`) get a trailing `_`,
 and collisions get a numeric suffix (`y`, `y_1`, `y_2`, ...).  Nothing a
 user wrote is ever spliced into code or comments without passing here.
@@ -13,15 +14,40 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import unicodedata
 
 MAX_LEN = 24
 RESERVED = frozenset({"math", "np", "numpy"}) | frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
 
+def ascii_hint(text: str) -> str:
+    """`text` spelled in ASCII where a spelling exists: accents dropped (`très` -> `tres`),
+    Greek letters named (`α` -> `alpha`, `Δ` -> `Delta`); anything else is left for `sanitize`."""
+    if text.isascii():
+        return text
+    out = []
+    for c in text:
+        if c.isascii():
+            out.append(c)
+            continue
+        plain = "".join(p for p in unicodedata.normalize("NFKD", c) if p.isascii())
+        if plain:
+            out.append(plain)
+            continue
+        name = unicodedata.name(c, "")
+        for kind, case in (("GREEK SMALL LETTER ", str.lower), ("GREEK CAPITAL LETTER ", str.capitalize)):
+            if name.startswith(kind) and " " not in name[len(kind) :]:
+                out.append("_" + case(name[len(kind) :]) + "_")
+                break
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def sanitize(hint: str | None, default: str = "v") -> str:
     """A valid identifier that resembles `hint` (not yet unique)."""
-    text = _BAD.sub("_", hint or "").strip("_")
+    text = _BAD.sub("_", ascii_hint(hint or "")).strip("_")
     text = re.sub(r"_+", "_", text)[:MAX_LEN].rstrip("_")
     if not text:
         text = default

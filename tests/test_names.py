@@ -96,6 +96,15 @@ def test_sanitize_keeps_readable_hints():
     assert sanitize("1abc")[0].isalpha() and sanitize("1abc").endswith("1abc")
     assert sanitize("") == sanitize(None) == sanitize("*") == "v"
     assert sanitize("", default="g") == "g"
+    # a learner's Greek and accented names keep a spelling
+    assert [sanitize(h) for h in ("α", "Δw", "dL_dβ", "très", "naïve x", "ℓ2")] == [
+        "alpha",
+        "Delta_w",
+        "dL_d_beta",
+        "tres",
+        "naive_x",
+        "l2",
+    ]
 
 
 def test_namespace_gives_distinct_valid_names():
