@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
 import traceback
+import types
 
 from gradgen.errors import GradgenError
 from gradgen.export import is_exported
@@ -75,6 +77,16 @@ def load_model(path: str):
         for obj in vars(module).values()
         if is_exported(obj) and getattr(obj, "__module__", None) == modname
     ]
+    for f in fns:
+        if not isinstance(f, types.FunctionType):
+            inner = inspect.unwrap(f) if callable(f) else f
+            code = getattr(inner, "__code__", None)
+            raise GradgenError(
+                f"{getattr(f, '__name__', 'an export')} is a {type(f).__name__}, not a plain function; "
+                "put @gradgen.export directly above the def (outside any other decorator's wrapper)",
+                path,
+                code.co_firstlineno if code is not None else None,
+            )
     fns.sort(key=lambda f: f.__code__.co_firstlineno)
     if not fns:
         raise GradgenError(

@@ -55,7 +55,6 @@ from gradgen.ir.ops import Op
 from gradgen.ir.shapes import BATCH
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_NUMBER = (int, float)
 
 
 def _is_internal(filename: str) -> bool:
@@ -154,7 +153,7 @@ class _Trace:
                 f"{x._name} is an array argument{' row' if x._prefix else ''} of shape {x.shape}, "
                 "used here as one value; index it (X[b][i]) or loop over it, or pass it to gradgen.mean"
             )
-        if isinstance(x, bool) or not isinstance(x, _NUMBER + (Value,)):
+        if isinstance(x, bool) or not isinstance(x, (numbers.Real, Value)):
             raise self.fail(
                 f"unsupported operand of type {type(x).__name__}: "
                 "only Values, ints and floats can be combined with a traced Value"
@@ -243,13 +242,12 @@ class Tracer:
         )
 
     def __truediv__(self, other):
-        if isinstance(other, _NUMBER) and not isinstance(other, bool) and other == 0:
+        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
             raise self._trace.fail("division by the constant zero; divide by a nonzero number")
-        if isinstance(other, _NUMBER + (Tracer,)) and not isinstance(other, bool):
-            # the engine's a / b == a * b**-1, kept so compiled code matches it bit for bit
-            t = self._trace
-            return t.op(Op.MUL, (self, Tracer(t, t.b.add(Op.POW, [t.lift(other)], -1, loc=t.loc()))))
-        return self._trace.op(Op.MUL, (self, other))  # raises the operand error
+        # the engine's a / b == a * b**-1, kept so compiled code matches it bit for bit;
+        # lift() refuses what cannot be an operand (and takes module parameters)
+        t = self._trace
+        return t.op(Op.MUL, (self, Tracer(t, t.b.add(Op.POW, [t.lift(other)], -1, loc=t.loc()))))
 
     def __rtruediv__(self, other):
         return self._trace.op(Op.MUL, (other, self._trace.op(Op.POW, (self,), -1)))
@@ -280,6 +278,10 @@ class Tracer:
     @property
     def grad(self):
         raise self._trace.fail(".grad of a traced value: gradients come from the compiled _grad function")
+
+    @grad.setter
+    def grad(self, value):
+        raise self._trace.fail("setting .grad inside an exported function: gradients come from the compiled _grad function")
 
     def backward(self):
         raise self._trace.fail("backward() inside an exported function: call the compiled _grad function instead")
@@ -576,11 +578,24 @@ def _modules(fn, params) -> tuple[list, bool]:
     """[(array-name prefix, module)] whose parameters may appear, and whether all are inputs."""
     from gradgen.nn import Module
 
-    named = [(k, v) for k, v in fn.__globals__.items() if isinstance(v, Module)]
+    named, seen = [], set()
+    for k, v in fn.__globals__.items():
+        if isinstance(v, Module) and id(v) not in seen:  # one module under two names counts once
+            seen.add(id(v))
+            named.append((k, v))
     if params is None:
         found, eager = named, False
     else:
         mods = list(params) if isinstance(params, (list, tuple)) else [params]
+        for m in mods:
+            if not isinstance(m, Module):
+                raise GradgenError(
+                    f"params= of {fn.__name__} must be a gradgen.nn Module or a list of them, "
+                    f"not {type(m).__name__}",
+                    fn.__code__.co_filename,
+                    def_line(fn),
+                )
+        mods = list({id(m): m for m in mods}.values())
         names = {id(v): k for k, v in reversed(named)}
         found = [(names.get(id(m), f"m{k}"), m) for k, m in enumerate(mods)]
         eager = True
@@ -593,14 +608,38 @@ def _example_shapes(fn, names: list[str], example, file: str) -> dict[str, tuple
     """{argument: shape} for the arguments whose example is an array."""
     if example is None:
         return {}
+    where = (file, def_line(fn))
     if isinstance(example, dict):
         items = example
-    else:
+        unknown = [str(k) for k in items if k not in names]
+        if unknown:
+            raise GradgenError(
+                f"the example names {', '.join(unknown)}, which {fn.__name__}({', '.join(names)}) "
+                "does not take; name the function's arguments",
+                *where,
+            )
+    elif isinstance(example, (list, tuple)):
+        if len(example) != len(names):
+            raise GradgenError(
+                f"the example has {len(example)} values but {fn.__name__}({', '.join(names)}) takes "
+                f"{len(names)}; give one per argument (or a dict by name)",
+                *where,
+            )
         items = dict(zip(names, example))
+    else:
+        raise GradgenError(
+            f"the example must be a dict by argument name or a sequence of values, not {type(example).__name__}",
+            *where,
+        )
     shapes = {}
     for k, v in items.items():
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
             continue
+        if not isinstance(v, (list, tuple, np.ndarray)):
+            raise GradgenError(
+                f"the example for {k} is a {type(v).__name__}; give a number, or an array for an array argument",
+                *where,
+            )
         try:
             shape = np.shape(v)
         except Exception:
