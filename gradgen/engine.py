@@ -27,6 +27,9 @@ from gradgen import mathfn
 
 _NUMBER = (int, float)
 _PLAIN = (int, float)
+# > 0 while gradgen traces a model: a Value made then is a constant of the model
+# (`acc = Value(0.0)`, `sum(xs, Value(0))`), and the tracer folds it into the IR
+TRACING = [0]
 
 
 class Value:
@@ -47,7 +50,9 @@ class Value:
         self._prev = tuple(_children)
         self._op = _op
         self._exponent = None  # the exponent of a `**` node
-        self._const = False  # True for a number wrapped by an operator (`x + 2`)
+        # True for a number wrapped by an operator (`x + 2`), and for every Value
+        # made while gradgen traces a model
+        self._const = TRACING[0] > 0
 
     @staticmethod
     def _wrap(other):

@@ -47,7 +47,7 @@ from dataclasses import replace
 import numpy as np
 
 from gradgen import params as params_mod
-from gradgen import randomness
+from gradgen import engine, randomness
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.ir.graph import Builder, Graph, Loc, Origin
@@ -162,6 +162,8 @@ class _Trace:
             nid = self._param(x)  # (a _Param reads no .data here)
             if nid is not None:
                 return nid
+            if _made_while_tracing(x):
+                return self.b.const(float(Value.data.__get__(x)))
             data = Value.data.__get__(x)  # the slot itself: a _Param's .data property refuses
             raise self.fail(
                 f"uses a Value that is neither an argument nor a parameter of a gradgen.nn module "
@@ -173,6 +175,20 @@ class _Trace:
     def op(self, op: Op, args, attr=None) -> "Tracer":
         ids = [self.lift(a) for a in args]
         return Tracer(self, self.b.add(op, ids, attr, loc=self.loc()))
+
+
+def _made_while_tracing(v: Value) -> bool:
+    """A Value computed while the trace ran from numbers alone (`Value(0.0)`, `Value(2) * 3`): a constant."""
+    stack, seen = [v], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if type(x) is not Value or not x._const or type(x.data) not in (int, float):
+            return False
+        stack.extend(x._prev)
+    return True
 
 
 _CONTROL_FLOW = (
@@ -710,6 +726,7 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     rng_before = randomness.snapshot(fn.__globals__)
     old = sys.gettrace()
     _ACTIVE.append(t)
+    engine.TRACING[0] += 1
     for v in swapped:
         v.__class__ = _Param
     sys.settrace(_model_frame_namer(t, {fn.__code__.co_filename}))
@@ -727,6 +744,7 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
         sys.settrace(old)
         for v in swapped:
             v.__class__ = Value
+        engine.TRACING[0] -= 1
         _ACTIVE.pop()
 
     line = t.return_line or def_line(fn)

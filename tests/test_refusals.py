@@ -328,3 +328,34 @@ def test_a_bad_coding_declaration_names_its_line(tmp_path, capsys):
 def test_gradgen_error_is_one_line_whatever_it_holds():
     e = gradgen.GradgenError("bad\nthing\x00 here\u2028now", "dir/we\nird.py", 3)
     assert str(e) == "dir/we ird.py:3: bad thing here now"
+
+
+# -- Values made inside the model are constants -------------------------------------------
+
+
+def test_values_made_while_tracing_are_constants(tmp_path, capsys):
+    """`acc = Value(0.0)`, `sum(xs, Value(0))`, `Value(2.0) * 3`: constants, as the engine computes them."""
+    code, err, model = compile_cli(
+        tmp_path,
+        """
+        import gradgen
+        from gradgen.engine import Value
+
+        @gradgen.export
+        def f(x, y):
+            acc = Value(0.0)
+            for i in range(3):
+                acc = acc + x * i
+            return sum([acc, y * x], Value(1)) * (Value(2.0) * 3) + Value(0.5).exp()
+        """,
+        capsys,
+    )
+    assert code == 0, err
+    ns: dict = {}
+    exec(compile((tmp_path / "out" / "model.py").read_text(), "m", "exec"), ns)
+    loaded, (f,) = gradgen.loader.load_model(str(model))
+    x, y = Value(0.3), Value(-1.2)
+    out = f(x, y)
+    out.backward()
+    value, grads = ns["f_grad"](0.3, -1.2)
+    assert value == out.data and grads == (x.grad, y.grad)
