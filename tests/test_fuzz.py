@@ -261,28 +261,45 @@ def compiled_run(call, *xs) -> Run:
 
 
 def _key(v, keys):
+    """A structural key of an engine node, after the aliasing fold does (x * 1, -0.0 + x, x ** 1)."""
     if v._const or not v._prev:
-        return ("leaf", id(v)) if not v._const else ("const", bits(v.data))
+        return ("const", bits(v.data)) if v._const else ("leaf", id(v))
     kids = [keys[id(c)] for c in v._prev]
+    consts = [c.data for c in v._prev if c._const]
+    others = [k for c, k in zip(v._prev, kids) if not c._const]
+    if len(others) == 1 and len(consts) == 1:
+        c, (k,) = consts[0], others
+        if (v._op == "+" and c == 0.0) or (v._op == "*" and c == 1.0):
+            return k  # folded away: the node is its argument
+        if v._op == "*" and c == -1.0:
+            return k[1] if k[0] == "neg" else ("neg", k)  # -x, and -(-x) -> x
+    if v._op == "**1":
+        return kids[0]
     if v._op in ("+", "*"):
         kids.sort(key=repr)
     return (v._op, tuple(kids))
 
 
 def regroups(out) -> bool:
-    """The engine graph has a value with 3+ gradient contributions, or two equal subexpressions."""
-    uses: dict[int, int] = {}
+    """The engine graph has a value with 3+ gradient contributions, or two equal subexpressions.
+
+    Equal up to the fold's aliasing: `(-0.0 + x) * y` reads x, so it may merge with `x * y`.
+    """
     keys: dict[int, tuple] = {}
     seen: set = set()
+    uses: dict[tuple, int] = {}
     for v in topological_order(out):
         k = keys[id(v)] = _key(v, keys)
-        if k[0] not in ("leaf", "const"):
-            if k in seen:
-                return True
-            seen.add(k)
+        if not v._prev or v._const or (len(v._prev) == 1 and k == keys[id(v._prev[0])]):
+            continue
+        if any(k == keys[id(c)] for c in v._prev):
+            continue  # an alias of its argument: no node of its own
+        if k in seen:
+            return True
+        seen.add(k)
         for c in v._prev:
             if not c._const:
-                uses[id(c)] = uses.get(id(c), 0) + 1
+                uses[keys[id(c)]] = uses.get(keys[id(c)], 0) + 1
     return any(n >= 3 for n in uses.values())
 
 
