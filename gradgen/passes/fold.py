@@ -1,20 +1,53 @@
 """Constant folding and exact algebraic simplification.
 
-Rewrites, each exact in IEEE arithmetic (so compiled code still matches the
-engine), except where noted:
+Contract: a rewrite never changes a value, bit for bit (every NaN counts as
+equal to every NaN, the sign of a zero counts), and the gradient reverse
+mode later derives from a rewritten forward node equals the engine's
+gradient of the original, operation for operation.  The one exception is
+marked (*) below: it needs an intermediate of the original to underflow.
+Each rule, with the one-line argument for it:
 
-* an op whose arguments are all constants becomes a constant (unless
-  evaluating it raises: then the program raises at run time, as the engine does);
-* `x * 1 -> x`, `x ** 1 -> x`, `x - 0 -> x`, `x + 0 -> x` (the last may turn
-  -0.0 into 0.0, a difference only visible through the sign of a zero);
-* `x + x -> 2.0 * x`, `2**j * (c * y) -> (2**j * c) * y` (exact barring
-  overflow: scaling by a power of two only moves the exponent);
+* an op whose arguments are all constants becomes its value, computed by
+  the same Python float operation the engine runs (`gradgen.ir.ops`); where
+  that raises (`math.exp(1000)`, `math.log(0)`, `0.0 ** -1`) or gives no
+  float (`(-8.0) ** 0.5` is complex) the op is kept, so the program raises
+  (or computes) at run time as the engine does;
+* `x * 1 -> x`, `1 * x -> x` (IEEE multiplication by 1 is exact, also for
+  inf, nan and -0.0); `x ** 1 -> x` (Python's `x ** 1` is `x`);
+* `x - 0.0 -> x` (`-0.0 - 0.0` is `-0.0`), `x + -0.0 -> x` and
+  `-0.0 + x -> x` (adding -0.0 is exact);
+* `x + 0.0 -> x`, `0.0 + x -> x` and `x - (-0.0) -> x` only where `x` can
+  never be -0.0 (`-0.0 + 0.0` is `0.0`): a constant other than -0.0, `y * y`,
+  `y ** k` for k not an odd integer, `exp`, `log`, `sigmoid`, `step`, an add
+  with such an argument, and relu/tanh of such a value (both keep -0.0 only
+  for -0.0).  So `sum(p * p for ...)`'s leading `0 +` goes, a general
+  `0 + y` stays;
+* `x + x -> 2.0 * x` (both round the exact 2x once; overflow alike); the
+  engine's gradient `g + g` is `2.0 * g` too;
 * `x * -1 -> -x`, `-(-x) -> x`, `a + (-b) -> a - b`, `(-a) + b -> b - a`,
-  `a - (-b) -> a + b` (only where the inner `-` has no name of its own, so
-  no named line disappears);
+  `a - (-b) -> a + b` (IEEE defines a - b as a + (-b); negation is exact),
+  only where the inner `-` has no name of its own, so no named line
+  disappears;
+* (*) in the backward pass only, `k * (c * y) -> (k * c) * y` for `k` a power
+  of two with `|k| >= 1` and `k * c` finite (so exact): `k * round(c*y)` and
+  `round(k*c*y)` are equal unless `c * y` underflows (is subnormal or zero
+  while c*y != 0), where the folded one is the better rounded; an overflow
+  of either side overflows the other (|k| >= 1), and inf, nan and signed
+  zeros agree.  This is what makes the L2 term's gradient
+  `2.0 * (alpha * p)` one `(2 * alpha) * p`.  Not in the forward pass: the
+  gradient of the folded node would be `(k*c) * g` where the engine computes
+  `c * (k * g)`, which overflows differently, and with |k| < 1
+  (`(x * 3) * 0.5` at 1e308) or an inexact k * c (`5e-324 * 0.5`) the
+  value itself would change;
 * arrays: `transpose(transpose(x)) -> x` and
   `transpose(a @ b) -> b.T @ a.T` (both 2-D), so a weight gradient reads
-  `g_z.T @ x` rather than `(x.T @ g_z).T`; the shape never changes.
+  `g_z.T @ x` rather than `(x.T @ g_z).T`; the shape never changes (the
+  same products, summed by BLAS in its own order: array code is exact only
+  to rounding anyway).
+
+Not folded, because they are not exact: `x * 0` (nan for inf, -0.0 for
+x < 0), `0 - x -> -x` (0.0 vs -0.0 at x = 0), `x / c -> x * (1/c)`, and any
+reassociation.
 
 A node replaced by an existing anonymous node hands its metadata (name,
 adjoint, rule) over, so `g_n = 1.0 * t` becomes `g_n = t` rather than losing
@@ -23,17 +56,56 @@ the name `g_n`.
 
 from __future__ import annotations
 
+import math
+
 from gradgen.ir.graph import Builder, Graph, Node
 from gradgen.ir.ops import OPS, Op, evaluate
 
 
 def _const(b: Builder, i: int, value: float) -> bool:
+    """Node i is the constant `value`; a zero's sign counts (0.0 and -0.0 differ)."""
     n = b.nodes[i]
-    return n.op is Op.CONST and n.attr == value
+    if n.op is not Op.CONST or n.attr != value:
+        return False
+    return value != 0.0 or math.copysign(1.0, n.attr) == math.copysign(1.0, value)
 
 
-def _simplify(b: Builder, n: Node, args: list[int]):
-    """('alias', id) | ('new', op, args, attr) | None."""
+class _Zeros:
+    """Which nodes of a builder can never be -0.0 (computed once per node, in id order)."""
+
+    _ALWAYS = (Op.EXP, Op.LOG, Op.SIGMOID, Op.STEP)
+
+    def __init__(self, b: Builder):
+        self.b = b
+        self.flags: list[bool] = []
+
+    def never_negative_zero(self, i: int) -> bool:
+        nodes, flags = self.b.nodes, self.flags
+        while len(flags) <= i:
+            n = nodes[len(flags)]
+            op, args = n.op, n.args
+            if op is Op.CONST:
+                v = n.attr
+                ok = isinstance(v, (int, float)) and not (v == 0.0 and math.copysign(1.0, v) < 0)
+            elif op is Op.MUL:
+                ok = args[0] == args[1]  # y * y is +0.0, positive, inf or nan
+            elif op is Op.POW:
+                k = n.attr
+                ok = not (isinstance(k, (int, float)) and float(k).is_integer() and int(k) % 2 == 1)
+            elif op in self._ALWAYS:
+                ok = True
+            elif op is Op.ADD:
+                ok = flags[args[0]] or flags[args[1]]  # a sum is -0.0 only for -0.0 + -0.0
+            elif op in (Op.RELU, Op.TANH, Op.COPY):
+                ok = flags[args[0]]
+            else:
+                ok = False
+            flags.append(ok)
+        return flags[i]
+
+
+def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
+    """('alias', id) | ('const', value) | ('new', op, args, attr[, rule]) | None."""
     nodes = b.nodes
     op = n.op
     if op is Op.COPY and nodes[args[0]].op is Op.CONST:
@@ -55,7 +127,7 @@ def _simplify(b: Builder, n: Node, args: list[int]):
         try:
             value = evaluate(op, [nodes[a].attr for a in args], n.attr)
         except (ArithmeticError, ValueError):
-            return None
+            return None  # kept: it raises at run time, as in the engine
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return ("const", float(value))
         return None
@@ -70,29 +142,30 @@ def _simplify(b: Builder, n: Node, args: list[int]):
         if _const(b, a, -1.0):
             return ("new", Op.NEG, [c], None)
         k, x = (a, c) if nodes[a].op is Op.CONST else (c, a)
-        inner_ = nodes[x]
-        if nodes[k].op is Op.CONST and _power_of_two(nodes[k].attr) and inner_.op is Op.MUL and anonymous(inner_):
-            # 2**j * (c * y) == (2**j * c) * y exactly: scaling by a power of two only moves the exponent
-            for p, q in (inner_.args, inner_.args[::-1]):
+        inner = nodes[x]
+        if n.rule is not None and nodes[k].op is Op.CONST and inner.op is Op.MUL and anonymous(inner):
+            for p, q in (inner.args, inner.args[::-1]):
                 if nodes[p].op is Op.CONST:
-                    return ("new", Op.MUL, [b.const(nodes[k].attr * nodes[p].attr), q], None)
+                    kc = _exact_scaling(nodes[k].attr, nodes[p].attr)
+                    if kc is not None:
+                        return ("new", Op.MUL, [b.const(kc), q], None)
+                    break
     elif op is Op.POW and n.attr == 1:
         return ("alias", args[0])
     elif op is Op.ADD:
         a, c = args
         if a == c:  # x + x == 2.0 * x exactly
             return ("new", Op.MUL, [b.const(2.0), a], None)
-        if _const(b, c, 0.0):
-            return ("alias", a)
-        if _const(b, a, 0.0):
-            return ("alias", c)
+        for x, zero in ((a, c), (c, a)):
+            if _const(b, zero, -0.0) or (_const(b, zero, 0.0) and zeros.never_negative_zero(x)):
+                return ("alias", x)
         if nodes[c].op is Op.NEG and anonymous(nodes[c]):
             return ("new", Op.SUB, [a, nodes[c].args[0]], None)
         if nodes[a].op is Op.NEG and anonymous(nodes[a]):
             return ("new", Op.SUB, [c, nodes[a].args[0]], None)
     elif op is Op.SUB:
         a, c = args
-        if _const(b, c, 0.0):
+        if _const(b, c, 0.0) or (_const(b, c, -0.0) and zeros.never_negative_zero(a)):
             return ("alias", a)
         if nodes[c].op is Op.NEG and anonymous(nodes[c]):
             return ("new", Op.ADD, [a, nodes[c].args[0]], None)
@@ -101,20 +174,21 @@ def _simplify(b: Builder, n: Node, args: list[int]):
     return None
 
 
+def _exact_scaling(k, c):
+    """k * c when `k * (c * y) -> (k * c) * y` keeps every value (see the docstring), else None."""
+    if not isinstance(k, float) or not isinstance(c, float) or not math.isfinite(k) or abs(k) < 1.0:
+        return None
+    if math.frexp(abs(k))[0] != 0.5:
+        return None  # not a power of two
+    kc = k * c
+    return kc if math.isfinite(kc) else None  # |k| >= 1: finite means exact
+
+
 def _transposed(b: Builder, i: int, like: Node) -> int:
     n = b.nodes[i]
     if n.op is Op.TRANSPOSE:
         return n.args[0]
     return b.add(Op.TRANSPOSE, [i], loc=like.loc, rule=like.rule, step=like.step)
-
-
-def _power_of_two(v) -> bool:
-    import math
-
-    if not isinstance(v, float) or not math.isfinite(v) or v == 0.0:
-        return False
-    m, _ = math.frexp(abs(v))
-    return m == 0.5
 
 
 def anonymous(node: Node) -> bool:
@@ -141,10 +215,11 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
 def fold(graph: Graph) -> Graph:
     b = Builder(graph.name)
     new: dict[int, int] = {}
+    zeros = _Zeros(b)
     for n in graph.nodes:
         args = [new[a] for a in n.args]
         adj = new.get(n.adj) if n.adj is not None else None
-        r = _simplify(b, n, args)
+        r = _simplify(b, n, args, zeros)
         if r is None:
             new[n.id] = b.copy_node(n, args, adj)
         elif r[0] == "alias":
