@@ -27,24 +27,27 @@ def _check_args(fname, names, args, shapes, data):
             if a.dtype.kind not in "fiu" or a.ndim:
                 what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
                 raise ValueError(
-                    f"{fname}: {name} must be a number (a float), not {what}"
+                    f"{fname}: {name} must be a number (a float), got {what}"
                 )
             out.append(float(x))
             continue
-        want = f"a float64 NumPy array of shape {shape}"
+        show = (
+            "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        )  # (B, 2)
+        want = f"a float64 NumPy array of shape {show}"
         if not isinstance(x, np.ndarray):
             what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
             raise ValueError(
-                f"{fname}: {name} must be {want}, not {what} (convert it with np.asarray)"
+                f"{fname}: {name} must be {want}, got {what} (convert it with np.asarray)"
             )
         if x.dtype.kind not in "fiu":
             raise ValueError(
-                f"{fname}: {name} must be {want}, not an array of dtype {x.dtype}"
+                f"{fname}: {name} must be {want}, got an array of dtype {x.dtype}"
             )
         got = x.shape
         if shape[:1] == ("B",):
             if not got:
-                raise ValueError(f"{fname}: {name} must be {want}, not a 0-d array")
+                raise ValueError(f"{fname}: {name} must be {want}, got a 0-d array")
             batch = batch or (got[0], name)
             if got[0] == 0:
                 raise ValueError(
@@ -52,13 +55,13 @@ def _check_args(fname, names, args, shapes, data):
                 )
             if got != (batch[0],) + shape[1:]:
                 raise ValueError(
-                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{fname}: {name} has shape {got}, but {fname} takes {show} with B = "
                     f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
                 )
         elif got != shape:
             fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
-                f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
+                f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}"
                 + (fixed if name in data else "")
             )
         # float32, int, ...: computed in float64 (a float64 array is passed as it is)
