@@ -168,6 +168,7 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     g_z0 = g_h0 * (1.0 - h0 * h0)  # tanh: 1 - out**2   [lecture_mlp.py:36]
     g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
     g_W0 = g_z0.T @ xs  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_b2 = np.full((1,), g_b2_0)  # elem: the read elements' gradients, back in place
+    # elem: the read elements' gradients, back in place
+    g_b2 = np.array(g_b2_0, ndmin=1)
     g_W2 = g_W2_0[None]  # elem: the read elements' gradients, back in place
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)

@@ -193,7 +193,8 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     g_W1 += 0.0002 * W1  # mul: both arguments are x: the two partials add up
     g_b0 += 0.0002 * b0  # mul: both arguments are x: the two partials add up
     g_W0 += 0.0002 * W0  # mul: both arguments are x: the two partials add up
-    g_b2 += np.full((1,), g_b2_0)  # elem: the read elements' gradients, back in place
+    # elem: the read elements' gradients, back in place
+    g_b2 += np.array(g_b2_0, ndmin=1)
     g_W2 += g_W2_0[None]  # elem: the read elements' gradients, back in place
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 

@@ -36,7 +36,8 @@ import test_mlp
 from gradgen import Value, mathfn, nn
 from gradgen.api import compile_function
 from gradgen.export import example_of, params_of
-from gradgen.ir.interp import evaluate
+from gradgen.ir.interp import evaluate, node_values
+from gradgen.ir.ops import Op
 from gradgen.loader import load_model
 from gradgen.trace import _modules
 
@@ -65,6 +66,9 @@ def check_module(mod, name: str, args: list, what: str):
     B = next((np.shape(a)[0] for i, a in zip(graph.inputs, args) if graph[i].shape[:1] == ("B",)), None)
     shape_of = {graph[i].name: np.shape(a) for i, a in zip(graph.inputs, args)}
     interp = evaluate(graph, args)
+    for n, v in zip(graph.nodes, node_values(graph, args)):  # every node, not only the outputs
+        if n.op is not Op.BATCH:
+            assert_float(v, tuple(B if d == "B" else d for d in n.shape), f"{what}: interpreted node {n.id} ({n.op})")
     if ir.grad_opt is None:
         got = getattr(mod, name)(*args)
         assert_float(got, (B,), f"{what}: {name}")

@@ -12,7 +12,7 @@ Every value has the IR's float dtype and shape: a value of shape `()` is a
 float (a Python float or `np.float64`, never a 0-d array or a bool), so a
 scalar node is spelled with the scalar dialect's formats (`math.exp(b)`,
 `float(x > 0.0)`, the exact engine functions) and no array syntax is
-applied to it (`expand` of a scalar is `np.full`); `step` on an array is
+applied to it (`expand` of a scalar is `np.array(x, ndmin=1)`); `step` on an array is
 a float mask, `(x > 0.0).astype(float)`.
 
 The prologue checks every argument: an array argument must be a NumPy
@@ -97,8 +97,8 @@ def special(n, operand, nodes, line=None):
             return f"{operand(n.args[0], ATOM)}.sum()", ATOM, None
         return f"{operand(n.args[0], ATOM)}.sum(axis={_axes(n.attr)})", ATOM, None
     if op is Op.EXPAND:
-        if not nodes[n.args[0]].shape:  # a float has no axes to index
-            return f"np.full({shape_text(n.shape)}, {operand(n.args[0], 0)})", ATOM, None
+        if not nodes[n.args[0]].shape:  # a float has no axes to index: an array of shape (1,), (1, 1), ...
+            return f"np.array({operand(n.args[0], 0)}, ndmin={len(n.shape)})", ATOM, None
         parts = ["None" if k in n.attr else ":" for k in range(len(n.shape))]
         while parts and parts[-1] == ":":
             parts.pop()
