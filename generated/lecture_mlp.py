@@ -12,40 +12,66 @@ argument, each with its argument's shape; data arrays (X, y) get none.
 import numpy as np
 
 
-def _shape_error(fname, names, arrays, shapes, data):
-    """Raise a ValueError naming the first argument whose shape is not the compiled one."""
+def _check_args(fname, names, args, shapes, data):
+    """The arguments as float64 arrays (and floats), or a ValueError naming the first that cannot be.
+
+    Called only when the prologue's fast check fails.  An array argument must be a
+    NumPy array of its compiled shape with a real dtype; float32, int, ... arrays are
+    converted to float64.  A scalar argument (shape ()) must be a real number.
+    """
+    out = []
     batch = None  # (B, the argument it was read from)
-    for name, array, shape in zip(names, arrays, shapes):
-        got = getattr(array, "shape", None)
-        if got is None or (shape[:1] == ("B",) and not got):
+    for name, x, shape in zip(names, args, shapes):
+        if shape == ():
+            a = np.asarray(x)
+            if a.dtype.kind not in "fiu" or a.ndim:
+                what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
+                raise ValueError(
+                    f"{fname}: {name} must be a number (a float), got {what}"
+                )
+            out.append(float(x))
+            continue
+        show = (
+            "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        )  # (B, 2)
+        want = f"a float64 NumPy array of shape {show}"
+        if not isinstance(x, np.ndarray):
+            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
             raise ValueError(
-                f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}"
+                f"{fname}: {name} must be {want}, got {what} (convert it with np.asarray)"
             )
-        want = shape
-        if shape[:1] == ("B",) and got:
+        if x.dtype.kind not in "fiu":
+            raise ValueError(
+                f"{fname}: {name} must be {want}, got an array of dtype {x.dtype}"
+            )
+        got = x.shape
+        if shape[:1] == ("B",):
+            if not got:
+                raise ValueError(f"{fname}: {name} must be {want}, got a 0-d array")
             batch = batch or (got[0], name)
             if got[0] == 0:
                 raise ValueError(
                     f"{fname}: {name} has no rows: a batch needs at least one example"
                 )
-            want = (batch[0],) + shape[1:]
-        if got != want:
-            if shape[:1] == ("B",):
+            if got != (batch[0],) + shape[1:]:
                 raise ValueError(
-                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{fname}: {name} has shape {got}, but {fname} takes {show} with B = "
                     f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
                 )
+        elif got != shape:
             fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
-                f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
+                f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}"
                 + (fixed if name in data else "")
             )
-    raise ValueError(f"{fname}: an argument has the wrong shape")
+        # float32, int, ...: computed in float64 (a float64 array is passed as it is)
+        out.append(np.asarray(x, dtype=np.float64))
+    return tuple(out)
 
 
 def loss(W0, b0, W1, b1, W2, b2, xs, ys):
     """Value of loss."""
-    try:  # a list or a scalar where an array belongs is a shape error too
+    try:  # a list, a tensor or a scalar where an array belongs fails here too
         bad = (
             W0.shape != (4, 3)
             or b0.shape != (4,)
@@ -55,11 +81,19 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
             or b2.shape != (1,)
             or xs.shape != (4, 3)
             or ys.shape != (4,)
+            or W0.dtype != np.float64
+            or b0.dtype != np.float64
+            or W1.dtype != np.float64
+            or b1.dtype != np.float64
+            or W2.dtype != np.float64
+            or b2.dtype != np.float64
+            or xs.dtype != np.float64
+            or ys.dtype != np.float64
         )
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError, ValueError):
         bad = True
     if bad:
-        _shape_error(
+        W0, b0, W1, b1, W2, b2, xs, ys = _check_args(
             "loss",
             ("W0", "b0", "W1", "b1", "W2", "b2", "xs", "ys"),
             (W0, b0, W1, b1, W2, b2, xs, ys),
@@ -80,7 +114,7 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
 
 def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     """Value of loss and its gradient with respect to W0, b0, W1, b1, W2, b2."""
-    try:  # a list or a scalar where an array belongs is a shape error too
+    try:  # a list, a tensor or a scalar where an array belongs fails here too
         bad = (
             W0.shape != (4, 3)
             or b0.shape != (4,)
@@ -90,11 +124,19 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
             or b2.shape != (1,)
             or xs.shape != (4, 3)
             or ys.shape != (4,)
+            or W0.dtype != np.float64
+            or b0.dtype != np.float64
+            or W1.dtype != np.float64
+            or b1.dtype != np.float64
+            or W2.dtype != np.float64
+            or b2.dtype != np.float64
+            or xs.dtype != np.float64
+            or ys.dtype != np.float64
         )
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError, ValueError):
         bad = True
     if bad:
-        _shape_error(
+        W0, b0, W1, b1, W2, b2, xs, ys = _check_args(
             "loss_grad",
             ("W0", "b0", "W1", "b1", "W2", "b2", "xs", "ys"),
             (W0, b0, W1, b1, W2, b2, xs, ys),
@@ -126,6 +168,7 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     g_z0 = g_h0 * (1.0 - h0 * h0)  # tanh: 1 - out**2   [lecture_mlp.py:36]
     g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
     g_W0 = g_z0.T @ xs  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_b2 = g_b2_0[None]  # elem: the read elements' gradients, back in place
+    # elem: the read elements' gradients, back in place
+    g_b2 = np.array(g_b2_0, ndmin=1)
     g_W2 = g_W2_0[None]  # elem: the read elements' gradients, back in place
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)

@@ -13,40 +13,66 @@ argument, each with its argument's shape; data arrays (X, y) get none.
 import numpy as np
 
 
-def _shape_error(fname, names, arrays, shapes, data):
-    """Raise a ValueError naming the first argument whose shape is not the compiled one."""
+def _check_args(fname, names, args, shapes, data):
+    """The arguments as float64 arrays (and floats), or a ValueError naming the first that cannot be.
+
+    Called only when the prologue's fast check fails.  An array argument must be a
+    NumPy array of its compiled shape with a real dtype; float32, int, ... arrays are
+    converted to float64.  A scalar argument (shape ()) must be a real number.
+    """
+    out = []
     batch = None  # (B, the argument it was read from)
-    for name, array, shape in zip(names, arrays, shapes):
-        got = getattr(array, "shape", None)
-        if got is None or (shape[:1] == ("B",) and not got):
+    for name, x, shape in zip(names, args, shapes):
+        if shape == ():
+            a = np.asarray(x)
+            if a.dtype.kind not in "fiu" or a.ndim:
+                what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
+                raise ValueError(
+                    f"{fname}: {name} must be a number (a float), got {what}"
+                )
+            out.append(float(x))
+            continue
+        show = (
+            "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        )  # (B, 2)
+        want = f"a float64 NumPy array of shape {show}"
+        if not isinstance(x, np.ndarray):
+            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
             raise ValueError(
-                f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}"
+                f"{fname}: {name} must be {want}, got {what} (convert it with np.asarray)"
             )
-        want = shape
-        if shape[:1] == ("B",) and got:
+        if x.dtype.kind not in "fiu":
+            raise ValueError(
+                f"{fname}: {name} must be {want}, got an array of dtype {x.dtype}"
+            )
+        got = x.shape
+        if shape[:1] == ("B",):
+            if not got:
+                raise ValueError(f"{fname}: {name} must be {want}, got a 0-d array")
             batch = batch or (got[0], name)
             if got[0] == 0:
                 raise ValueError(
                     f"{fname}: {name} has no rows: a batch needs at least one example"
                 )
-            want = (batch[0],) + shape[1:]
-        if got != want:
-            if shape[:1] == ("B",):
+            if got != (batch[0],) + shape[1:]:
                 raise ValueError(
-                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{fname}: {name} has shape {got}, but {fname} takes {show} with B = "
                     f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
                 )
+        elif got != shape:
             fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
-                f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
+                f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}"
                 + (fixed if name in data else "")
             )
-    raise ValueError(f"{fname}: an argument has the wrong shape")
+        # float32, int, ...: computed in float64 (a float64 array is passed as it is)
+        out.append(np.asarray(x, dtype=np.float64))
+    return tuple(out)
 
 
 def loss(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss."""
-    try:  # a list or a scalar where an array belongs is a shape error too
+    try:  # a list, a tensor or a scalar where an array belongs fails here too
         B = X.shape[0]
         bad = (
             W0.shape != (16, 2)
@@ -58,11 +84,19 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
             or X.shape != (B, 2)
             or y.shape != (B,)
             or B == 0
+            or W0.dtype != np.float64
+            or b0.dtype != np.float64
+            or W1.dtype != np.float64
+            or b1.dtype != np.float64
+            or W2.dtype != np.float64
+            or b2.dtype != np.float64
+            or X.dtype != np.float64
+            or y.dtype != np.float64
         )
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError, ValueError):
         bad = True
     if bad:
-        _shape_error(
+        W0, b0, W1, b1, W2, b2, X, y = _check_args(
             "loss",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
             (W0, b0, W1, b1, W2, b2, X, y),
@@ -88,7 +122,7 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
 
 def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss and its gradient with respect to W0, b0, W1, b1, W2, b2."""
-    try:  # a list or a scalar where an array belongs is a shape error too
+    try:  # a list, a tensor or a scalar where an array belongs fails here too
         B = X.shape[0]
         bad = (
             W0.shape != (16, 2)
@@ -100,11 +134,19 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
             or X.shape != (B, 2)
             or y.shape != (B,)
             or B == 0
+            or W0.dtype != np.float64
+            or b0.dtype != np.float64
+            or W1.dtype != np.float64
+            or b1.dtype != np.float64
+            or W2.dtype != np.float64
+            or b2.dtype != np.float64
+            or X.dtype != np.float64
+            or y.dtype != np.float64
         )
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError, ValueError):
         bad = True
     if bad:
-        _shape_error(
+        W0, b0, W1, b1, W2, b2, X, y = _check_args(
             "loss_grad",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
             (W0, b0, W1, b1, W2, b2, X, y),
@@ -130,16 +172,19 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     out = data_loss + reg_loss
     # backward
     g_relu = div  # sum: every summed element gets g   [moons.py:46]
-    g_add = g_relu * (relu > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:36]
+    # relu: 1 where out > 0, else 0   [moons.py:36]
+    g_add = g_relu * (relu > 0.0).astype(float)
     g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
     g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
     g_h1 = g_score[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
     g_W2_0 = h1.T @ g_score  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
-    g_z1 = g_h1 * (h1 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
+    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_z1 = g_h1 * (h1 > 0.0).astype(float)
     g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
     g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
     g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_z0 = g_h0 * (h0 > 0.0)  # relu: 1 where out > 0, else 0   [moons.py:35]
+    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_z0 = g_h0 * (h0 > 0.0).astype(float)
     g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
     g_W0 = g_z0.T @ X  # matmul: d(x @ W.T)/dW = g.T @ x
     g_b2 = 0.0002 * b2  # mul: both arguments are x: the two partials add up
@@ -148,14 +193,15 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     g_W1 += 0.0002 * W1  # mul: both arguments are x: the two partials add up
     g_b0 += 0.0002 * b0  # mul: both arguments are x: the two partials add up
     g_W0 += 0.0002 * W0  # mul: both arguments are x: the two partials add up
-    g_b2 += g_b2_0[None]  # elem: the read elements' gradients, back in place
+    # elem: the read elements' gradients, back in place
+    g_b2 += np.array(g_b2_0, ndmin=1)
     g_W2 += g_W2_0[None]  # elem: the read elements' gradients, back in place
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
 def scores(W0, b0, W1, b1, W2, b2, X):
     """scores of each example: an array of shape (B,)."""
-    try:  # a list or a scalar where an array belongs is a shape error too
+    try:  # a list, a tensor or a scalar where an array belongs fails here too
         B = X.shape[0]
         bad = (
             W0.shape != (16, 2)
@@ -166,11 +212,18 @@ def scores(W0, b0, W1, b1, W2, b2, X):
             or b2.shape != (1,)
             or X.shape != (B, 2)
             or B == 0
+            or W0.dtype != np.float64
+            or b0.dtype != np.float64
+            or W1.dtype != np.float64
+            or b1.dtype != np.float64
+            or W2.dtype != np.float64
+            or b2.dtype != np.float64
+            or X.dtype != np.float64
         )
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError, ValueError):
         bad = True
     if bad:
-        _shape_error(
+        W0, b0, W1, b1, W2, b2, X = _check_args(
             "scores",
             ("W0", "b0", "W1", "b1", "W2", "b2", "X"),
             (W0, b0, W1, b1, W2, b2, X),

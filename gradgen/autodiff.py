@@ -121,7 +121,7 @@ class _Emitter:
             lead_l + k for k, d in enumerate(shape) if d == 1 and lead_l + k >= 0 and logical[lead_l + k] != 1
         ]
         off = len(logical) - len(sx)
-        if any(ax - off < 0 or sx[ax - off] == 1 for ax in reduce):
+        if any(logical[ax] != 1 and (ax - off < 0 or sx[ax - off] == 1) for ax in reduce):
             x, sx = self.bcast(x, logical), logical
         if sx == tuple(shape):
             return x

@@ -205,12 +205,17 @@ class Setup:
     mod: object
 
 
-def setup(case: Case, rerolling: bool = True) -> Setup:
+def build(case: Case):
+    """(model, X, y, exported loss) of `case`, not compiled; X and y have max(BATCHES) rows."""
     model = make_mlp(case.nin, list(case.nouts), case.style)
     rng = np.random.RandomState(1)
     X = rng.randn(max(BATCHES), case.nin)
     y = LOSSES[case.loss].targets(rng, max(BATCHES), case.nouts[-1])
-    loss = loss_function(case, model, X, y)
+    return model, X, y, loss_function(case, model, X, y)
+
+
+def setup(case: Case, rerolling: bool = True) -> Setup:
+    model, X, y, loss = build(case)
     mod = compile_function(loss, check=True, rerolling=rerolling)
     return Setup(case, model, gradgen.params.read(model), X, y, loss, mod)
 
@@ -297,8 +302,8 @@ def test_compiled_call_leaves_its_inputs_alone():
     assert np.array_equal(X, s.X) and np.array_equal(y, s.y)
 
 
-def test_each_gives_per_example_scores():
-    """gradgen.each compiles to a forward function only, returning an array (B,) equal to the engine's Values."""
+def each_model():
+    """(model, X, scores): gradgen.each of an MLP's output, X with 17 rows."""
     model = make_mlp(2, [4, 4, 1], "micrograd")
     X = np.random.RandomState(2).randn(17, 2)
 
@@ -309,6 +314,12 @@ def test_each_gives_per_example_scores():
     def scores(X):
         return gradgen.each(score, X)
 
+    return model, X, scores
+
+
+def test_each_gives_per_example_scores():
+    """gradgen.each compiles to a forward function only, returning an array (B,) equal to the engine's Values."""
+    model, X, scores = each_model()
     mod = compile_function(scores, check=True)
     assert not hasattr(mod.module, "scores_grad")
     params = gradgen.params.read(model)
@@ -431,7 +442,7 @@ def mean_form(width: int, batch: int):
     def loss(X, y):
         return gradgen.mean(svm, X, y) + 1e-4 * sum(p * p for p in model.parameters())
 
-    return loss
+    return model, X, y, loss
 
 
 def n_lines(text: str) -> int:
@@ -440,12 +451,12 @@ def n_lines(text: str) -> int:
 
 def test_rerolled_source_is_matrix_code_of_fixed_length():
     """gradgen.mean form: matrix code ("X @ W0.T"), the same length for width 4 or 32 and any example batch."""
-    base = compile_function(mean_form(4, 1), check=True)
+    base = compile_function(mean_form(4, 1)[3], check=True)
     assert "@" in base.source and "X @ W0.T" in base.source
     assert base.functions[0].fallbacks == []
     assert n_lines(base.source) < 200
     for width, batch in ((32, 1), (4, 5)):
-        mod = compile_function(mean_form(width, batch))
+        mod = compile_function(mean_form(width, batch)[3])
         assert n_lines(mod.source) == n_lines(base.source), (width, batch)
         assert mod.functions[0].fallbacks == []
 
@@ -508,12 +519,17 @@ def one_feature_loss(model, x, y):
     return loss
 
 
-def test_one_feature_as_a_1d_array_compiles():
-    """MLP(1, [4, 1]) on x of shape (B,) compiles re-rolled and equals the engine (as (B, 1) data does)."""
+def one_feature_model():
+    """(model, x, y, loss): MLP(1, [4, 1]) on 5 one-number examples."""
     model = make_mlp(1, [4, 1], "micrograd")
     rng = np.random.RandomState(6)
     x, y = rng.randn(5), rng.randn(5)
-    loss = one_feature_loss(model, x, y)
+    return model, x, y, one_feature_loss(model, x, y)
+
+
+def test_one_feature_as_a_1d_array_compiles():
+    """MLP(1, [4, 1]) on x of shape (B,) compiles re-rolled and equals the engine (as (B, 1) data does)."""
+    model, x, y, loss = one_feature_model()
     mod = compile_function(loss, check=True)
     s = Setup(Case("1d", 1, (4, 1), "micrograd", "squared"), model, gradgen.params.read(model), x, y, loss, mod)
     assert_close(mod.loss_grad(*s.params.values(), x, y), engine(s, x, y), "1-D x")
@@ -521,10 +537,7 @@ def test_one_feature_as_a_1d_array_compiles():
 
 def test_one_feature_as_a_1d_array_unrolled():
     """The same 1-D data with rerolling=False equals the engine."""
-    model = make_mlp(1, [4, 1], "micrograd")
-    rng = np.random.RandomState(6)
-    x, y = rng.randn(5), rng.randn(5)
-    loss = one_feature_loss(model, x, y)
+    model, x, y, loss = one_feature_model()
     mod = compile_function(loss, check=True, rerolling=False)
     s = Setup(Case("1d", 1, (4, 1), "micrograd", "squared"), model, gradgen.params.read(model), x, y, loss, mod)
     assert_close(mod.loss_grad(*s.params.values(), x, y), engine(s, x, y), "1-D x, unrolled")
@@ -548,9 +561,8 @@ def test_two_means_over_different_batch_sizes():
         compile_function(two_means, check=True)
 
 
-@pytest.mark.parametrize("rerolling", [True, False], ids=["rerolled", "unrolled"])
-def test_example_independent_term_inside_mean(rerolling):
-    """L2 written inside the per-example loss: mean(loss_i + reg) == mean(loss_i) + reg, gradients included."""
+def l2_inside_model():
+    """(model, X, y, loss): the L2 term written inside the per-example loss."""
     model = make_mlp(3, [4, 1], "micrograd")
     rng = np.random.RandomState(4)
     X, y = rng.randn(6, 3), rng.randn(6)
@@ -562,19 +574,32 @@ def test_example_independent_term_inside_mean(rerolling):
     def loss(X, y):
         return gradgen.mean(per_example, X, y)
 
+    return model, X, y, loss
+
+
+@pytest.mark.parametrize("rerolling", [True, False], ids=["rerolled", "unrolled"])
+def test_example_independent_term_inside_mean(rerolling):
+    """L2 written inside the per-example loss: mean(loss_i + reg) == mean(loss_i) + reg, gradients included."""
+    model, X, y, loss = l2_inside_model()
     mod = compile_function(loss, check=True, rerolling=rerolling)
     s = Setup(Case("l2_inside", 3, (4, 1), "micrograd", "squared"), model, gradgen.params.read(model), X, y, loss, mod)
     assert_close(mod.loss_grad(*s.params.values(), X, y), engine(s, X, y), "L2 inside the mean")
 
 
-def test_scalar_argument_inside_mean():
-    """d/dc of mean over examples of (x[0] + c * c) is 2c for any batch size."""
+def scalar_argument_model():
+    """(X, shifted): a scalar argument c next to a batch X."""
     X = np.random.RandomState(5).randn(5, 2)
 
     @gradgen.export(example=dict(X=X[:1], c=1.5))
     def shifted(X, c):
         return gradgen.mean(lambda x: x[0] + c * c, X)
 
+    return X, shifted
+
+
+def test_scalar_argument_inside_mean():
+    """d/dc of mean over examples of (x[0] + c * c) is 2c for any batch size."""
+    X, shifted = scalar_argument_model()
     mod = compile_function(shifted, check=True)
     value, (g_c,) = mod.shifted_grad(X, 1.5)
     assert np.isclose(value, X[:, 0].mean() + 2.25, rtol=1e-12)
@@ -595,3 +620,44 @@ def test_empty_batch_is_a_value_error():
         s.loss(s.X[:0], s.y[:0])  # the engine
     with pytest.raises(ValueError):
         s.mod.loss_grad(*s.params.values(), s.X[:0], s.y[:0])
+
+
+# -- every model above, for tests that walk them all (tests/test_dtypes.py) --------------------
+
+
+@dataclass
+class Model:
+    """A model these tests compile: `fn` is called as fn(*params.values(), *data) for each `data`."""
+
+    id: str
+    fn: object  # the exported function
+    params: dict  # its parameter arrays (gradgen.params.read), the first arguments
+    data: list  # tuples of the other arguments
+    mod: object = None  # the compiled module, where a test above already compiled it
+
+
+def models() -> list[Model]:
+    """Every model this file compiles (the mean-form MLPs use the modules the tests above share)."""
+    out = []
+    for case in CASES:
+        s = compiled(case)
+        out.append(Model(case.id, s.loss, s.params, [(s.X[:B], s.y[:B]) for B in BATCHES], s.mod))
+    for case in WIDTH1_HIDDEN:
+        model, X, y, loss = build(case)
+        out.append(Model(case.id, loss, gradgen.params.read(model), [(X[:B], y[:B]) for B in BATCHES]))
+    model, X, y, loss, mod = plain_form_compiled()
+    out.append(Model("plain_form_7", loss, gradgen.params.read(model), [(X, y)], mod))
+    model, X, y, loss = plain_form(2)
+    out.append(Model("plain_form_2", loss, gradgen.params.read(model), [(X, y)]))
+    model, X, scores = each_model()
+    out.append(Model("each_scores", scores, gradgen.params.read(model), [(X[:B],) for B in BATCHES]))
+    model, x, y, loss = one_feature_model()
+    out.append(Model("one_feature_1d", loss, gradgen.params.read(model), [(x, y), (x[:1], y[:1])]))
+    model, X, y, loss = l2_inside_model()
+    out.append(Model("l2_inside_mean", loss, gradgen.params.read(model), [(X, y), (X[:1], y[:1])]))
+    X, shifted = scalar_argument_model()
+    out.append(Model("scalar_argument", shifted, {}, [(X, 1.5), (X[:1], -0.5)]))
+    model, X, y, loss = mean_form(4, 1)
+    rng = np.random.RandomState(8)
+    out.append(Model("mean_form_4", loss, gradgen.params.read(model), [(rng.randn(3, 2), np.ones(3))]))
+    return out

@@ -2,13 +2,26 @@
 
 Elementwise ops print as NumPy ufuncs (`np.maximum(z0, 0.0)`, `np.tanh`),
 `matmul` as `@`, `transpose` as `.T`, `elem` as indexing (`z2[:, 0]`: a
-batched array keeps its batch axis), `sum` as `np.sum(x, axis=...)`,
+batched array keeps its batch axis), `sum` as `x.sum(axis=...)`,
 `expand` as `x[:, None]`, `batch` as `B` (set by the prologue from the
 data), `bcast` as `np.full` / `np.broadcast_to(...).copy()`, and `pack` as
 `np.array([...])` / `np.stack` when its pieces fill the array in order,
-else the `_pack` helper.  The prologue checks every array argument's shape
-and reads `B`, so a wrong shape is a clear `ValueError`, never a wrong
-answer.
+else the `_pack` helper.
+
+Every value has the IR's float dtype and shape: a value of shape `()` is a
+float (a Python float or `np.float64`, never a 0-d array or a bool), so a
+scalar node is spelled with the scalar dialect's formats (`math.exp(b)`,
+`float(x > 0.0)`, the exact engine functions) and no array syntax is
+applied to it (`expand` of a scalar is `np.array(x, ndmin=1)`); `step` on an array is
+a float mask, `(x > 0.0).astype(float)`.
+
+The prologue checks every argument: an array argument must be a NumPy
+array of its compiled shape (`B` is read from the data) whose dtype is a
+real number type; one that is not float64 (float32, an int array) is
+converted to float64, so values and gradients always come back float64;
+anything else (a list, a torch tensor, a bool, complex or object array,
+a wrong shape) is a `ValueError` naming the argument.  A scalar argument
+is converted with `float()`.  The fast path is one combined condition.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ FORMATS = {
     Op.TANH: Format("np.tanh({0})", ATOM, (0,)),
     Op.RELU: Format("np.maximum({0}, 0.0)", ATOM, (0,)),
     Op.SIGMOID: Format("_np_sigmoid({0})", ATOM, (0,)),
-    Op.STEP: Format("({0} > 0.0)", ATOM, (0,)),
+    Op.STEP: Format("({0} > 0.0).astype(float)", ATOM, (0,)),  # a float mask, as the IR says
     Op.MATMUL: Format("{0} @ {1}", MUL, (MUL, MUL + 1)),
     Op.TRANSPOSE: Format("{0}.T", ATOM, (ATOM,)),
 }
@@ -52,18 +65,29 @@ def _index(n, nodes) -> str:
     return ", ".join(parts)
 
 
+# ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a scalar
+SCALAR_SPELLED = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.STEP})
+
+
 def special(n, operand, nodes, line=None):
     op = n.op
 
     def inlined(i):
         return line is not None and not line[i]
 
+    if op in SCALAR_SPELLED and not n.shape:
+        # a float in, a float out: the engine's own functions (math.exp, float(x > 0.0))
+        f = SCALAR_FORMATS[op]
+        text = f.template.format(*(operand(a, need) for a, need in zip(n.args, f.operand_prec)))
+        return text, f.prec, "_sigmoid" if op is Op.SIGMOID else None
     if op is Op.BATCH:
         return "B", ATOM, None
     if op is Op.ELEM:
         return f"{operand(n.args[0], ATOM)}[{_index(n, nodes)}]", ATOM, None
     if op is Op.SUM:
         x = nodes[n.args[0]]
+        if not n.attr:  # over no axes: the value itself (a copy, since a sum may be updated in place)
+            return (operand(n.args[0], 0), 0, None) if not x.shape else (f"{operand(n.args[0], ATOM)}.copy()", ATOM, None)
         whole = tuple(n.attr) == tuple(range(len(x.shape)))
         if whole and x.op is Op.MUL and inlined(x.id) and all(nodes[a].shape == x.shape for a in x.args):
             # sum(a * b) over everything: one dot product, no temporary
@@ -73,11 +97,15 @@ def special(n, operand, nodes, line=None):
             return f"{operand(n.args[0], ATOM)}.sum()", ATOM, None
         return f"{operand(n.args[0], ATOM)}.sum(axis={_axes(n.attr)})", ATOM, None
     if op is Op.EXPAND:
+        if not nodes[n.args[0]].shape:  # a float has no axes to index: an array of shape (1,), (1, 1), ...
+            return f"np.array({operand(n.args[0], 0)}, ndmin={len(n.shape)})", ATOM, None
         parts = ["None" if k in n.attr else ":" for k in range(len(n.shape))]
         while parts and parts[-1] == ":":
             parts.pop()
         return f"{operand(n.args[0], ATOM)}[{', '.join(parts)}]", ATOM, None
     if op is Op.BCAST:
+        if not n.shape:  # () -> (): the float itself
+            return operand(n.args[0], 0), 0, None
         if not nodes[n.args[0]].shape:
             return f"np.full({shape_text(n.shape)}, {operand(n.args[0], 0)})", ATOM, None
         return f"np.broadcast_to({operand(n.args[0], 0)}, {shape_text(n.shape)}).copy()", ATOM, None
@@ -114,7 +142,7 @@ def dialect(graph) -> Dialect:
         HELPERS,
         special=lambda n, operand, line: special(n, operand, nodes, line),
         inplace_ok=FRESH,
-        reserved=frozenset({"B", "_pack", "_np_sigmoid", "_shape_error"}),
+        reserved=frozenset({"B", "_pack", "_np_sigmoid", "_check_args", "_sigmoid"}),
     )
 
 
@@ -131,61 +159,87 @@ PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
     return out
 '''
 
-SHAPE_ERROR_HELPER = '''def _shape_error(fname, names, arrays, shapes, data):
-    """Raise a ValueError naming the first argument whose shape is not the compiled one."""
+# The helper's key stays "_shape_error" (gradgen.api/codegen.module know it by that name).
+SHAPE_ERROR_HELPER = '''def _check_args(fname, names, args, shapes, data):
+    """The arguments as float64 arrays (and floats), or a ValueError naming the first that cannot be.
+
+    Called only when the prologue's fast check fails.  An array argument must be a
+    NumPy array of its compiled shape with a real dtype; float32, int, ... arrays are
+    converted to float64.  A scalar argument (shape ()) must be a real number.
+    """
+    out = []
     batch = None  # (B, the argument it was read from)
-    for name, array, shape in zip(names, arrays, shapes):
-        got = getattr(array, "shape", None)
-        if got is None or (shape[:1] == ("B",) and not got):
-            raise ValueError(f"{fname}: {name} must be a NumPy array of shape {shape}, not {type(array).__name__}")
-        want = shape
-        if shape[:1] == ("B",) and got:
+    for name, x, shape in zip(names, args, shapes):
+        if shape == ():
+            a = np.asarray(x)
+            if a.dtype.kind not in "fiu" or a.ndim:
+                what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
+                raise ValueError(f"{fname}: {name} must be a number (a float), got {what}")
+            out.append(float(x))
+            continue
+        show = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"  # (B, 2)
+        want = f"a float64 NumPy array of shape {show}"
+        if not isinstance(x, np.ndarray):
+            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+            raise ValueError(f"{fname}: {name} must be {want}, got {what} (convert it with np.asarray)")
+        if x.dtype.kind not in "fiu":
+            raise ValueError(f"{fname}: {name} must be {want}, got an array of dtype {x.dtype}")
+        got = x.shape
+        if shape[:1] == ("B",):
+            if not got:
+                raise ValueError(f"{fname}: {name} must be {want}, got a 0-d array")
             batch = batch or (got[0], name)
             if got[0] == 0:
                 raise ValueError(f"{fname}: {name} has no rows: a batch needs at least one example")
-            want = (batch[0],) + shape[1:]
-        if got != want:
-            if shape[:1] == ("B",):
+            if got != (batch[0],) + shape[1:]:
                 raise ValueError(
-                    f"{fname}: {name} has shape {got}, but {fname} takes {shape} with B = "
+                    f"{fname}: {name} has shape {got}, but {fname} takes {show} with B = "
                     f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
                 )
+        elif got != shape:
             fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
             raise ValueError(
-                f"{fname}: {name} has shape {got}, but {fname} was compiled for {shape}"
+                f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}"
                 + (fixed if name in data else "")
             )
-    raise ValueError(f"{fname}: an argument has the wrong shape")
+        # float32, int, ...: computed in float64 (a float64 array is passed as it is)
+        out.append(np.asarray(x, dtype=np.float64))
+    return tuple(out)
 '''
 
 
 def prologue(graph, fname: str):
-    """Lines that read `B` and check the shapes of the array arguments."""
-    arrays = [graph.nodes[i] for i in graph.inputs if graph.nodes[i].shape]
+    """Lines that read `B`, check every argument, and convert what is not float64 (see _check_args)."""
+    checked = [graph.nodes[i] for i in graph.inputs]
+    arrays = [n for n in checked if n.shape]
 
     def lines(names):
         if not arrays:
             return []
         named = {i: nm for i, nm in zip(graph.inputs, names)}
-        out = ["    try:  # a list or a scalar where an array belongs is a shape error too"]
+        out = ["    try:  # a list, a tensor or a scalar where an array belongs fails here too"]
         first_batched = next((n for n in arrays if batched(n.shape)), None)
         if first_batched is not None:
             out.append(f"        B = {named[first_batched.id]}.shape[0]")
+        for n in checked:
+            if not n.shape:
+                out.append(f"        {named[n.id]} = float({named[n.id]})")
         conds = [f"{named[n.id]}.shape != {shape_text(n.shape)}" for n in arrays]
-        data = [repr(named[n.id]) for n in arrays if n.origin is not None and n.origin.kind == "arg"]
-        call = (
-            f"_shape_error({fname!r}, {_tuple([repr(named[n.id]) for n in arrays])}, "
-            f"{_tuple([named[n.id] for n in arrays])}, "
-            f"{_tuple([shape_text(tuple(repr(d) if d == 'B' else d for d in n.shape)) for n in arrays])}, "
-            f"{_tuple(data)})"
-        )
         if first_batched is not None:
             conds.append("B == 0")
+        conds += [f"{named[n.id]}.dtype != np.float64" for n in arrays]
+        data = [repr(named[n.id]) for n in arrays if n.origin is not None and n.origin.kind == "arg"]
+        every = [named[n.id] for n in checked]
+        shapes = [shape_text(tuple(repr(d) if d == "B" else d for d in n.shape)) if n.shape else "()" for n in checked]
+        call = (
+            f"_check_args({fname!r}, {_tuple([repr(x) for x in every])}, {_tuple(every)}, "
+            f"{_tuple(shapes)}, {_tuple(data)})"
+        )
         out.append(f"        bad = {' or '.join(conds)}")  # black wraps it
-        out.append("    except (AttributeError, IndexError):")
+        out.append("    except (AttributeError, IndexError, TypeError, ValueError):")
         out.append("        bad = True")
         out.append("    if bad:")
-        out.append(f"        {call}")
+        out.append(f"        {', '.join(every)}{',' if len(every) == 1 else ''} = {call}")
         return out
 
     return lines

@@ -2,7 +2,10 @@
 
 Scalar nodes (shape `()`, scalar arguments) use the float semantics of
 `OPS[op].evaluate`, the same functions as the engine; array nodes use NumPy.
-The batch size `B` is read from the first batched input.
+The batch size `B` is read from the first batched input.  Every value has
+its node's shape and a float dtype, as compiled code computes it: a scalar
+is a float (never a 0-d array), an array is float64 (array inputs are
+converted, as the generated prologue does).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def node_values(graph: Graph, args) -> list:
     vals: list = [None] * len(graph.nodes)
     B = None
     for i, a in zip(graph.inputs, args):
-        vals[i] = a
+        vals[i] = np.asarray(a, dtype=np.float64) if graph.nodes[i].shape else float(a)
         if B is None and batched(graph.nodes[i].shape):
             B = np.shape(a)[0]
     for n in graph.nodes:
@@ -68,7 +71,8 @@ def node_values(graph: Graph, args) -> list:
             if info.evaluate is not None and not n.shape and not any(graph.nodes[a].shape for a in n.args):
                 vals[n.id] = info.evaluate(*(vals[a] for a in n.args), n.attr)
             else:
-                vals[n.id] = _array(n, [vals[a] for a in n.args], B)
+                v = _array(n, [vals[a] for a in n.args], B)
+                vals[n.id] = v if n.shape else float(v)  # np.sum(..., axis=()) etc. give 0-d arrays
         except Exception as e:
             e.node, e.values = n, vals  # values computed so far, for error reports
             raise
