@@ -43,25 +43,26 @@ def tracing_nodes() -> int | None:
 class Reporter:
     """The progress line of one build: `phase` sets what it says, `tick` redraws it once due."""
 
-    def __init__(self, label: str, stream, clock=time.monotonic, delay: float = DELAY, width: int | None = None):
+    def __init__(self, label: str, stream, clock=time.monotonic, delay: float | None = None, width: int | None = None):
         self.label = label
         self.stream = stream
         self.clock = clock
-        self.delay = delay
+        self.delay = DELAY if delay is None else delay
         self.width = width
         self.start = clock()
         self.what = "starting"
         self.nodes = None  # int, a callable returning one (or None), or None
         self.drawn = 0  # length of the line on screen (0: nothing drawn)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the drawing thread and the pipeline both draw
 
     def phase(self, what: str, nodes=None) -> None:
+        """A new phase: redrawn at once when the line is already showing."""
         with self.lock:
             self.what, self.nodes = what, nodes
+            self.tick()
 
     def line(self) -> str:
-        with self.lock:
-            what, nodes = self.what, self.nodes
+        what, nodes = self.what, self.nodes
         if callable(nodes):
             nodes = nodes()
         text = f"gradgen: {self.label}: {what}"
@@ -71,19 +72,21 @@ class Reporter:
 
     def tick(self) -> None:
         """Draw the line (over the previous one) if the build has run for `delay` seconds."""
-        if self.clock() - self.start < self.delay:
-            return
-        width = self.width or shutil.get_terminal_size((80, 24)).columns
-        text = self.line()[: max(width - 1, 10)]  # never wrap: \r only returns within one line
-        padded = text.ljust(self.drawn)  # spaces over the rest of a longer previous line
-        self._write("\r" + padded)
-        self.drawn = len(padded)
+        with self.lock:
+            if self.clock() - self.start < self.delay:
+                return
+            width = self.width or shutil.get_terminal_size((80, 24)).columns
+            text = self.line()[: max(width - 1, 10)]  # never wrap: \r only returns within one line
+            padded = text.ljust(self.drawn)  # spaces over the rest of a longer previous line
+            self._write("\r" + padded)
+            self.drawn = len(padded)
 
     def close(self) -> None:
         """Clear the line, if one was drawn."""
-        if self.drawn:
-            self._write("\r" + " " * self.drawn + "\r")
-            self.drawn = 0
+        with self.lock:
+            if self.drawn:
+                self._write("\r" + " " * self.drawn + "\r")
+                self.drawn = 0
 
     def _write(self, text: str) -> None:
         try:
@@ -103,11 +106,11 @@ def phase(what: str, nodes=None) -> None:
 class reporting:
     """Context manager: a reporter drawing on `stream` from a daemon thread, if `enabled` and a terminal."""
 
-    def __init__(self, label: str, stream, enabled: bool = True, interval: float = INTERVAL, **kw):
+    def __init__(self, label: str, stream, enabled: bool = True, interval: float | None = None, **kw):
         isatty = getattr(stream, "isatty", None)
         on = enabled and isatty is not None and _safe(isatty)
         self.reporter = Reporter(label, stream, **kw) if on else None
-        self.interval = interval
+        self.interval = INTERVAL if interval is None else interval
         self._stop = threading.Event()
         self._thread = None
         self._previous = None
