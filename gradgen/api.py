@@ -29,7 +29,7 @@ from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
 from gradgen.loader import load_model
 from gradgen.names import MODULE_LEVEL, RESERVED
-from gradgen.output import module_name, plan, write_all
+from gradgen.output import module_name, output_path, plan, write_all  # noqa: F401 (output_path: the old api name)
 from gradgen.passes import PassStat, optimize
 from gradgen.passes.reroll import reroll
 from gradgen.trace import trace

@@ -114,7 +114,11 @@ def plan(models: list[str], out_dir: str) -> list[Target]:
         raise GradgenError("the output directory is a file; give a directory with -o", out_dir)
     targets: list[Target] = []
     seen: dict[str, str] = {}
+    files: set[str] = set()
     for model in models:
+        if os.path.realpath(model) in files:
+            continue  # the same file named twice (a.py ./a.py): compiled once
+        files.add(os.path.realpath(model))
         name = module_name(model)
         path = output_path(model, out_dir)
         stem = os.path.splitext(os.path.basename(model))[0]
