@@ -11,7 +11,8 @@ whose `loss_grad` is a few lines of matrix code per layer.
 Each step prints `step K loss L, accuracy A%` as micrograd's demo does
 (step 0 loss 0.8958441028683222, accuracy 50.0%); both engines print the
 same numbers (to rounding: the compiled sums run in another order).
-Needs scikit-learn (the data) and matplotlib (the plot):
+Needs scikit-learn (the data), matplotlib (the plot) and tqdm (the
+--progress bar, drawn only when stderr is a terminal):
 `pip install -e ".[examples]"`.
 """
 
@@ -19,7 +20,6 @@ import argparse
 import os
 import random
 import sys
-import time
 
 import numpy as np
 
@@ -113,22 +113,14 @@ def main(argv=None):
         return total_loss.data, np.mean([(yi > 0) == (si.data > 0) for yi, si in zip(yb, s)])
 
     step = compiled_step if args.engine == "compiled" else interpreted_step
-    start = time.perf_counter()
+    bar = progress_bar(args.steps, args.progress)
     for k in range(args.steps):
         Xb, yb = batch(k)
         learning_rate = 1.0 - 0.9 * k / 100
         total_loss, acc = step(Xb, yb, learning_rate)
-        if args.progress:
-            sys.stderr.write("\r\033[K")  # clear the bar, print the step line, draw the bar again
-            sys.stderr.flush()
-        print(f"step {k} loss {total_loss}, accuracy {acc*100}%", flush=args.progress)
-        if args.progress:
-            done = (k + 1) / args.steps
-            bar = "#" * int(30 * done)
-            sys.stderr.write(f"[{bar:<30}] {k + 1}/{args.steps} steps, {time.perf_counter() - start:.1f} s")
-            sys.stderr.flush()
-    if args.progress:
-        sys.stderr.write("\n")
+        bar.write(f"step {k} loss {total_loss}, accuracy {acc*100}%")
+        bar.update()
+    bar.close()
     if args.engine == "interpreted":
         params = gradgen.params.read(model)
     else:
@@ -136,6 +128,34 @@ def main(argv=None):
     if args.plot:
         plot(compiled, params, X, y, args.plot)
         print(f"decision boundary saved to {args.plot}")
+
+
+class NoBar:
+    """What `progress_bar` returns without a bar: the step lines go to stdout as they are."""
+
+    def write(self, line):
+        print(line)
+
+    def update(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_bar(steps, wanted):
+    """A tqdm bar on stderr, only when asked for and stderr is a terminal (no escape codes in logs)."""
+    if not wanted or not sys.stderr.isatty():
+        return NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print("--progress needs tqdm: pip install tqdm", file=sys.stderr)
+        return NoBar()
+
+    bar = tqdm(total=steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+    bar.write = lambda line: tqdm.write(line, file=sys.stdout)  # clears the bar, prints, redraws it
+    return bar
 
 
 def plot(compiled, params, X, y, path):

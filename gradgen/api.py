@@ -4,22 +4,23 @@
     mod.neuron_grad(2.0, 0.0, -3.0, 1.0, 6.88)  # (value, (g_x1, ...))
     print(mod.source)                           # the generated module's text
 
-`compile_file(path, out_dir)` is what `gradgen compile` runs: it compiles
-everything in memory first and writes the module atomically only when all
-of it succeeded, so a failed compile never clobbers an existing module.
+`compile_file(path, out_dir)` compiles a model file as `gradgen compile`
+does: everything in memory first, then the module is written (never over a
+file gradgen did not generate; see gradgen.output), so a failed compile never
+clobbers an existing module.  Each phase is announced to gradgen.progress.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 import time
 import types
 from dataclasses import dataclass, field
 
 from gradgen.autodiff import grad
 from gradgen.codegen import numpy_
-from gradgen.codegen.module import atomic_write, module_source
+from gradgen import progress
+from gradgen.codegen.module import function_header, module_source
 from gradgen.codegen.numpy_ import is_array_graph
 from gradgen.codegen.scalar import emit_function
 from gradgen.errors import GradgenError
@@ -28,7 +29,8 @@ from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
 from gradgen.loader import load_model
-from gradgen.names import RESERVED
+from gradgen.names import MODULE_LEVEL, RESERVED
+from gradgen.output import module_name, output_path, plan, write_all  # noqa: F401 (output_path: the old api name)
 from gradgen.passes import PassStat, optimize
 from gradgen.passes.reroll import reroll
 from gradgen.trace import signature_defaults, trace
@@ -60,8 +62,11 @@ class CompiledModule:
 
 def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = True) -> FunctionIR:
     """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again."""
+    name = fn.__name__
+    progress.phase(f"tracing {name}", progress.tracing_nodes)
     fwd = trace(fn, example=example_of(fn), params=params_of(fn))
     defaults = {a: d for a, d in signature_defaults(fn, fn.__code__.co_filename) if d is not inspect.Parameter.empty}
+    progress.phase(f"optimising {name}", len(fwd.nodes))
     if check:
         verify(fwd)
     # a trace that reads arrays is re-rolled and optimised again afterwards: one round
@@ -72,21 +77,25 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
     if rerolling:
         t0 = time.perf_counter()
         before = len(fwd_opt.nodes)
+        progress.phase(f"re-rolling {name}", before)
         fwd_opt = reroll(fwd_opt, fallbacks)
         if stats is not None:
             stats.append(PassStat(fwd_opt.name, "reroll", before, len(fwd_opt.nodes), time.perf_counter() - t0))
         if fwd_opt is not traced_opt:
             if check:
                 verify(fwd_opt)
+            progress.phase(f"optimising {name}", len(fwd_opt.nodes))
             fwd_opt = optimize(fwd_opt, check=check, stats=stats)
     if fwd_opt[fwd_opt.output("value")].shape:
         # a value per example (gradgen.each): a forward function only
         return FunctionIR(fn.__name__, fwd, None, fwd_opt, None, fallbacks, traced_opt, defaults)
     # differentiate the optimised forward: a value CSE merged accumulates its
     # gradient once, instead of once per copy the trace recorded
+    progress.phase(f"differentiating {name}", len(fwd_opt.nodes))
     g = grad(fwd_opt, wrt=differentiable_inputs(fwd_opt))
     if check:
         verify(g)
+    progress.phase(f"optimising the gradient of {name}", len(g.nodes))
     g_opt = optimize(g, check=check, stats=stats)
     return FunctionIR(fn.__name__, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt, defaults)
 
@@ -97,6 +106,11 @@ def differentiable_inputs(graph: Graph) -> list[int]:
 
 
 def _public_names(fns) -> None:
+    """Refuse exported names that would break the module: f and f_grad twice, or a name the
+    module itself defines or calls at module level (names.MODULE_LEVEL: its imports and
+    helpers; builtins and keywords too); the error names the def line."""
+    from gradgen.trace import def_line
+
     names = [f.__name__ for f in fns]
     taken = set(names)
     for f in fns:
@@ -105,19 +119,24 @@ def _public_names(fns) -> None:
             raise GradgenError(
                 f"exported functions {f.__name__} and {clash} would both define {clash}; rename one",
                 f.__code__.co_filename,
-                f.__code__.co_firstlineno,
+                def_line(f),
             )
-        if f.__name__ in RESERVED or f.__name__ == "_sigmoid":
+        if f.__name__ in MODULE_LEVEL or f.__name__ in RESERVED:
+            what = "defines or imports" if f.__name__ in MODULE_LEVEL else "uses"
             raise GradgenError(
-                f"an exported function may not be called {f.__name__} (generated code "
-                "uses that name); rename it",
+                f"an exported function may not be called {f.__name__} (the generated module "
+                f"{what} that name); rename it",
                 f.__code__.co_filename,
-                f.__code__.co_firstlineno,
+                def_line(f),
             )
 
 
-def build_source(fns, source_path: str, out_dir: str | None = None, check: bool = False, rerolling: bool = True):
-    """(source text, [FunctionIR], stats, seconds) for the exported functions `fns`."""
+def build_source(fns, source_path, out_dir: str | None = None, check: bool = False, rerolling: bool = True):
+    """(source text, [FunctionIR], stats, seconds) for the exported functions `fns`.
+
+    `source_path`: the model file (named in the header relative to `out_dir`'s parent, see
+    codegen.module.file_header), or a `codegen.module.Header`.
+    """
     _public_names(fns)
     stats: list[PassStat] = []
     t0 = time.perf_counter()
@@ -126,6 +145,7 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
     functions, helpers, summary = [], set(), []
     for ir in irs:
         # every name in the docstrings is one the emitter chose (through the namespace)
+        progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
             doc = f"{ir.name} of each example: an array of shape (B,)."
             f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults)
@@ -141,6 +161,7 @@ def build_source(fns, source_path: str, out_dir: str | None = None, check: bool 
         summary.append(f"{ir.name}({sig}) -> value")
         summary.append(f"{ir.name}_grad({sig}) -> (value, gradients)")
     t2 = time.perf_counter()
+    progress.phase("formatting (black)", None)
     text = module_source(source_path, out_dir, functions, helpers, summary)
     t3 = time.perf_counter()
     seconds = {"trace+passes": t1 - t0, "emit": t2 - t1, "black": t3 - t2}
@@ -176,24 +197,19 @@ def compile_function(*fns, check: bool = False, rerolling: bool = True) -> Compi
     """Compile one or more functions of `Value`s in-process."""
     if not fns:
         raise TypeError("compile_function needs at least one function")
-    path = fns[0].__code__.co_filename
-    text, irs, stats, seconds = build_source(list(fns), path, check=check, rerolling=rerolling)
+    _public_names(fns)  # before function_header reads the names
+    text, irs, stats, seconds = build_source(list(fns), function_header(fns), check=check, rerolling=rerolling)
     return CompiledModule(text, load_source(text, fns[0].__name__), irs, stats, seconds)
-
-
-def output_path(path: str, out_dir: str) -> str:
-    stem = os.path.splitext(os.path.basename(path))[0]
-    return os.path.join(out_dir, f"{stem}.py")
 
 
 def compile_file(
     path: str, out_dir: str | None = None, check: bool = False, write: bool = True, rerolling: bool = True
 ) -> CompiledModule:
-    """Compile the model file `path`; with `out_dir`, write `out_dir/<stem>.py` atomically."""
+    """Compile the model file `path`; with `out_dir`, write `out_dir/<module>.py` (gradgen.output)."""
+    targets = plan([path], out_dir) if out_dir is not None and write else None
     _, fns = load_model(path)
     text, irs, stats, seconds = build_source(fns, path, out_dir, check=check, rerolling=rerolling)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    compiled = CompiledModule(text, load_source(text, stem), irs, stats, seconds)
-    if out_dir is not None and write:
-        atomic_write(output_path(path, out_dir), text)
+    compiled = CompiledModule(text, load_source(text, module_name(path)), irs, stats, seconds)
+    if targets is not None:
+        write_all([(targets[0].path, text)])
     return compiled

@@ -1,14 +1,17 @@
 """The `gradgen` command line.
 
-    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll]
+    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll] [--quiet]
     gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
     gradgen check MODEL.py [--module FILE] [--function NAME] [--at NAME=X,...] [--points N] [--seed S]
     gradgen graph MODEL.py -o FILE.svg|.png|.pdf|.dot [--function NAME] [--at NAME=X,...] [--backward]
 
 User errors print one line (`file:line: what went wrong and what to do`)
 and exit with status 1; `--debug` shows the traceback instead.  `compile`
-builds every module in memory before writing any, and writes each one
-atomically, so a failed compile leaves existing modules untouched.
+refuses anything that would lose a file before it compiles (gradgen.output),
+builds every module in memory, then writes them all (temporary files, then
+renames), so a failed compile leaves every existing module untouched.  A
+compile that takes more than 2 s shows a progress line on a terminal's
+stderr (gradgen.progress; `--quiet`: none, and no "wrote" lines).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="reroll",
         action="store_false",
         help="keep per-element code (no array ops from repetition); for comparison and debugging",
+    )
+    c.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress line and no 'wrote' lines (errors still print)"
     )
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -101,39 +107,54 @@ def _count(text: str) -> int:
 
 
 def _compile(args) -> int:
-    from gradgen.api import build_source, output_path
-    from gradgen.codegen.module import atomic_write
+    from gradgen import output, progress
+    from gradgen.api import build_source
+    from gradgen.codegen.module import shell_word
     from gradgen.loader import load_model
 
+    targets = output.plan(args.models, args.out)  # refuse what would lose a file, before compiling
     built = []
-    for path in args.models:
+    for target in targets:
         t0 = time.perf_counter()
-        _, fns = load_model(path)
-        text, irs, stats, seconds = build_source(fns, path, args.out, rerolling=args.reroll)
+        with progress.reporting(_printable(target.model), sys.stderr, enabled=not args.quiet):
+            _, fns = load_model(target.model)
+            text, irs, stats, seconds = build_source(fns, target.model, args.out, rerolling=args.reroll)
         seconds["total"] = time.perf_counter() - t0
-        built.append((path, text, irs, stats, seconds))
+        built.append((target, text, irs, stats, seconds))
 
     stale = []
-    for path, text, irs, stats, seconds in built:
-        target = output_path(path, args.out)
-        if args.check:
+    if args.check:
+        for target, text, *_ in built:
             try:
-                with open(target, encoding="utf-8") as f:
+                with open(target.path, encoding="utf-8") as f:
                     current = f.read()
-            except OSError:
+            except (OSError, ValueError):
                 current = None
             if current != text:
                 stale.append(target)
-                print(f"{target}: out of date; run: gradgen compile {path} -o {args.out}")
-        else:
-            atomic_write(target, text)
-            n_lines = text.count("\n")
-            print(f"wrote {target} ({len(irs)} function{'s' * (len(irs) != 1)}, {n_lines} lines)")
+                print(
+                    f"{_printable(target.path)}: out of date; run: gradgen compile "
+                    f"{shell_word(target.model)} -o {shell_word(args.out)}"
+                )
+    else:
+        label = f"{len(built)} module{'s' * (len(built) != 1)}"
+        with progress.reporting(label, sys.stderr, enabled=not args.quiet):
+            progress.phase("writing")
+            output.write_all([(target.path, text) for target, text, *_ in built])
+    for target, text, irs, stats, seconds in built:
+        if not args.check and not args.quiet:
+            n_fns = f"{len(irs)} function{'s' * (len(irs) != 1)}"
+            print(f"wrote {_printable(target.path)} ({target.note()}{n_fns}, {text.count(chr(10))} lines)")
         if args.report:
-            _report(path, irs, stats, seconds)
-    if args.check and not stale:
+            _report(target.model, irs, stats, seconds)
+    if args.check and not stale and not args.quiet:
         print(f"{len(built)} module{'s' * (len(built) != 1)} up to date")
     return EXIT_STALE if stale else 0
+
+
+def _printable(text: str) -> str:
+    """User text (a path) for the terminal: control and non-ASCII characters as escapes."""
+    return text if all(" " <= c <= "~" for c in text) else ascii(text)[1:-1]
 
 
 def _report(path, irs, stats, seconds) -> None:
@@ -210,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"gradgen: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:  # an output or input error not caught where it happened: still one line
+        if args.debug:
+            raise
+        where = f"{_printable(str(e.filename))}: " if e.filename else ""
+        print(f"gradgen: error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("gradgen: interrupted", file=sys.stderr)

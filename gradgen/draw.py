@@ -330,7 +330,9 @@ def graph_model(
     try:
         import graphviz  # noqa: F401
     except ImportError:
-        raise GradgenError("gradgen graph needs the graphviz Python package: pip install 'gradgen[graph]'") from None
+        raise GradgenError(
+            "gradgen graph needs the graphviz Python package (a dependency of gradgen): pip install graphviz"
+        ) from None
     _, fns = load_model(path)
     fns = select(fns, function, path)
     if len(fns) > 1:

@@ -17,7 +17,17 @@ import re
 import unicodedata
 
 MAX_LEN = 24
-RESERVED = frozenset({"math", "np", "numpy"}) | frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
+# What a generated module defines at module level besides its functions: its imports and
+# the helpers of gradgen/codegen/module.py (HELPERS).  The one list: no emitted name is one
+# of these (RESERVED), and no exported function may be called one (api._public_names).
+MODULE_LEVEL = frozenset({"math", "np", "_sigmoid", "_np_sigmoid", "_pack", "_shape_error"})
+RESERVED = (
+    MODULE_LEVEL
+    | {"numpy"}
+    | frozenset(dir(builtins))
+    | frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+)
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
 

@@ -78,17 +78,9 @@ DOCUMENTED = {
     "ZeroDivisionError",
 }
 
-# Bugs other branches of issue 8 are fixing: the fuzzer draws these forms but skips them, so this
-# branch stays green.  The lead removes each entry when its fix is merged (or sets
-# GRADGEN_FUZZ_KNOWN_BUGS=run to see them fail).
-KNOWN_BUGS = {
-    "one-element array": "a re-rolled MLP whose loss reads a one-element array crashes in the "
-    "generated code (g_elem[None] on a float): the plain list form with ONE example, L2 over one "
-    "layer's weights, L2 over all parameters when a weight array has one element (nin = 1, width 1), or a plain-form "
-    "loss that is the output of a width-1 last layer (g_b1 = g_b1_0[None] with g_b1_0 = 1.0)",
-    "np.bool_ gradient": "NumPy gradients come back as np.True_ (bool) for a relu-output Neuron (g_b of a plain-form "
-    "loss that is the neuron's output, one example)",
-}
+# Open bugs the fuzzer knows: it draws those forms but skips them (GRADGEN_FUZZ_KNOWN_BUGS=run to
+# see them fail).  A new entry needs a matching test in known_bug() and an issue.
+KNOWN_BUGS: dict[str, str] = {}  # none open: both bugs of issue 8 are fixed (one-element arrays, bool gradients)
 RUN_KNOWN_BUGS = os.environ.get("GRADGEN_FUZZ_KNOWN_BUGS") == "run"
 
 

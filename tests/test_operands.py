@@ -56,8 +56,6 @@ def _model(op, kind, side):
 @pytest.mark.parametrize("rerolling", [True, False], ids=["rerolled", "per-element"])
 @pytest.mark.parametrize("op, kind, side", list(_cases()), ids=lambda v: str(v))
 def test_operator_and_operand_match_the_engine(op, kind, side, rerolling):
-    if rerolling and kind == "parameter":  # TODO(merge h8-numpy): remove
-        pytest.xfail("a re-rolled one-element parameter array crashes (g_elem[None]); fixed on h8-numpy")
     f = _model(op, kind, side)
     compiled = gradgen.compile_function(f, check=True, rerolling=rerolling)
     w = gradgen.params.read(neuron)
