@@ -183,7 +183,7 @@ def _emit(graph: Graph, fname: str, returns: str, doc: str | None, defaults: dic
             doc = f"Value of {base} and its gradient, one entry per argument."
     e = emit_function(graph, fname, [], returns, doc, defaults=defaults, **kw)
     if array:
-        e.helpers.add("_shape_error")
+        e.helpers.add("_check_args")
     return e
 
 

@@ -124,7 +124,7 @@ def build(case: ArrayCase):
 def emitted(g):
     params = [g.nodes[i].name for i in g.inputs]
     e = emit_function(g, "f_grad", params, "grad", "Test.", dialect=numpy_.dialect(g), prologue=numpy_.prologue(g, "f_grad"))
-    text = module_source("test_model.py", None, [e.lines], e.helpers | {"_shape_error"}, ["f_grad"])
+    text = module_source("test_model.py", None, [e.lines], e.helpers | {"_check_args"}, ["f_grad"])
     module = types.ModuleType("emitted")
     exec(compile(text, "<emitted>", "exec"), module.__dict__)
     return module.f_grad, text

@@ -21,13 +21,14 @@ import textwrap
 import pytest
 
 from gradgen.cli import main
+from gradgen.codegen import module as module_writer
 
 PAYLOAD = '"""\n__import__("os").system("touch CANARY")\n"""'
 # what generated code may call: gradgen's helpers, a few builtins, math.* and np.*
 CALLABLE = {"max", "float", "ValueError", "getattr", "type", "zip", "slice", "isinstance", "len"}
-CALLABLE |= {"_sigmoid", "_np_sigmoid", "_pack", "_shape_error"}
+HELPERS = set(module_writer.HELPERS)  # gradgen's own helper functions (fixed text)
+CALLABLE |= HELPERS
 METHODS = {"sum", "copy", "astype", "reshape", "T"}  # methods called on arrays
-HELPERS = {"_sigmoid", "_np_sigmoid", "_pack", "_shape_error"}
 
 CASES = {
     "label": f"""
@@ -184,8 +185,14 @@ def audit(text: str) -> None:
         else:  # the module docstring is the only other statement
             assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant), ast.dump(stmt)
             assert isinstance(stmt.value.value, str)
+    helper_nodes = {id(c) for h in tree.body if isinstance(h, ast.FunctionDef) and h.name in HELPERS for c in ast.walk(h)}
+    for h in tree.body:
+        if isinstance(h, ast.FunctionDef) and h.name in HELPERS:  # gradgen's fixed helper text, verbatim
+            assert ast.unparse(h) == ast.unparse(ast.parse(module_writer.helper_source(h.name)).body[0]), h.name
     for node in ast.walk(tree):
         assert not isinstance(node, (ast.ImportFrom, ast.Lambda, ast.ClassDef, ast.Global, ast.Delete))
+        if id(node) in helper_nodes:
+            continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             assert node.id in bound or node.id in CALLABLE or hasattr(builtins, node.id), node.id
             assert node.id not in {"eval", "exec", "__import__", "open", "compile", "globals", "getattr"} or (

@@ -411,12 +411,12 @@ ARRAY_HEAD = (
 )  # the def is on line 6
 
 
-MODULE_LEVEL = ["_np_sigmoid", "_pack", "_shape_error", "_sigmoid", "math", "np"]
+MODULE_LEVEL = ["_check_args", "_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
 
 
 @pytest.mark.parametrize("name", MODULE_LEVEL)
 def test_exported_function_named_like_a_module_level_name_refuses(tmp_path, capsys, monkeypatch, name):
-    """`def _shape_error(X)` exported would replace the helper its own module calls: refused at the def line."""
+    """`def _check_args(X)` exported would replace the helper its own module calls: refused at the def line."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.py").write_text(
         ARRAY_HEAD + f"def {name}(X):\n    return gradgen.mean(lambda x: (x[0] * x[1]).sigmoid(), X)\n"

@@ -139,7 +139,7 @@ HELPERS = {
     "_sigmoid": _sigmoid_source,
     "_np_sigmoid": _np_sigmoid_source,
     "_pack": _numpy_helper("PACK_HELPER"),
-    "_shape_error": _numpy_helper("SHAPE_ERROR_HELPER"),
+    "_check_args": _numpy_helper("CHECK_ARGS_HELPER"),
 }
 
 

@@ -159,8 +159,7 @@ PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
     return out
 '''
 
-# The helper's key stays "_shape_error" (gradgen.api/codegen.module know it by that name).
-SHAPE_ERROR_HELPER = '''def _check_args(fname, names, args, shapes, data):
+CHECK_ARGS_HELPER = '''def _check_args(fname, names, args, shapes, data):
     """The arguments as float64 arrays (and floats), or a ValueError naming the first that cannot be.
 
     Called only when the prologue's fast check fails.  An array argument must be a
