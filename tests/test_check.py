@@ -65,8 +65,8 @@ def test_every_example_passes(capsys, model):
     assert rc == 0, out + err
     assert "FAIL" not in out
     assert out.splitlines()[-1].startswith("check passed")
-    if "(5 random)" in out and "(1 example" not in out:  # an MLP on a batch: engine and directions
-        assert "compiled vs engine" in out and "compiled vs finite diff" in out
+    if "data sets (1 example, 5 random)" in out:  # an MLP on a batch: engine and directions
+        assert rows(out) == {"compiled vs engine": "PASS", "compiled vs torch": "SKIP", "compiled vs finite diff": "PASS"}
         return
     assert "SKIP" not in out
     assert out.count("compiled vs engine") == out.count("compiled vs torch") == out.count("compiled vs finite diff")
@@ -264,7 +264,10 @@ def test_fd_error_estimate_is_small_for_smooth_functions():
     def f(x, y):
         return math.tanh(x) * y
 
-    (dx, ex), (dy, ey) = check.fd_grad(f, (0.3, -1.2))
-    assert dx == pytest.approx(-1.2 * (1 - math.tanh(0.3) ** 2), rel=1e-9)
-    assert dy == pytest.approx(math.tanh(0.3), rel=1e-9)
-    assert ex < 1e-8 and ey < 1e-8
+    dx, dy = check.fd_grad(f, (0.3, -1.2))
+    assert dx.central == pytest.approx(-1.2 * (1 - math.tanh(0.3) ** 2), rel=1e-9)
+    assert dy.central == pytest.approx(math.tanh(0.3), rel=1e-9)
+    assert dx.error < 1e-8 and dy.error < 1e-8
+    # the one-sided differences are good to O(h) and say so
+    assert dx.left == pytest.approx(dx.central, rel=1e-5) and dx.right == pytest.approx(dx.central, rel=1e-5)
+    assert 1e-12 < dx.left_error < 1e-5 and dy.left_error < 1e-8
