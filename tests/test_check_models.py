@@ -134,7 +134,7 @@ def test_data_sets_are_reproducible_as_printed(tmp_path):
     for a, b in zip(five.points[:3], two.points):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
-    assert five.point_text[2] == "random data set 2 of --seed 3: rerun with --seed 3 --points 2 to see it again"
+    assert five.point_text[2] == "random data set 2 of --seed 3 (rerun with --seed 3 --points 2 to see it again)"
     assert not np.array_equal(five.points[1][0], check.check_model(model, n_random=1, seed=4)[0].points[1][0])
 
 
