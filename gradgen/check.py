@@ -814,7 +814,9 @@ def check_model(
         layout = layout_of(fn, f, module)
         mine = [v for v in at if len(fns) == 1 or _fits(fn, v)] if at else None
         if layout.data and f_grad is None:  # gradgen.each: nothing to differentiate
-            reports.append(FunctionReport(fn.__name__, signature(fn), [], [], [], [], [], "per-example values: no gradient"))
+            reports.append(
+                FunctionReport(fn.__name__, signature(fn), [], [], [], [], [], "per-example values: no gradient")
+            )
             continue
         if f_grad is None:
             raise GradgenError(

@@ -95,7 +95,7 @@ def compile_to(tmp_path, model: str) -> str:
     return str(out / (model.rsplit("/", 1)[-1]))
 
 
-SCALE = '''
+SCALE = """
 
 import functools as _functools
 
@@ -110,7 +110,7 @@ def _scaled(true_grad, factors):
 
 
 {name}_grad = _scaled({name}_grad, {factors})
-'''
+"""
 
 
 def plant(tmp_path, model: str, name: str = "f", factors=None, replace=None) -> str:

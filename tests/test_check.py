@@ -66,7 +66,11 @@ def test_every_example_passes(capsys, model):
     assert "FAIL" not in out
     assert out.splitlines()[-1].startswith("check passed")
     if "data sets (1 example, 5 random)" in out:  # an MLP on a batch: engine and directions
-        assert rows(out) == {"compiled vs engine": "PASS", "compiled vs torch": "SKIP", "compiled vs finite diff": "PASS"}
+        assert rows(out) == {
+            "compiled vs engine": "PASS",
+            "compiled vs torch": "SKIP",
+            "compiled vs finite diff": "PASS",
+        }
         return
     assert "SKIP" not in out
     assert out.count("compiled vs engine") == out.count("compiled vs torch") == out.count("compiled vs finite diff")

@@ -43,7 +43,9 @@ def test_relu_kink_at_the_example_passes_with_a_note(capsys, tmp_path):
     rc, out, err = run(capsys, write_model(tmp_path, "relu"))
     assert rc == 0, out + err
     assert rows(out) == ALL_PASS
-    assert "note: p0: d/db at a kink (one-sided slopes 0 and 3): compared with the one-sided difference it matches" in out
+    assert (
+        "note: p0: d/db at a kink (one-sided slopes 0 and 3): compared with the one-sided difference it matches" in out
+    )
     assert "note: p0: d/dx at a kink (one-sided slopes 1 and 4)" in out
 
 
