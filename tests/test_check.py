@@ -65,8 +65,12 @@ def test_every_example_passes(capsys, model):
     assert rc == 0, out + err
     assert "FAIL" not in out
     assert out.splitlines()[-1].startswith("check passed")
-    if "(5 random)" in out and "(1 example" not in out:  # an MLP on a batch: engine and directions
-        assert "compiled vs engine" in out and "compiled vs finite diff" in out
+    if "data sets (1 example, 5 random)" in out:  # an MLP on a batch: engine and directions
+        assert rows(out) == {
+            "compiled vs engine": "PASS",
+            "compiled vs torch": "SKIP",
+            "compiled vs finite diff": "PASS",
+        }
         return
     assert "SKIP" not in out
     assert out.count("compiled vs engine") == out.count("compiled vs torch") == out.count("compiled vs finite diff")
@@ -264,7 +268,115 @@ def test_fd_error_estimate_is_small_for_smooth_functions():
     def f(x, y):
         return math.tanh(x) * y
 
-    (dx, ex), (dy, ey) = check.fd_grad(f, (0.3, -1.2))
-    assert dx == pytest.approx(-1.2 * (1 - math.tanh(0.3) ** 2), rel=1e-9)
-    assert dy == pytest.approx(math.tanh(0.3), rel=1e-9)
-    assert ex < 1e-8 and ey < 1e-8
+    dx, dy = check.fd_grad(f, (0.3, -1.2))
+    assert dx.central == pytest.approx(-1.2 * (1 - math.tanh(0.3) ** 2), rel=1e-9)
+    assert dy.central == pytest.approx(math.tanh(0.3), rel=1e-9)
+    assert dx.error < 1e-8 and dy.error < 1e-8
+    # the one-sided differences are good to O(h) and say so
+    assert dx.left == pytest.approx(dx.central, rel=1e-5) and dx.right == pytest.approx(dx.central, rel=1e-5)
+    assert 1e-12 < dx.left_error < 1e-5 and dy.left_error < 1e-8
+
+
+# -- messages: numbers are numbers, printed points paste back ---------------------------
+
+
+def test_numpy_scalars_ints_and_bools_are_numbers():
+    """Only a complex result is "a complex number"; NumPy scalars, ints and bools are real."""
+    import numpy as np
+
+    for x in (np.float32(1.5), np.float64(1.5), np.int64(3), 3, True, np.bool_(True), np.array(2.5)):
+        assert check.real(x) == float(x)
+    for x in (1j, np.complex128(1 + 0j), "1.0", None, [1.0]):
+        assert check.real(x) is None
+
+
+def test_an_engine_giving_numpy_floats_is_checked_not_called_complex():
+    """The engine's numbers are np.float32 here (a float32 constant); they used to be skipped as
+    "the engine gives a complex number there"."""
+    import numpy as np
+
+    from gradgen.engine import Value
+
+    def fn(x):
+        return x * Value(np.float32(0.5))
+
+    assert type(check.engine_grad(fn, (1.5,))[0]) is np.float32
+    report = check.check_function(
+        fn, lambda x: x * 0.5, lambda x: (x * 0.5, (0.5,)), [(1.5,)], ["--at"], check.Tolerances(), False
+    )
+    assert len(report.points) == 1 and not report.failed
+    assert not any("complex" in n for n in report.notes)
+
+
+def test_a_real_complex_result_is_called_complex(capsys, tmp_path):
+    model = tmp_path / "root.py"
+    model.write_text("import gradgen\n\n@gradgen.export(example=dict(x=-1.0))\ndef f(x):\n    return x ** 0.5\n")
+    rc, out, err = run(capsys, str(model), "--points", "2")
+    assert rc == 0, out + err
+    assert "note: example point --at x=-1.0 skipped: the engine gives a complex number there" in out
+    rc, out, err = run(capsys, str(model), "--at", "x=-1.0")  # pasted back: the same note, nothing left
+    assert rc == 1 and "note: --at point --at x=-1.0 skipped: the engine gives a complex number there" in out
+
+
+@pytest.mark.parametrize("x", [1.5, -0.1, 1e-300, 2.0**60, float("nan"), float("inf"), float("-inf"), -0.0])
+def test_format_point_pastes_back(x):
+    """repr(float(x)) for every number, NumPy's too (np.float64(1.5) would print as `np.float64(1.5)`)."""
+    import numpy as np
+
+    def fn(a, b):
+        return a
+
+    for value in (x, np.float64(x), np.float32(x) if math.isfinite(x) and abs(x) < 1e30 else x):
+        text = check.format_point(fn, (value, 2))
+        assert "np." not in text
+        back = check.parse_at(text)
+        assert list(back) == ["a", "b"] and back["b"] == 2.0
+        assert back["a"] == float(value) or (math.isnan(back["a"]) and math.isnan(float(value)))
+
+
+def points_printed(out: str) -> list[str]:
+    """Every `--at POINT` the report printed (the worst points and the skipped ones)."""
+    return re.findall(r"--at (\S+?)(?:$| skipped)", out, re.M)
+
+
+@pytest.mark.parametrize("planted_bug", [False, True], ids=["correct", "planted"])
+def test_every_printed_point_gives_the_same_verdict_pasted_back(capsys, tmp_path, planted_bug):
+    """Each printed --at, fed back alone, is checked and gets the verdict of the whole run."""
+    argv = [NEURON, "--module", planted(tmp_path)] if planted_bug else [NEURON]
+    capsys.readouterr()
+    rc, out, _ = run(capsys, *argv, "--points", "8", "--seed", "5")
+    points = points_printed(out)
+    assert rc == int(planted_bug) and points
+    for at in points:
+        rc2, out2, err2 = run(capsys, *argv, "--at", at)
+        assert rc2 == rc, out2 + err2
+        assert "1 point (1 --at)" in out2
+
+
+def test_points_the_notes_name_are_printed_and_paste_back(capsys, tmp_path):
+    """A note about p0 (a kink at the example) comes with p0's --at, even when p0 is not the worst."""
+    model = tmp_path / "kinked.py"
+    model.write_text(
+        "import gradgen\n\n@gradgen.export(example=dict(x=0.0, y=0.0))\ndef f(x, y):\n"
+        "    return x.relu() * 2 + y * x\n"
+    )
+    rc, out, err = run(capsys, str(model), "--points", "3")
+    assert rc == 0, out + err
+    assert "note: p0: d/dx at a kink (one-sided slopes 0 and 2)" in out
+    assert "  p0 (example): --at x=0.0,y=0.0" in out
+    for at in points_printed(out):
+        rc, out2, err2 = run(capsys, str(model), "--at", at)
+        assert rc == 0, out2 + err2
+        assert ("note: p0: d/dx at a kink (one-sided slopes 0 and 2)" in out2) == (at == "x=0.0,y=0.0")
+
+
+def test_compiled_code_that_raises_is_one_note_per_point(capsys, tmp_path):
+    """The same error used to be listed three times per point (once per row)."""
+    assert main(["compile", NEURON, "-o", str(tmp_path)]) == 0
+    module = tmp_path / "neuron.py"
+    module.write_text(module.read_text().replace("    # backward\n", "    # backward\n    1 / 0\n"))
+    capsys.readouterr()
+    rc, out, _ = run(capsys, NEURON, "--module", str(module), "--points", "2")
+    assert rc == 1
+    notes = [line for line in out.splitlines() if "compiled code raised" in line]
+    assert notes == [f"  note: p{p}: compiled code raised ZeroDivisionError: division by zero" for p in range(3)]
