@@ -19,14 +19,10 @@ import pytest
 from gradgen.cli import main
 
 MODELS = sorted((Path(__file__).parent / "learners").glob("*.py"))
-# TODO(merge h8-check, h8-numpy): remove -- check calls module-parameter functions wrongly; one-element arrays crash
-PENDING = {"custom_module", "global_neuron", "lecture_list_loss", "one_example_list", "relu_at_zero", "tanh_mlp_scalars"}
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
-def test_learner_model_compiles_and_checks(model, tmp_path, capsys, request):
-    if model.stem in PENDING:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="fixed on the h8 branches"))
+def test_learner_model_compiles_and_checks(model, tmp_path, capsys):
     assert main(["compile", str(model), "-o", str(tmp_path)]) == 0, capsys.readouterr().err
     assert (tmp_path / model.name).exists()
     code = main(["check", str(model), "--points", "3"])
