@@ -225,6 +225,9 @@ class Tracer:
         return self._trace.op(Op.ADD, (other, self))
 
     def __sub__(self, other):
+        if isinstance(other, numbers.Integral) and not isinstance(other, bool) and other == 0:
+            # the engine's x - 0 is x + (0 * -1) == x + 0 (an int: no -0), which is 0.0 at x = -0.0
+            return self._trace.op(Op.ADD, (self, 0.0))
         return self._trace.op(Op.SUB, (self, other))
 
     def __rsub__(self, other):

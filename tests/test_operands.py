@@ -71,3 +71,16 @@ def test_operator_and_operand_match_the_engine(op, kind, side, rerolling):
     assert got == pytest.approx(want, rel=1e-14, abs=1e-15)
     if kind == "parameter":
         assert float(np.asarray(grads[0])[0]) == pytest.approx(neuron.w[0].grad, rel=1e-14)
+
+
+@pytest.mark.parametrize("zero", [0, 0.0, -0.0])
+def test_subtracting_a_zero_keeps_the_engines_sign_of_zero(zero):
+    """The engine's x - 0 (an int) is x + 0, which turns -0.0 into 0.0; x - 0.0 keeps -0.0."""
+
+    def f(x):
+        return x - zero
+
+    compiled = gradgen.compile_function(gradgen.export(f))
+    out = f(Value(-0.0))
+    value = compiled.f(-0.0)
+    assert (value, str(value)) == (out.data, str(out.data))
