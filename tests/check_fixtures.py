@@ -128,3 +128,22 @@ def plant(tmp_path, model: str, name: str = "f", factors=None, replace=None) -> 
     with open(module, "w") as fh:
         fh.write(text)
     return module
+
+
+# -- running check ---------------------------------------------------------------
+
+
+def run(capsys, *argv):
+    rc = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def rows(out: str) -> dict[str, str]:
+    """{comparison: its result (PASS, FAIL or SKIP)} for the rows of the (last) table in `out`."""
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
+        if m:
+            found[m.group(1)] = m.group(2)
+    return found

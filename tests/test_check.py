@@ -16,26 +16,14 @@ import pytest
 from gradgen import check
 from gradgen.cli import main
 
+from check_fixtures import rows, run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 NEURON = os.path.join(ROOT, "examples", "neuron.py")
 LECTURE = "x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432"
 
 
-def run(capsys, *argv):
-    rc = main(["check", *argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def rows(out: str) -> dict[str, str]:
-    """{comparison: its result (PASS, FAIL or SKIP)} for the rows of the (last) table in `out`."""
-    found = {}
-    for line in out.splitlines():
-        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
-        if m:
-            found[m.group(1)] = m.group(2)
-    return found
 
 
 def planted(tmp_path) -> str:

@@ -13,25 +13,11 @@ import math
 import re
 
 import pytest
-from check_fixtures import plant, write_model
+from check_fixtures import rows, run, plant, write_model
 
 from gradgen import check
-from gradgen.cli import main
 
 
-def run(capsys, *argv):
-    rc = main(["check", *argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def rows(out: str) -> dict[str, str]:
-    found = {}
-    for line in out.splitlines():
-        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
-        if m:
-            found[m.group(1)] = m.group(2)
-    return found
 
 
 ALL_PASS = {"compiled vs engine": "PASS", "compiled vs torch": "PASS", "compiled vs finite diff": "PASS"}

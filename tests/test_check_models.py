@@ -12,27 +12,13 @@ import re
 
 import numpy as np
 import pytest
-from check_fixtures import compile_to, plant, write_model
+from check_fixtures import rows, run, compile_to, plant, write_model
 
 import gradgen
 from gradgen import check, params
-from gradgen.cli import main
 from gradgen.loader import load_model
 
 
-def run(capsys, *argv):
-    rc = main(["check", *argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def rows(out: str) -> dict[str, str]:
-    found = {}
-    for line in out.splitlines():
-        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
-        if m:
-            found[m.group(1)] = m.group(2)
-    return found
 
 
 SCALAR_MODELS = {  # model: its parameter arrays in the compiled order
