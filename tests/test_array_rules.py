@@ -161,3 +161,27 @@ def test_array_rule(op, case):
             down = evaluate(fwd, xs[:i] + [x - h * t] + xs[i + 1 :] + [s])["value"]
             fd = (up - down) / (2 * h)
             assert abs(fd - np.sum(want[i] * t)) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_pack_pieces_that_overlap_add_up():
+    """A row and its own elements packed into one array (reverse mode gathering `W[0]` and `W[0, j]`
+    reads) add, through the interpreter and emitted code; assigning them lost the row's gradient."""
+    b = Builder("f")
+    row = b.add(Op.INPUT, (), name="r", origin=Origin("arg", "r"), shape=(3,))
+    e0 = b.add(Op.INPUT, (), name="e", origin=Origin("arg", "e"))
+    packed = b.add(Op.PACK, (row, e0, e0), (False, (1, 3), ((0,), (0, 0), (0, 2))))
+    out = b.add(Op.SUM, (b.add(Op.MUL, (packed, packed)),), (0, 1))
+    g = verify(b.build([row, e0], [("value", out)]))
+    r, e = np.array([1.0, 2.0, 3.0]), 0.5
+    want = np.array([[1.5, 2.0, 3.5]])
+    assert evaluate(g, [r, e])["value"] == pytest.approx(float((want * want).sum()))
+    module_text = module_source(
+        "test_model.py",
+        None,
+        [emit_function(g, "f", ["r", "e"], "value", "Test.", dialect=numpy_.dialect(g)).lines],
+        {"_pack"},
+        ["f"],
+    )
+    ns: dict = {}
+    exec(compile(module_text, "<emitted>", "exec"), ns)
+    assert ns["f"](r, e) == pytest.approx(float((want * want).sum()))

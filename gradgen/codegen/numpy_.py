@@ -151,11 +151,11 @@ def is_array_graph(graph) -> bool:
 
 
 PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
-    """An array of zeros of `shape` with each piece at its index (after the batch axis if batched)."""
+    """Zeros of `shape` plus each piece at its index (after the batch axis if batched); overlapping pieces add."""
     out = np.zeros(shape)
     lead = (slice(None),) if batched else ()
     for index, piece in zip(indices, pieces):
-        out[lead + index] = piece
+        out[lead + index] += piece
     return out
 '''
 

@@ -32,7 +32,7 @@ def _array(n: Node, args, B):
         out = np.zeros(_concrete(n.shape, B))
         lead = (slice(None),) if is_batched else ()
         for piece, idx in zip(args, indices):
-            out[lead + tuple(idx)] = piece
+            out[lead + tuple(idx)] += piece  # pieces may overlap (a row and its elements): they add
         return out
     if op is Op.SUM:
         return np.sum(args[0], axis=tuple(attr))

@@ -16,8 +16,9 @@ broadcast like NumPy):
 
 * `elem x [i, j]` -- an element (or a row) of an array: the index covers the
   leading non-batch axes; a batched array keeps its batch axis;
-* `pack a b ... [shape, indices]` -- an array assembled from pieces (zeros
-  where no piece goes), the inverse of `elem`;
+* `pack a b ... [shape, indices]` -- zeros plus each piece at its index: the
+  inverse of `elem`, and its reverse (a scatter-add: pieces whose indices
+  overlap, a row `W[0]` and its elements `W[0, j]`, add up);
 * `sum x [axes]`, `expand x [axes]` (insert size-1 axes), `bcast x [shape]`;
 * `matmul a b` (NumPy's `@` on 1-D/2-D operands), `transpose x` (2-D);
 * `batch` -- the batch size `B`, the length of the symbolic first axis.
