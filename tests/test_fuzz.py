@@ -36,7 +36,6 @@ import os
 import random
 import struct
 import time
-import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +43,7 @@ import numpy as np
 import gradgen
 from gradgen import Value, nn
 from gradgen.engine import topological_order
+from support import load_function
 from test_mlp import LOSSES, REL, Case, Loss, Setup, assert_close, engine, forward, make_mlp
 
 SECONDS = float(os.environ.get("GRADGEN_FUZZ_SECONDS", "40"))
@@ -404,22 +404,14 @@ def compare(fn, mod, point, prog_has_pow0, source) -> tuple[list[Mismatch], str 
     return found, excused
 
 
-_counter = iter(range(10**9))
 
 
-def load(source: str, directory) -> types.FunctionType:
-    path = os.path.join(directory, f"fuzz_{next(_counter)}.py")
-    with open(path, "w") as fh:
-        fh.write(source)
-    ns: dict = {"__name__": "fuzz_model"}
-    exec(compile(source, path, "exec"), ns)
-    return ns["f"]
 
 
 def check_program(prog: Program, r: random.Random, directory, keep=None, points=None):
     """(mismatches, excuses, points tried) for one program."""
     source = prog.source(keep)
-    fn = load(source, directory)
+    fn = load_function(source, directory, "fuzz")
     try:
         mod = gradgen.compile_function(fn)
     except gradgen.GradgenError as e:

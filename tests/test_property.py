@@ -27,9 +27,7 @@ derandomised, so CI sees the same examples every run.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 
 import pytest
 import torch
@@ -39,6 +37,7 @@ from hypothesis import strategies as st
 import gradgen
 from gradgen.engine import Value, topological_order
 from gradgen.passes import optimize
+from support import load_function
 
 LIMIT = 4.0  # operands bounded by more than this are squashed with tanh first
 CONSTS = [0.5, 2.0, -1.5, 3.0, 0.25]
@@ -173,7 +172,6 @@ def programs(draw):
     return source, xs
 
 
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +179,6 @@ def model_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("property_models")
 
 
-def load(source: str, directory) -> callable:
-    """exec `source` from a real file, so the tracer sees a model file and line numbers."""
-    path = os.path.join(directory, f"model_{next(_counter)}.py")
-    with open(path, "w") as f:
-        f.write(source)
-    namespace: dict = {"__name__": "property_model"}
-    exec(compile(source, path, "exec"), namespace)
-    return namespace["f"]
 
 
 def engine(fn, xs):
@@ -222,7 +212,7 @@ def test_compiled_equals_engine_and_torch(program, model_dir):
     source, xs = program
     note(source)
     note(f"xs = {xs!r}")
-    fn = load(source, model_dir)
+    fn = load_function(source, model_dir, "property")
     mod = gradgen.compile_function(fn, check=True)
     note(mod.source)
     for ir in mod.functions:  # the pipeline stopped at a fixed point
