@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import gradgen  # noqa: E402
 from gradgen import Value  # noqa: E402
 from gradgen.api import build_source  # noqa: E402
-from gradgen.loader import load_model  # noqa: E402
+from gradgen.frontend.loader import load_model  # noqa: E402
 
 # (label, model file, function, point): the neuron at the lecture's point (b as its PyTorch saw it),
 # micrograd's expressions at the points of micrograd's test_engine.py

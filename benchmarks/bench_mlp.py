@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 import gradgen  # noqa: E402
 from gradgen import nn  # noqa: E402
-from gradgen.loader import load_model  # noqa: E402
+from gradgen.frontend.loader import load_model  # noqa: E402
 
 MOONS = "examples/moons.py"
 WIDE = "benchmarks/wide_mlp.py"

@@ -17,23 +17,23 @@ import time
 import types
 from dataclasses import dataclass, field
 
-from gradgen.autodiff import grad
-from gradgen.codegen import numpy_
+from gradgen.autodiff.reverse import grad
+from gradgen.backends import numpy as numpy_
 from gradgen import progress
-from gradgen.codegen.module import function_header, module_source
-from gradgen.codegen.numpy_ import is_array_graph
-from gradgen.codegen.scalar import emit_function
+from gradgen.backends.module import function_header, module_source
+from gradgen.backends.numpy import is_array_graph
+from gradgen.backends.python import emit_function
 from gradgen.errors import GradgenError
 from gradgen.export import example_of, params_of
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
-from gradgen.loader import load_model
+from gradgen.frontend.loader import load_model
 from gradgen.names import MODULE_LEVEL, RESERVED
 from gradgen.output import module_name, output_path, plan, write_all  # noqa: F401 (output_path: the old api name)
 from gradgen.passes import PassStat, optimize
 from gradgen.passes.reroll import reroll
-from gradgen.trace import signature_defaults, trace
+from gradgen.frontend.trace import signature_defaults, trace
 
 
 @dataclass
@@ -109,7 +109,7 @@ def _public_names(fns) -> None:
     """Refuse exported names that would break the module: f and f_grad twice, or a name the
     module itself defines or calls at module level (names.MODULE_LEVEL: its imports and
     helpers; builtins and keywords too); the error names the def line."""
-    from gradgen.trace import def_line
+    from gradgen.frontend.trace import def_line
 
     names = [f.__name__ for f in fns]
     taken = set(names)
@@ -135,7 +135,7 @@ def build_source(fns, source_path, out_dir: str | None = None, check: bool = Fal
     """(source text, [FunctionIR], stats, seconds) for the exported functions `fns`.
 
     `source_path`: the model file (named in the header relative to `out_dir`'s parent, see
-    codegen.module.file_header), or a `codegen.module.Header`.
+    backends.module.file_header), or a `backends.module.Header`.
     """
     _public_names(fns)
     stats: list[PassStat] = []

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--optimized", action="store_true", help="after the passes (fold, cse, dce)")
     i.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    from gradgen import check, draw
+    from gradgen.tools import check
+    from gradgen.tools import draw
 
     k = sub.add_parser("check", help="compare compiled gradients with the engine, PyTorch and finite differences")
     k.add_argument("model", metavar="MODEL.py")
@@ -109,8 +110,8 @@ def _count(text: str) -> int:
 def _compile(args) -> int:
     from gradgen import output, progress
     from gradgen.api import build_source
-    from gradgen.codegen.module import shell_word
-    from gradgen.loader import load_model
+    from gradgen.backends.module import shell_word
+    from gradgen.frontend.loader import load_model
 
     targets = output.plan(args.models, args.out)  # refuse what would lose a file, before compiling
     built = []
@@ -178,7 +179,7 @@ def _report(path, irs, stats, seconds) -> None:
 def _ir(args) -> int:
     from gradgen.api import lower
     from gradgen.ir.printer import format_graph
-    from gradgen.loader import load_model
+    from gradgen.frontend.loader import load_model
 
     _, fns = load_model(args.model)
     if args.function:
@@ -198,7 +199,7 @@ def _ir(args) -> int:
 
 
 def _check(args) -> int:
-    from gradgen import check
+    from gradgen.tools import check
 
     at = [check.parse_at(text) for text in args.at] if args.at else None
     tol = check.Tolerances(args.rtol, args.atol, args.fd_rtol, args.fd_atol)
@@ -212,7 +213,8 @@ def _check(args) -> int:
 
 
 def _graph(args) -> int:
-    from gradgen import check, draw
+    from gradgen.tools import check
+    from gradgen.tools import draw
 
     at = check.parse_at(args.at) if args.at is not None else None
     for line in draw.graph_model(args.model, args.out, args.function, at, args.backward, args.max_nodes):

@@ -18,7 +18,7 @@ import unicodedata
 
 MAX_LEN = 24
 # What a generated module defines at module level besides its functions: its imports and
-# the helpers of gradgen/codegen/module.py (HELPERS).  The one list: no emitted name is one
+# the helpers of gradgen/backends/module.py (HELPERS).  The one list: no emitted name is one
 # of these (RESERVED), and no exported function may be called one (api._public_names).
 MODULE_LEVEL = frozenset({"math", "np", "_sigmoid", "_np_sigmoid", "_pack", "_check_args"})
 RESERVED = (

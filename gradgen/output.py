@@ -31,7 +31,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from gradgen.codegen.module import GENERATED, TEMP_PREFIX, TEMP_SUFFIX, _remove, atomic_write, write_temp
+from gradgen.backends.module import GENERATED, TEMP_PREFIX, TEMP_SUFFIX, _remove, atomic_write, write_temp
 from gradgen.errors import GradgenError
 
 STALE_SECONDS = 3600  # a temporary file this old is stale even if its process still runs

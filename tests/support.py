@@ -7,8 +7,8 @@ import math
 import os
 import types
 
-from gradgen.codegen.module import module_source
-from gradgen.codegen.scalar import emit_function
+from gradgen.backends.module import module_source
+from gradgen.backends.python import emit_function
 from gradgen.ir.graph import Builder, Graph, Origin
 from gradgen.ir.ops import Op
 
@@ -45,7 +45,7 @@ def same_float(a: float, b: float) -> bool:
 
 def is_array_function(fn) -> bool:
     """An exported function with array arguments (an MLP on a batch): checked in test_mlp/test_demos."""
-    from gradgen.check import is_array_function as check_says
+    from gradgen.tools.check import is_array_function as check_says
 
     return check_says(fn)
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradgen.autodiff import grad
-from gradgen.codegen import numpy_
-from gradgen.codegen.module import module_source
-from gradgen.codegen.scalar import emit_function
+from gradgen.autodiff.reverse import grad
+from gradgen.backends import numpy as numpy_
+from gradgen.backends.module import module_source
+from gradgen.backends.python import emit_function
 from gradgen.ir.graph import Builder, Origin
 from gradgen.ir.interp import evaluate
 from gradgen.ir.ops import Op

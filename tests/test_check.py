@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from gradgen import check
+from gradgen.tools import check
 from gradgen.cli import main
 
 from check_fixtures import rows, run
@@ -110,7 +110,7 @@ def test_random_points_are_reproducible(capsys):
 
 
 def check_fn():
-    from gradgen.loader import load_model
+    from gradgen.frontend.loader import load_model
 
     return load_model(NEURON)[1][0]
 

@@ -15,8 +15,9 @@ import pytest
 from check_fixtures import rows, run, compile_to, plant, write_model
 
 import gradgen
-from gradgen import check, params
-from gradgen.loader import load_model
+from gradgen import params
+from gradgen.tools import check
+from gradgen.frontend.loader import load_model
 
 
 

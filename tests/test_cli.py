@@ -29,7 +29,7 @@ from textwrap import dedent
 import pytest
 
 from gradgen import Value
-from gradgen.loader import load_model
+from gradgen.frontend.loader import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

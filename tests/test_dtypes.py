@@ -38,8 +38,8 @@ from gradgen.api import compile_function
 from gradgen.export import example_of, params_of
 from gradgen.ir.interp import evaluate, node_values
 from gradgen.ir.ops import Op
-from gradgen.loader import load_model
-from gradgen.trace import _modules
+from gradgen.frontend.loader import load_model
+from gradgen.frontend.trace import _modules
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -79,7 +79,7 @@ def check_module(mod, name: str, args: list, what: str):
     assert_float(value, (), f"{what}: value")
     assert_float(interp["value"], (), f"{what}: interpreted value")
     assert np.isclose(value, interp["value"], rtol=1e-12, atol=0.0), f"{what}: compiled vs interpreted value"
-    roles = [r for r, _ in graph.outputs if r.startswith("grad:")]
+    roles = [str(r) for r, _ in graph.grads()]
     assert len(grads) == len(roles)
     for role, g in zip(roles, grads):
         shape = shape_of[role.split(":", 1)[1]]

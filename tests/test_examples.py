@@ -35,7 +35,7 @@ import torch
 import gradgen
 from gradgen import Value
 from gradgen.export import example_of
-from gradgen.loader import load_model
+from gradgen.frontend.loader import load_model
 from support import is_array_function
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ from gradgen import Value
 from gradgen.api import lower
 from gradgen.export import example_of
 from gradgen.ir.interp import evaluate
-from gradgen.loader import load_model
+from gradgen.frontend.loader import load_model
 from support import is_array_function
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from gradgen import draw
+from gradgen.tools import draw
 from gradgen.cli import main
 
 pytest.importorskip("graphviz", reason="gradgen graph needs the graphviz package: pip install -e '.[graph]'")

@@ -21,7 +21,7 @@ import textwrap
 import pytest
 
 from gradgen.cli import main
-from gradgen.codegen import module as module_writer
+from gradgen.backends import module as module_writer
 
 PAYLOAD = '"""\n__import__("os").system("touch CANARY")\n"""'
 # what generated code may call: gradgen's helpers, a few builtins, math.* and np.*

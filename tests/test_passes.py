@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from gradgen.autodiff import grad
+from gradgen.autodiff.reverse import grad
 from gradgen.ir.graph import Builder, Graph, Origin
 from gradgen.ir.interp import evaluate
 from gradgen.ir.ops import Op

@@ -210,7 +210,7 @@ def test_a_module_overriding_only_parameters_compiles_like_the_engine(tmp_path, 
         capsys,
     )
     assert code == 0, err
-    loaded, _ = gradgen.loader.load_model(str(model))
+    loaded, _ = gradgen.frontend.loader.load_model(str(model))
     net = loaded.net
     names = [n for n, _ in net.named_parameters()]
     assert names == ["a.w.0", "a.w.1", "a.b", "c.w.0", "c.w.1", "c.b", "scale"]
@@ -353,7 +353,7 @@ def test_values_made_while_tracing_are_constants(tmp_path, capsys):
     assert code == 0, err
     ns: dict = {}
     exec(compile((tmp_path / "out" / "model.py").read_text(), "m", "exec"), ns)
-    loaded, (f,) = gradgen.loader.load_model(str(model))
+    loaded, (f,) = gradgen.frontend.loader.load_model(str(model))
     x, y = Value(0.3), Value(-1.2)
     out = f(x, y)
     out.backward()

@@ -1,7 +1,7 @@
 """The re-rolling pass (gradgen.passes.reroll) on small traced graphs: before/after, negative cases included.
 
 Each case traces a small function of a `gradgen.nn` module's parameters and
-array arguments (`gradgen.trace.trace`), optimises it (`gradgen.passes.optimize`),
+array arguments (`gradgen.frontend.trace.trace`), optimises it (`gradgen.passes.optimize`),
 re-rolls it, and checks
 
 * what the result is made of (a `matmul` instead of `elem` reads of W, a
@@ -29,7 +29,7 @@ from gradgen.ir.printer import format_graph
 from gradgen.ir.verify import verify
 from gradgen.passes import optimize
 from gradgen.passes.reroll import reroll
-from gradgen.trace import trace
+from gradgen.frontend.trace import trace
 
 B = 5
 

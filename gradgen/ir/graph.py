@@ -14,7 +14,8 @@ what is computed but tells printers and emitters how to present it:
   application of it (nodes of one step form one line of emitted code).
 
 Ids are dense and equal to positions; arguments always precede their users.
-A `Graph` is nodes + input ids (in signature order) + named outputs.  Passes
+A `Graph` is nodes + input ids (in signature order) + outputs, each with a
+`Role` (the function's value; the gradient of one input).  Passes
 build new graphs through a `Builder`, so every graph is a value.
 """
 
@@ -59,13 +60,45 @@ class Node:
     rule: str | None = None
     step: int | None = None
     shape: tuple = ()  # see gradgen.ir.shapes; () for a scalar
+    terms: tuple[int, ...] = ()  # backward: the forward nodes filling the rule comment's {a} {b} {x} {out}
 
     @property
     def is_backward(self) -> bool:
         return self.rule is not None
 
 
-META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step")
+META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step", "terms")
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one output of a graph is: `Role("value")`, or `Role("grad", "x1")`, the
+    gradient of the input named x1 (later kinds: "update", "hvp").
+
+    `str(role)` is its text form, `value` or `grad:x1`, used by the IR printer and
+    as the key of `gradgen.ir.interp.evaluate`'s results.
+    """
+
+    kind: str
+    of: str | None = None  # the input it belongs to
+
+    def __str__(self) -> str:
+        return self.kind if self.of is None else f"{self.kind}:{self.of}"
+
+
+VALUE = Role("value")
+
+
+def grad_of(name: str) -> Role:
+    return Role("grad", name)
+
+
+def as_role(role: "Role | str") -> Role:
+    """A `Role`, from itself or its text form."""
+    if isinstance(role, Role):
+        return role
+    kind, _, of = role.partition(":")
+    return Role(kind, of or None)
 
 
 @dataclass(frozen=True)
@@ -73,7 +106,7 @@ class Graph:
     name: str
     nodes: tuple[Node, ...]
     inputs: tuple[int, ...]
-    outputs: tuple[tuple[str, int], ...]  # (role, node id): "value", "grad:x1", ...
+    outputs: tuple[tuple[Role, int], ...]  # (role, node id)
 
     def __getitem__(self, i: int) -> Node:
         return self.nodes[i]
@@ -81,11 +114,16 @@ class Graph:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def output(self, role: str) -> int:
+    def output(self, role: "Role | str") -> int:
+        """The node id of the output with this role (a `Role` or its text, "grad:x")."""
         for r, i in self.outputs:
-            if r == role:
+            if r == role or str(r) == role:
                 return i
-        raise KeyError(role)
+        raise KeyError(str(role))
+
+    def grads(self) -> list[tuple[Role, int]]:
+        """The gradient outputs, in order."""
+        return [(r, i) for r, i in self.outputs if r.kind == "grad"]
 
     def users(self) -> list[list[int]]:
         """users()[i]: ids of nodes that take node i as an argument (with repeats)."""
@@ -151,8 +189,9 @@ class Builder:
             return self.const(node.attr)
         return self.add(node.op, args, node.attr, shape=node.shape, **{**_meta(node), "adj": adj})
 
-    def build(self, inputs: Iterable[int], outputs: Iterable[tuple[str, int]]) -> Graph:
-        return Graph(self.name, tuple(self.nodes), tuple(inputs), tuple(outputs))
+    def build(self, inputs: Iterable[int], outputs: Iterable[tuple["Role | str", int]]) -> Graph:
+        """The graph; a role may be given as its text ("value", "grad:x")."""
+        return Graph(self.name, tuple(self.nodes), tuple(inputs), tuple((as_role(r), i) for r, i in outputs))
 
 
 def _meta(node: Node) -> dict:
@@ -160,7 +199,7 @@ def _meta(node: Node) -> dict:
 
 
 def _has_meta(node: Node) -> bool:
-    return any(getattr(node, f) is not None for f in META_FIELDS)
+    return any(getattr(node, f) is not None and getattr(node, f) != () for f in META_FIELDS)
 
 
 def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict[int, int] | None = None) -> Graph:

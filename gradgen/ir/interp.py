@@ -82,4 +82,4 @@ def node_values(graph: Graph, args) -> list:
 def evaluate(graph: Graph, args) -> dict:
     """Outputs of `graph` at `args` (one float or array per input), keyed by role."""
     vals = node_values(graph, args)
-    return {role: vals[i] for role, i in graph.outputs}
+    return {str(role): vals[i] for role, i in graph.outputs}

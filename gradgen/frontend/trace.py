@@ -47,14 +47,15 @@ from dataclasses import replace
 import numpy as np
 
 from gradgen import params as params_mod
-from gradgen import engine, randomness
+from gradgen import engine
+from gradgen.frontend import randomness
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
-from gradgen.ir.graph import Builder, Graph, Loc, Origin
+from gradgen.ir.graph import VALUE, Builder, Graph, Loc, Origin
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import BATCH
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # gradgen/
 
 
 def _is_internal(filename: str) -> bool:
@@ -754,7 +755,7 @@ def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     if isinstance(result, Tracer) and result._trace is t:
         if t.b.nodes[result._id].name is None:
             t.b.set_meta(result._id, name="out")
-        return t.b.build(t.param_inputs() + arg_inputs, [("value", result._id)])
+        return t.b.build(t.param_inputs() + arg_inputs, [(VALUE, result._id)])
     if isinstance(result, (list, tuple)):
         raise GradgenError(
             f"{name} returns a {type(result).__name__} of {len(result)} values; gradgen compiles "

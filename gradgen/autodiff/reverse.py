@@ -23,10 +23,10 @@ The result still contains every forward node; DCE, CSE and folding (in
 
 from __future__ import annotations
 
-from gradgen.ir.graph import Builder, Graph, rebuild
+from gradgen.ir.graph import VALUE, Builder, Graph, Role, grad_of, rebuild
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner, size
-from gradgen.rules import RULES
+from gradgen.autodiff.rules import RULES
 
 SEED = "seed: d(out)/d(out) = 1"
 FANOUT = "fan-out: a value used twice sums its gradients"
@@ -150,10 +150,10 @@ SAME_ARG = "{op}: both arguments are x: the two partials add up"
 ELEM_GATHER = "elem: the read elements' gradients, back in place"
 
 
-def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
+def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     """The graph of `fwd`'s output and its gradient with respect to inputs.
 
-    Outputs: ("value", out), then ("grad:<arg>", g) for each input in order
+    Outputs: (VALUE, out), then (grad_of(<arg>), g) for each input in order
     (or for the input ids in `wrt`), each with its input's shape.
     """
     b = Builder(fwd.name + "_grad")
@@ -220,7 +220,7 @@ def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
             accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc)
-    outputs = [(output, out)]
+    outputs = [(VALUE, out)]
     for i in fwd.inputs if wrt is None else wrt:
         shape = fwd.nodes[i].shape
         g = adjoint.get(i, b.const(0.0))
@@ -230,7 +230,7 @@ def grad(fwd: Graph, output: str = "value", wrt=None) -> Graph:
             g = e.bcast(g, shape)
             if n.adj == i:
                 b.set_meta(g, adj=i)
-        outputs.append((f"grad:{fwd.nodes[i].name}", g))
+        outputs.append((grad_of(fwd.nodes[i].name), g))
     return b.build(fwd.inputs, outputs)
 
 

@@ -127,7 +127,7 @@ def _np_sigmoid_source() -> str:
 
 def _numpy_helper(attr: str):
     def source() -> str:
-        from gradgen.codegen import numpy_
+        from gradgen.backends import numpy as numpy_
 
         return getattr(numpy_, attr)
 

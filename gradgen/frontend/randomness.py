@@ -29,7 +29,7 @@ import numpy as np
 
 _RANDOM_FILE = os.path.abspath(random.__file__)
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # gradgen/
 _GENERATORS = (random.Random, np.random.RandomState, np.random.Generator, np.random.BitGenerator)
 
 

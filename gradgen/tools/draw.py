@@ -35,10 +35,10 @@ import subprocess
 from collections import deque
 from dataclasses import dataclass
 
-from gradgen.codegen.module import atomic_write
+from gradgen.backends.module import atomic_write
 from gradgen.errors import GradgenError
 from gradgen.ir import interp
-from gradgen.ir.graph import Builder, Graph
+from gradgen.ir.graph import VALUE, Builder, Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.printer import literal
 from gradgen.names import assign_names
@@ -109,14 +109,14 @@ def forward_mask(graph: Graph, output: str = "value") -> list[bool]:
 
 def node_grads(graph: Graph, xs, mask: list[bool]) -> list[float | None]:
     """d(output)/d(node) at `xs` for the forward nodes in `mask` (None elsewhere)."""
-    from gradgen.autodiff import grad
+    from gradgen.autodiff.reverse import grad
 
     b = Builder(graph.name)
     new: dict[int, int] = {}
     for n in graph.nodes:
         if mask[n.id]:
             new[n.id] = b.copy_node(n, [new[a] for a in n.args], None)
-    fwd = b.build([new[i] for i in graph.inputs], [("value", new[graph.output("value")])])
+    fwd = b.build([new[i] for i in graph.inputs], [(VALUE, new[graph.output(VALUE)])])
     g = grad(fwd)
     vals = node_values(g, xs)
     adjoint = [0.0] * len(fwd.nodes)
@@ -321,8 +321,8 @@ def graph_model(
     max_nodes: int = MAX_NODES,
 ) -> list[str]:
     """What `gradgen graph` does; returns the lines to print."""
-    from gradgen.check import bind, example_point, format_point, select, signature, where
-    from gradgen.loader import load_model
+    from gradgen.tools.check import bind, example_point, format_point, select, signature, where
+    from gradgen.frontend.loader import load_model
 
     output_format(out)
     if max_nodes < 1:
@@ -339,7 +339,7 @@ def graph_model(
         have = ", ".join(f.__name__ for f in fns)
         raise GradgenError(f"the model exports {len(fns)} functions ({have}); pick one with --function NAME", path)
     fn = fns[0]
-    from gradgen.check import is_array_function
+    from gradgen.tools.check import is_array_function
 
     if is_array_function(fn):
         raise GradgenError(
@@ -358,7 +358,7 @@ def graph_model(
 
         graph = lower(fn).grad_opt
     else:
-        from gradgen.trace import trace
+        from gradgen.frontend.trace import trace
 
         graph = trace(fn)
     drawing = draw(graph, xs, backward=backward, max_nodes=max_nodes)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 
-from gradgen.codegen.scalar import ATOM, MUL, Dialect, Format, FORMATS as SCALAR_FORMATS
+from gradgen.backends.python import ATOM, MUL, Dialect, Format, FORMATS as SCALAR_FORMATS
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import batched
 

@@ -20,9 +20,10 @@ import math
 import re
 from dataclasses import dataclass
 
+from gradgen.autodiff import comments
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
-from gradgen.names import assign_names, comment_text, sanitize
+from gradgen.names import assign_names, sanitize
 
 LINE = 88
 INLINE_LIMIT = 56  # longest expression inlined into its user
@@ -129,7 +130,7 @@ def emit_function(
     """Source lines of `def fname(params)` computing `graph`.
 
     `returns` is "value" (return the single output) or "grad" (return
-    `value, (g_1, ..., g_n)` from outputs "value", "grad:*").  `prologue`,
+    `value, (g_1, ..., g_n)` from the VALUE and "grad" outputs).  `prologue`,
     given the parameter names, returns lines that go before the body.
     `doc` is the docstring, or a function of the returned gradients' parameter
     names that makes it.  `defaults` maps an argument's name (its input's origin) to its default,
@@ -236,7 +237,7 @@ def emit_function(
             section = want
         assign = ("+=" if n.op is Op.ADD else "-=") if rebind[n.id] else "="
         stmt = f"    {names[n.id]} {assign} {text}"
-        note = _note(n)
+        note = comments.note(n)
         if note and len(stmt) + 2 + len(note) <= LINE:
             body.append(f"{stmt}  {note}")
         elif note:
@@ -251,7 +252,7 @@ def emit_function(
     if returns == "value":
         ret = [f"    return {value}"]
     else:
-        grads = [ref(i) for role, i in graph.outputs if role.startswith("grad:")]
+        grads = [ref(i) for _, i in graph.grads()]
         items = grads if len(grads) != 1 else [grads[0] + ","]
         ret = _wrap(items, f"return {value}, (", ")", "    ")
         if len(grads) == 1 and len(ret) > 1:
@@ -266,17 +267,8 @@ def emit_function(
             sig_params.append(names[i])
     head = _wrap(sig_params, f"def {fname}(", "):", "")
     pro = prologue([names[i] for i in graph.inputs]) if prologue else []
-    by_role = {f"grad:{nodes[i].name}": names[i] for i in graph.inputs}
-    grads = [by_role.get(role, "?") for role, _ in graph.outputs if role.startswith("grad:")]
+    by_name = {nodes[i].name: names[i] for i in graph.inputs}
+    grads = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = doc(grads) if callable(doc) else doc
     lines = head + [f'    """{text}"""'] + pro + body + ret
     return Emitted(lines, helpers, [names[i] for i in graph.inputs], sig_params, grads)
-
-
-def _note(n) -> str:
-    parts = []
-    if n.rule is not None:
-        parts.append(n.rule)
-        if n.loc is not None:
-            parts.append(f"  [{n.loc.short()}]")
-    return "# " + comment_text(" ".join(parts)) if parts else ""

@@ -249,7 +249,7 @@ def layout_of(fn, compiled, module_path: str | None = None) -> Layout:
     parameter arrays of the model's nn modules (`gradgen.params.read`, prefixes as the tracer gives)."""
     from gradgen import params as params_mod
     from gradgen.export import params_of
-    from gradgen.trace import _modules
+    from gradgen.frontend.trace import _modules
 
     modules = _modules(fn, params_of(fn))[0]
     arrays = {}
@@ -700,7 +700,7 @@ def check_function(
 def is_array_function(fn) -> bool:
     """A function with an array `example` (data arrays), or with `params=` modules in its export."""
     from gradgen.export import params_of
-    from gradgen.trace import _modules
+    from gradgen.frontend.trace import _modules
 
     ex = example_of(fn)
     values = ex.values() if isinstance(ex, dict) else (ex or ())
@@ -787,7 +787,7 @@ def check_model(
 ) -> list[FunctionReport]:
     """Check every exported function of the model file `path` (or just `function`)."""
     from gradgen.api import compile_function
-    from gradgen.loader import load_model
+    from gradgen.frontend.loader import load_model
 
     tol = tol or Tolerances()
     for option, value in vars(tol).items():

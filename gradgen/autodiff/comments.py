@@ -1,0 +1,48 @@
+"""The comment on an emitted backward line: which rule, on which operands, from which model line.
+
+A rule's comment is a template from the op registry, written with
+placeholders for the forward operation's operands: `{a}` and `{b}` (binary
+ops), `{x}` (unary ops), `{out}` (the forward result), `{k}` (the attribute,
+e.g. pow's exponent) and `{k1}` (`k - 1`).  Reverse mode records on each
+backward node the forward nodes that fill them (`Node.terms`: the forward
+arguments, then the forward node itself); the backend passes `name_of`, which
+gives the emitted name (or a short expression) of a forward node, so the
+comment reads `mul: d(W0 * W0)/dW0 = 2 * W0` rather than `d(a * b)/da`.
+Without terms the placeholders print as their own letters.
+
+Every piece goes through `names.comment_text` (one line, no control
+characters): a user's label never reaches the code raw.
+"""
+
+from __future__ import annotations
+
+from gradgen.names import comment_text
+
+LETTERS = {"a": "a", "b": "b", "x": "x", "out": "out", "k": "k", "k1": "k - 1"}
+
+
+def fill(template: str, node, name_of=None) -> str:
+    """The template with its placeholders replaced (see the module docstring)."""
+    words = dict(LETTERS)
+    terms = node.terms
+    if terms and name_of is not None:
+        *args, out = terms
+        for key, i in zip(("a", "b"), args):
+            words[key] = name_of(i)
+        if args:
+            words["x"] = name_of(args[0])
+        words["out"] = name_of(out)
+    try:
+        return template.format(**words)
+    except (KeyError, IndexError, ValueError):
+        return template  # a template with literal braces: shown as written
+
+
+def note(node, name_of=None) -> str:
+    """`# <rule comment>   [model.py:LINE]` for a backward node, "" for a forward one."""
+    if node.rule is None:
+        return ""
+    text = fill(node.rule, node, name_of)
+    if node.loc is not None:
+        text += f"   [{node.loc.short()}]"
+    return "# " + comment_text(text)
