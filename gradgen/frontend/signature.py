@@ -87,8 +87,9 @@ class Signature:
 
     # -- text ------------------------------------------------------------------------
     def call(self) -> str:
-        """`loss(W0, b0, ..., X, y)`."""
-        return f"{self.name}({', '.join(self.names())})"
+        """`loss(W0, b0, ..., X, y)`, `softplus(x, temperature=1.0)`: as the compiled functions take them."""
+        args = [i.name + ("" if i.default is None else f"={i.default!r}") for i in self.inputs]
+        return f"{self.name}({', '.join(args)})"
 
     def describe(self) -> str:
         """The arguments in one sentence, for a docstring:
@@ -104,11 +105,12 @@ class Signature:
             if len(names) == 1:
                 parts.append(f"{names[0]} is {module}'s parameter array ({read})")
             else:
-                parts.append(f"{names[0]}..{names[-1]} are {module}'s parameter arrays ({read})")
+                listed = _and(names) if len(names) <= 3 else f"{names[0]}..{names[-1]}"
+                parts.append(f"{listed} are {module}'s parameter arrays ({read})")
         data = [f"{i.name} {shape_text(i.shape)}" for i in self.data()]
         if data:
             parts.append(f"{_and(data)} {'is' if len(data) == 1 else 'are'} the data")
-        scalars = [i.name + ("" if i.default is None else f" (default {i.default!r})") for i in self.scalars()]
+        scalars = [i.name for i in self.scalars()]
         if scalars:
             parts.append(f"{_and(scalars)} {'is a number' if len(scalars) == 1 else 'are numbers'}")
         if not parts:
