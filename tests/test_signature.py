@@ -217,6 +217,23 @@ def test_lower_carries_the_signature_and_its_defaults():
     assert each.grad_opt is None and each.signature.returns == ("B",)
 
 
+def test_gradient_note_names_the_data():
+    lecture = signature_of(exported("examples/lecture_mlp.py")["loss"])
+    assert lecture.gradient_note().endswith("each with its argument's shape; the data (xs and ys) get none.")
+    neuron = signature_of(exported("examples/neuron.py")["neuron"])
+    assert neuron.gradient_note() == (
+        "Gradients come back in argument order, one per argument, each with its argument's shape."
+    )
+
+
+def test_signature_of_reads_the_export():
+    from gradgen.frontend.trace import signature_of as traced_signature
+
+    fn = exported("examples/moons.py")["loss"]
+    assert traced_signature(fn) == signature_of(fn)
+    assert traced_signature(fn).data() == [D("X", ("B", 2)), D("y", ("B",))]
+
+
 def test_sig_input_kind_is_checked():
     with pytest.raises(ValueError, match="kind"):
         SigInput("x", "array")

@@ -117,6 +117,15 @@ class Signature:
             return f"{self.call()}: no arguments."
         return f"{self.call()}: {'; '.join(parts)}."
 
+    def gradient_note(self) -> str:
+        """What `f_grad` returns, for a module docstring: one gradient per input but the data."""
+        if not self.data():
+            return "Gradients come back in argument order, one per argument, each with its argument's shape."
+        return (
+            "Gradients come back in argument order, one per parameter array and scalar argument, "
+            f"each with its argument's shape; the data ({_and([i.name for i in self.data()])}) get none."
+        )
+
 
 def shape_text(shape: tuple) -> str:
     """`(B, 2)`, `(B,)`, `()`: a shape as Python writes a tuple, symbolic dimensions bare."""

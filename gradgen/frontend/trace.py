@@ -2,6 +2,7 @@
 
     graph = trace(fn, example=..., params=...)                    # the forward IR
     graph, sig = trace_function(fn, example=..., params=...)      # and its Signature
+    sig = signature_of(fn)     # with the example and params of fn's @gradgen.export
 
 The function is called with one `Tracer` per argument (an `ArrayArg` for
 an argument whose `example` is an array), with every module parameter
@@ -47,6 +48,13 @@ from gradgen.ir.ops import Op
 def trace(fn, name: str | None = None, example=None, params=None) -> Graph:
     """Trace `fn` into a forward IR graph (see `trace_function`)."""
     return trace_function(fn, name, example, params)[0]
+
+
+def signature_of(fn) -> Signature:
+    """The Signature of an exported function, traced with its `@gradgen.export` example and params."""
+    from gradgen.export import example_of, params_of
+
+    return trace_function(fn, example=example_of(fn), params=params_of(fn))[1]
 
 
 def trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
