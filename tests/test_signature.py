@@ -309,3 +309,21 @@ def test_helper_called_twice_names_both_values(tmp_path):
     assert [n.name for n in graph.nodes if n.op.value == "mul"] == ["sq", "sq"]
     source = gradgen.compile_function(fn).source
     assert "sq = x * x" in source and "sq_1 = y * y" in source
+
+
+def test_a_labelled_argument_keeps_its_name_in_the_signature(tmp_path):
+    """A label renames the traced node, not the argument the caller passes."""
+    fn = write_model(
+        tmp_path,
+        """
+        import gradgen
+
+        @gradgen.export
+        def f(x, k=2.0):
+            x.label = "input_x"
+            return x * k
+        """,
+    )["f"]
+    graph, sig = trace_function(fn)
+    assert graph[graph.inputs[0]].name == "input_x"
+    assert list(sig.inputs) == [S("x"), S("k", 2.0)]

@@ -211,11 +211,12 @@ def _signature(graph: Graph, t: _Trace, found: list, defaults: dict) -> Signatur
     inputs = []
     for i in graph.inputs:
         node = graph[i]
+        name = node.origin.name  # the argument's or array's own name (a label may rename the node)
         if i in module_of:
-            inputs.append(SigInput(node.name, "param", node.shape, module_of[i]))
+            inputs.append(SigInput(name, "param", node.shape, module_of[i]))
         else:
-            default = defaults[node.name]
+            default = defaults[name]
             default = None if default is inspect.Parameter.empty else default
-            inputs.append(SigInput(node.name, "data" if node.shape else "scalar", node.shape, None, default))
+            inputs.append(SigInput(name, "data" if node.shape else "scalar", node.shape, None, default))
     prefixes = tuple((m.name, m.prefix) for m in found)
     return Signature(graph.name, tuple(inputs), graph[graph.output(VALUE)].shape, prefixes)
