@@ -114,8 +114,8 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
     b2_0 = b2[0]
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
-    sum_ = np.maximum(1.0 + -y * score, 0.0).sum()
-    data_loss = sum_ * (1.0 / B)
+    svm_loss = np.maximum(1.0 + -y * score, 0.0)
+    data_loss = svm_loss.sum() * (1.0 / B)
     out = data_loss + reg_loss
     return out
 
@@ -167,13 +167,13 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     b2_0 = b2[0]
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
-    relu = np.maximum(1.0 + neg * score, 0.0)
-    data_loss = relu.sum() * div
+    svm_loss = np.maximum(1.0 + neg * score, 0.0)
+    data_loss = svm_loss.sum() * div
     out = data_loss + reg_loss
     # backward
-    g_relu = div  # sum: every summed element gets g   [moons.py:46]
+    g_svm_loss = div  # sum: every summed element gets g   [moons.py:46]
     # relu: 1 where out > 0, else 0   [moons.py:36]
-    g_add = g_relu * (relu > 0.0).astype(float)
+    g_add = g_svm_loss * (svm_loss > 0.0).astype(float)
     g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
     g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
     g_h1 = g_score[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]

@@ -12,7 +12,6 @@ clobbers an existing module.  Each phase is announced to gradgen.progress.
 
 from __future__ import annotations
 
-import inspect
 import time
 import types
 from dataclasses import dataclass, field
@@ -33,7 +32,8 @@ from gradgen.names import MODULE_LEVEL, RESERVED
 from gradgen.output import module_name, output_path, plan, write_all  # noqa: F401 (output_path: the old api name)
 from gradgen.passes import PassStat, optimize
 from gradgen.passes.reroll import reroll
-from gradgen.frontend.trace import signature_defaults, trace
+from gradgen.frontend.signature import Signature
+from gradgen.frontend.trace import trace_function
 
 
 @dataclass
@@ -45,7 +45,8 @@ class FunctionIR:
     grad_opt: Graph  # after passes: what `f_grad` computes
     fallbacks: list = field(default_factory=list)  # where re-rolling fell back to per-element code
     traced_opt: Graph | None = None  # the optimised scalar trace, before re-rolling
-    defaults: dict = field(default_factory=dict)  # argument -> its default (a float)
+    defaults: dict = field(default_factory=dict)  # argument -> its default (a float): signature.defaults()
+    signature: Signature | None = None  # built by the front end (gradgen.frontend.signature)
 
 
 @dataclass
@@ -64,8 +65,7 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
     """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again."""
     name = fn.__name__
     progress.phase(f"tracing {name}", progress.tracing_nodes)
-    fwd = trace(fn, example=example_of(fn), params=params_of(fn))
-    defaults = {a: d for a, d in signature_defaults(fn, fn.__code__.co_filename) if d is not inspect.Parameter.empty}
+    fwd, sig = trace_function(fn, example=example_of(fn), params=params_of(fn))
     progress.phase(f"optimising {name}", len(fwd.nodes))
     if check:
         verify(fwd)
@@ -88,7 +88,7 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
             fwd_opt = optimize(fwd_opt, check=check, stats=stats)
     if fwd_opt[fwd_opt.output("value")].shape:
         # a value per example (gradgen.each): a forward function only
-        return FunctionIR(fn.__name__, fwd, None, fwd_opt, None, fallbacks, traced_opt, defaults)
+        return FunctionIR(name, fwd, None, fwd_opt, None, fallbacks, traced_opt, sig.defaults(), sig)
     # differentiate the optimised forward: a value CSE merged accumulates its
     # gradient once, instead of once per copy the trace recorded
     progress.phase(f"differentiating {name}", len(fwd_opt.nodes))
@@ -97,7 +97,7 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
         verify(g)
     progress.phase(f"optimising the gradient of {name}", len(g.nodes))
     g_opt = optimize(g, check=check, stats=stats)
-    return FunctionIR(fn.__name__, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt, defaults)
+    return FunctionIR(name, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt, sig.defaults(), sig)
 
 
 def differentiable_inputs(graph: Graph) -> list[int]:

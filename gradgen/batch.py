@@ -31,7 +31,7 @@ def _example(row):
 
 def _rows(what: str, fn, arrays):
     """`fn` on every example of `arrays`, interpreted; or None when `arrays` are being traced."""
-    from gradgen.frontend.trace import ArrayArg
+    from gradgen.frontend.arrays import ArrayArg
 
     if not arrays:
         raise TypeError(f"gradgen.{what}(fn, *arrays) needs at least one array")
@@ -45,7 +45,7 @@ def _rows(what: str, fn, arrays):
 
 def mean(fn, *arrays):
     """Mean of `fn(example)` over the examples (rows) of `arrays`."""
-    from gradgen.frontend.trace import batch_mean
+    from gradgen.frontend.arrays import batch_mean
 
     losses = _rows("mean", fn, arrays)
     if losses is None:
@@ -57,7 +57,7 @@ def mean(fn, *arrays):
 
 def each(fn, *arrays):
     """`[fn(example) for example in the rows of arrays]`; traced, a per-example array."""
-    from gradgen.frontend.trace import batch_each
+    from gradgen.frontend.arrays import batch_each
 
     values = _rows("each", fn, arrays)
     return batch_each(fn, arrays) if values is None else values

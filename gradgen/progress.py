@@ -13,7 +13,7 @@ runs with `--quiet`.  Without an active reporter (`gradgen.compile_function`
 in a notebook, the tests) `phase` only reads one global.
 
 While tracing, the node count is read live from the trace in progress
-(`gradgen.frontend.trace._ACTIVE[-1].b.nodes`, a list whose `len` is safe to read
+(`gradgen.frontend.tracer._ACTIVE[-1].b.nodes`, a list whose `len` is safe to read
 from another thread); in later phases it is the size of the graph the phase
 started on.
 """
@@ -32,10 +32,10 @@ _current: Reporter | None = None
 
 def tracing_nodes() -> int | None:
     """The number of nodes of the trace in progress (None when none runs)."""
-    from gradgen.frontend import trace
+    from gradgen.frontend import tracer
 
     try:
-        return len(trace._ACTIVE[-1].b.nodes)
+        return len(tracer._ACTIVE[-1].b.nodes)
     except (IndexError, AttributeError):
         return None
 

@@ -1,0 +1,114 @@
+"""What an exported function takes, read before it is traced: its arguments and its modules.
+
+    arguments(fn, file)  -> [(name, default or inspect.Parameter.empty)]
+    modules_of(fn)       -> ([FoundModule(name, prefix, module)], eager)
+
+Arguments: positional parameters only; a default is kept (the compiled
+functions take it too) when it is a number, as a float; anything else is
+refused at the `def` line.
+
+Modules: the `gradgen.nn` modules whose parameters may appear in the trace.
+With `params=` (the export's, or given), exactly those, and all their arrays
+become inputs (`eager`); else every module among the model file's globals,
+each contributing its arrays only if the function uses one of its
+parameters.  A module is named after its global (`model`; `m0`, `m1`, ...
+for a `params=` module no global names); its arrays are prefixed with
+`name_` when there are several modules, and not at all for one
+(`gradgen.params.read(module, prefix)` reads them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from dataclasses import dataclass
+
+from gradgen.errors import GradgenError
+from gradgen.frontend.naming import def_line
+
+
+@dataclass(frozen=True)
+class FoundModule:
+    name: str  # the model file's global that holds it ("model"), or m0, m1, ...
+    prefix: str  # of its parameter arrays' names: "" for the only module, else "model_"
+    module: object  # the gradgen.nn Module
+
+
+_EXPORTED = object()  # modules_of's default: the params= of fn's @gradgen.export
+
+
+def modules_of(fn, params=_EXPORTED) -> tuple[list[FoundModule], bool]:
+    """The modules whose parameters may appear in `fn`'s trace, and whether all are inputs."""
+    from gradgen.export import params_of
+    from gradgen.nn import Module
+
+    if params is _EXPORTED:
+        params = params_of(fn)
+    named, seen = [], set()
+    for k, v in fn.__globals__.items():
+        if isinstance(v, Module) and id(v) not in seen:  # one module under two names counts once
+            seen.add(id(v))
+            named.append((k, v))
+    if params is None:
+        found, eager = named, False
+    else:
+        mods = list(params) if isinstance(params, (list, tuple)) else [params]
+        for m in mods:
+            if not isinstance(m, Module):
+                raise GradgenError(
+                    f"params= of {fn.__name__} must be a gradgen.nn Module or a list of them, "
+                    f"not {type(m).__name__}",
+                    fn.__code__.co_filename,
+                    def_line(fn),
+                )
+        mods = list({id(m): m for m in mods}.values())
+        names = {id(v): k for k, v in reversed(named)}
+        found = [(names.get(id(m), f"m{k}"), m) for k, m in enumerate(mods)]
+        eager = True
+    if len(found) == 1:
+        return [FoundModule(found[0][0], "", found[0][1])], eager
+    return [FoundModule(k, f"{k}_", m) for k, m in found], eager
+
+
+def _modules(fn, params) -> tuple[list, bool]:
+    """The old private form of `modules_of`: ([(prefix, module)], eager).  Kept for tools/check."""
+    found, eager = modules_of(fn, params)
+    return [(m.prefix, m.module) for m in found], eager
+
+
+def arguments(fn, file: str) -> list[tuple[str, object]]:
+    """[(argument, default or inspect.Parameter.empty)] of an exported function.
+
+    A default is kept (the compiled functions take it too) when it is a
+    number; anything else is refused: it would be a configuration switch,
+    and the compiled module cannot take a different one.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as e:
+        raise GradgenError(f"cannot read the signature of {fn.__name__}: {e}", file)
+    out = []
+    for p in sig.parameters.values():
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            raise GradgenError(
+                f"exported function {fn.__name__} has a {p.kind.description} parameter "
+                f"({p.name}); gradgen needs a fixed list of scalar arguments",
+                file,
+                def_line(fn),
+            )
+        default = p.default
+        if default is not p.empty:
+            if isinstance(default, bool) or not isinstance(default, numbers.Real):
+                raise GradgenError(
+                    f"argument {p.name} of {fn.__name__} has a default of type {type(default).__name__}; "
+                    "a compiled argument is a number: give a number as the default, or make the "
+                    "setting a module-level constant",
+                    file,
+                    def_line(fn),
+                )
+            default = float(default)
+        out.append((p.name, default))
+    return out
+
+
+signature_defaults = arguments  # the old name
