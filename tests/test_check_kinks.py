@@ -2,7 +2,7 @@
 
 A central difference whose step straddles relu's kink at 0 is no derivative
 (relu(x + b) * 3 + x at 0: 2.5 where the engine's relu'(0) = 0 gives 1).  The
-check then looks at the one-sided differences (see `gradgen.tools.check.add_fd`).
+check then looks at the one-sided differences (see `gradgen.tools.check.report.add_fd`).
 These tests run it at kinks exactly at the point (zero biases, a data row of
 zeros), next to the point (inside the step only), and away from them, with
 the correct compiled code and with planted bugs: twice the gradient, and a

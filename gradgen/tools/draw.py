@@ -274,22 +274,17 @@ def output_format(path: str) -> str:
     return ext
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """All or nothing, with the usual file mode (the module writer's atomic write)."""
-    atomic_write(path, data)
-
-
 def write(drawing: Drawing, path: str) -> None:
     """Write the drawing to `path` (see the module docstring for formats and failures)."""
     ext = output_format(path)
     source = drawing.dot.source
     if ext in TEXT_FORMATS:
-        atomic_write_bytes(path, source.encode("utf-8"))
+        atomic_write(path, source.encode("utf-8"))
         return
     dot = shutil.which("dot")
     if dot is None:
         dot_path = os.path.splitext(path)[0] + ".dot"
-        atomic_write_bytes(dot_path, source.encode("utf-8"))
+        atomic_write(dot_path, source.encode("utf-8"))
         raise GradgenError(
             f"not written: Graphviz's dot program is not installed; wrote the graph as {dot_path} instead; "
             f"{INSTALL_HINT}, or run: dot -T{ext[1:]} {dot_path} -o {path}",
@@ -309,7 +304,7 @@ def write(drawing: Drawing, path: str) -> None:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GradgenError(f"not written: dot failed: {detail[0] if detail else done.returncode}", path)
     data = done.stdout
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)
 
 
 def graph_model(
