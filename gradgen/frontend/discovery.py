@@ -70,12 +70,6 @@ def modules_of(fn, params=_EXPORTED) -> tuple[list[FoundModule], bool]:
     return [FoundModule(k, f"{k}_", m) for k, m in found], eager
 
 
-def _modules(fn, params) -> tuple[list, bool]:
-    """The old private form of `modules_of`: ([(prefix, module)], eager).  Kept for tools/check."""
-    found, eager = modules_of(fn, params)
-    return [(m.prefix, m.module) for m in found], eager
-
-
 def arguments(fn, file: str) -> list[tuple[str, object]]:
     """[(argument, default or inspect.Parameter.empty)] of an exported function.
 
@@ -110,5 +104,3 @@ def arguments(fn, file: str) -> list[tuple[str, object]]:
         out.append((p.name, default))
     return out
 
-
-signature_defaults = arguments  # the old name

@@ -37,7 +37,7 @@ from gradgen.engine import Value
 from gradgen.errors import GradgenError
 from gradgen.frontend import randomness
 from gradgen.frontend.arrays import ArrayArg, batch_each, batch_mean, example_shapes  # noqa: F401 (batch.py)
-from gradgen.frontend.discovery import _modules, arguments, modules_of, signature_defaults  # noqa: F401 (old names)
+from gradgen.frontend.discovery import arguments, modules_of  # noqa: F401 (arguments: re-exported)
 from gradgen.frontend.naming import def_line, frame_namer, is_internal, name_helpers
 from gradgen.frontend.signature import SigInput, Signature
 from gradgen.frontend.tracer import _ACTIVE, Tracer, _Param, _Trace  # noqa: F401 (progress reads _ACTIVE)

@@ -51,11 +51,10 @@ def example_dict(fn) -> dict:
 
 def modules_of(fn) -> list:
     """[(array-name prefix, module)]: the model's `gradgen.nn` modules `fn` may read, named as the
-    tracer names their parameter arrays.  The one place this package asks the front end; with
-    `gradgen.frontend.discovery` it is `[(m.prefix, m.module) for m in modules_of(fn)[0]]`."""
-    from gradgen.frontend.trace import _modules
+    tracer names their parameter arrays.  The one place this package asks the front end."""
+    from gradgen.frontend.discovery import modules_of as found
 
-    return _modules(fn, params_of(fn))[0]
+    return [(m.prefix, m.module) for m in found(fn, params_of(fn))[0]]
 
 
 def is_array_function(fn) -> bool:
