@@ -1,7 +1,7 @@
 """Trace a Python function of `Value`s into IR, once.
 
 The function is called with one `Tracer` per argument.  A `Tracer` looks
-like a `Value` (operators, `tanh exp log relu sigmoid`, a settable `label`)
+like a `Value` (operators, the registry's methods `tanh exp ...`, a settable `label`)
 but records IR nodes instead of computing numbers.  Python floats become
 constants; control flow is fixed at trace time, so anything that would need
 a traced number -- `.data`, `float()`, comparisons, `bool()` -- is refused
@@ -52,7 +52,7 @@ from gradgen.frontend import randomness
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.ir.graph import VALUE, Builder, Graph, Loc, Origin
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import METHODS, Op
 from gradgen.ir.shapes import BATCH
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # gradgen/
@@ -272,20 +272,7 @@ class Tracer:
     def __rtruediv__(self, other):
         return self._trace.op(Op.MUL, (other, self._trace.op(Op.POW, (self,), -1)))
 
-    def tanh(self):
-        return self._trace.op(Op.TANH, (self,))
-
-    def exp(self):
-        return self._trace.op(Op.EXP, (self,))
-
-    def log(self):
-        return self._trace.op(Op.LOG, (self,))
-
-    def relu(self):
-        return self._trace.op(Op.RELU, (self,))
-
-    def sigmoid(self):
-        return self._trace.op(Op.SIGMOID, (self,))
+    # tanh, exp, log, relu, sigmoid, abs, sin, cos: generated from the op registry below _Param
 
     # -- things a trace cannot do ---------------------------------------------------
     def _refuse(self, what: str):  # `what` reads as the subject of the message
@@ -322,9 +309,6 @@ class Tracer:
         self._refuse("a comparison")
 
     __le__ = __gt__ = __ge__ = __lt__
-
-    def __abs__(self):
-        raise self._trace.fail("abs() is not a gradgen op; write x.relu() + (-x).relu()")
 
     def __repr__(self):
         return f"Tracer(%{self._id})"
@@ -380,23 +364,26 @@ class _Param(Value):
     def __pow__(self, k):
         return self._t() ** k
 
-    def tanh(self):
-        return self._t().tanh()
-
-    def exp(self):
-        return self._t().exp()
-
-    def log(self):
-        return self._t().log()
-
-    def relu(self):
-        return self._t().relu()
-
-    def sigmoid(self):
-        return self._t().sigmoid()
-
     def backward(self):
         self._t().backward()
+
+
+def _install_methods() -> None:
+    """One method per op with a registry `method` (`x.tanh()`, `x.sin()`, ...) on `Tracer` and
+    `_Param`, and its operator too where the engine has one (`abs(x)` calls `__abs__`)."""
+    for name, op in METHODS.items():
+        for attr in (name, f"__{name}__"):
+            if attr == name or hasattr(Value, attr):
+                _install(Tracer, attr, lambda self, op=op: self._trace.op(op, (self,)))
+                _install(_Param, attr, lambda self, name=name: getattr(self._t(), name)())
+
+
+def _install(cls, name: str, fn) -> None:
+    fn.__name__, fn.__qualname__ = name, f"{cls.__name__}.{name}"
+    setattr(cls, name, fn)
+
+
+_install_methods()
 
 
 class ArrayArg:
