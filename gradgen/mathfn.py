@@ -35,5 +35,5 @@ def np_sigmoid(x):
 
 
 def sign(x):
-    """1.0, -1.0 or 0.0 (at 0, -0.0 and NaN): abs's local derivative, as the engine computes it."""
+    """1.0, -1.0 or 0.0 (at 0, -0.0 and NaN): a local derivative, as the engine computes it."""
     return float(x > 0.0) - float(x < 0.0)

@@ -66,7 +66,7 @@ class _Emitter:
     def step(self, x):
         return self._add(Op.STEP, x)
 
-    def __getattr__(self, name: str):  # any other op of the registry: e.sin(x), e.sign(x)
+    def __getattr__(self, name: str):  # any other op of the registry: e.<op>(x, ...)
         try:
             op = Op(name)
         except ValueError:

@@ -272,7 +272,7 @@ class Tracer:
     def __rtruediv__(self, other):
         return self._trace.op(Op.MUL, (other, self._trace.op(Op.POW, (self,), -1)))
 
-    # tanh, exp, log, relu, sigmoid, abs, sin, cos: generated from the op registry below _Param
+    # x.tanh(), x.exp(), ...: one method per registry op with a `method`, installed below _Param
 
     # -- things a trace cannot do ---------------------------------------------------
     def _refuse(self, what: str):  # `what` reads as the subject of the message
@@ -369,8 +369,8 @@ class _Param(Value):
 
 
 def _install_methods() -> None:
-    """One method per op with a registry `method` (`x.tanh()`, `x.sin()`, ...) on `Tracer` and
-    `_Param`, and its operator too where the engine has one (`abs(x)` calls `__abs__`)."""
+    """One method per op with a registry `method` (`x.tanh()`, ...) on `Tracer` and `_Param`,
+    and its operator `__<method>__` too where the engine defines one (what a builtin calls)."""
     for name, op in METHODS.items():
         for attr in (name, f"__{name}__"):
             if attr == name or hasattr(Value, attr):
