@@ -168,29 +168,27 @@ def elementwise(name, arity, evaluate, array, spelled, comments, **facts):
 op("input", 0, differentiable=False)
 op("const", 0, attr="value", differentiable=False)
 
+
 # -- arithmetic --------------------------------------------------------------------------
-add, sub, mul, div = operator.add, operator.sub, operator.mul, operator.truediv
-
-
-@elementwise("add", 2, add, add, everywhere(infix("+", ADD)),
+@elementwise("add", 2, operator.add, operator.add, everywhere(infix("+", ADD)),
              ("add: d({a} + {b})/d{a} = 1", "add: d({a} + {b})/d{b} = 1"), fresh=True)
 def _add(e, a, b, *, out, g, k):
     return g, g
 
 
-@elementwise("sub", 2, sub, sub, everywhere(infix("-", ADD)),
+@elementwise("sub", 2, operator.sub, operator.sub, everywhere(infix("-", ADD)),
              ("sub: d({a} - {b})/d{a} = 1", "sub: d({a} - {b})/d{b} = -1"), fresh=True)
 def _sub(e, a, b, *, out, g, k):
     return g, e.neg(g)
 
 
-@elementwise("mul", 2, mul, mul, everywhere(infix("*", MUL)),
+@elementwise("mul", 2, operator.mul, operator.mul, everywhere(infix("*", MUL)),
              ("mul: d({a} * {b})/d{a} = {b}", "mul: d({a} * {b})/d{b} = {a}"), fresh=True)
 def _mul(e, a, b, *, out, g, k):
     return e.mul(g, b), e.mul(g, a)
 
 
-@elementwise("div", 2, div, div, everywhere(infix("/", MUL)),
+@elementwise("div", 2, operator.truediv, operator.truediv, everywhere(infix("/", MUL)),
              ("div: d({a} / {b})/d{a} = 1 / {b}", "div: d({a} / {b})/d{b} = -{out} / {b}"), fresh=True)
 def _div(e, a, b, *, out, g, k):
     return e.div(g, b), e.neg(e.div(e.mul(g, out), b))
