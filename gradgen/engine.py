@@ -2,8 +2,12 @@
 
 Everything the compiler emits is checked against this class.  It is API
 compatible with micrograd (`data`, `grad`, `label`, `_op`, `_prev`,
-`backward()`, the operators and `relu`), and adds `tanh`, `exp`, `log` and
-`sigmoid`.  Differences from micrograd, all deliberate:
+`backward()`, the operators and `relu`), and adds `tanh`, `exp`, `log`,
+`sigmoid`, `sin`, `cos` and `abs` (also as `abs(v)`).  `abs`'s derivative at
+0 is taken to be 0 (`sign(0) = 0`), as PyTorch's `torch.abs` has it.  Each
+op's float function is the one the IR declares (`gradgen.ir.ops`), and
+tests check every registry op with a `method` against this class.
+Differences from micrograd, all deliberate:
 
 * `_prev` is a tuple in argument order (micrograd uses a set, whose order
   depends on hashes), so traversals are deterministic;
@@ -35,7 +39,7 @@ TRACING = [0]
 class Value:
     """A scalar value with a gradient, and the operation that produced it."""
 
-    __slots__ = ("data", "grad", "label", "_backward", "_prev", "_op", "_exponent", "_const")
+    __slots__ = ("data", "grad", "label", "_backward", "_prev", "_op", "_const")
 
     def __new__(cls, data=0.0, _children=(), _op="", label=""):
         if type(data) not in _PLAIN and getattr(data, "__gradgen_traced__", False):
@@ -49,7 +53,6 @@ class Value:
         self._backward = _noop
         self._prev = tuple(_children)
         self._op = _op
-        self._exponent = None  # the exponent of a `**` node
         # True for a number wrapped by an operator (`x + 2`), and for every Value
         # made while gradgen traces a model
         self._const = TRACING[0] > 0
@@ -95,7 +98,6 @@ class Value:
         if isinstance(other, Value) or not isinstance(other, _NUMBER):
             raise TypeError("only supporting int/float powers: Value ** Value is not supported")
         out = Value(self.data**other, (self,), f"**{other}")
-        out._exponent = other
 
         def _backward():
             self.grad += (other * self.data ** (other - 1)) * out.grad
@@ -133,6 +135,18 @@ class Value:
             "sigmoid",
             lambda out: (out.data * (1.0 - out.data)) * out.grad,
         )
+
+    def sin(self):
+        return self._unary(math.sin(self.data), "sin", lambda out: math.cos(self.data) * out.grad)
+
+    def cos(self):
+        return self._unary(math.cos(self.data), "cos", lambda out: -math.sin(self.data) * out.grad)
+
+    def abs(self):
+        # d|x|/dx = sign(x), 0 at x = 0 (and at NaN), as torch.abs's gradient
+        return self._unary(abs(self.data), "abs", lambda out: mathfn.sign(self.data) * out.grad)
+
+    __abs__ = abs
 
     # -- sugar, lowered to primitives as micrograd does ------------------------
     def __neg__(self):

@@ -98,6 +98,10 @@ ARRAY_CASES: dict[Op, list[ArrayCase]] = {
         ArrayCase("batch * row", (("B", 3), (3,)), _op(Op.MUL), lambda a, c: a * c),
         ArrayCase("column * row", ((3, 1), (4,)), _op(Op.MUL), lambda a, c: a * c),
     ],
+    # the unary ops added through the registry, on a batch (NumPy spellings np.sin, np.cos, np.abs)
+    Op.SIN: [ArrayCase("batch", (("B", 3),), _op(Op.SIN), torch.sin)],
+    Op.COS: [ArrayCase("batch", (("B", 3),), _op(Op.COS), torch.cos)],
+    Op.ABS: [ArrayCase("batch", (("B", 3),), _op(Op.ABS), torch.abs)],
 }
 
 CASES = [pytest.param(op, case, id=f"{op.value}-{case.name}") for op, cs in ARRAY_CASES.items() for case in cs]

@@ -206,6 +206,10 @@ def test_grad_starts_as_float_zero():
         ),
         ("relu", lambda x: x.relu(), lambda x: x.relu(), [-2.0, -0.1, 0.3, 4.0]),
         ("neg", lambda x: -x, lambda x: -x, [-2.0, 0.5]),
+        ("sin", lambda x: x.sin(), lambda x: x.sin(), [-2.0, -0.3, 0.0, 1.2, 10.0]),
+        ("cos", lambda x: x.cos(), lambda x: x.cos(), [-2.0, -0.3, 0.0, 1.2, 10.0]),
+        ("abs", lambda x: x.abs(), lambda x: x.abs(), [-2.0, -0.3, 0.0, -0.0, 1.2]),
+        ("abs()", lambda x: abs(x), lambda x: abs(x), [-2.0, 0.0, 1.2]),
         ("pow-1.5", lambda x: x**-1.5, lambda x: x**-1.5, [0.3, 2.0]),
         ("pow3", lambda x: x**3, lambda x: x**3, [-1.7, 0.4]),
         ("rmul", lambda x: 2 * x, lambda x: 2 * x, [-1.25, 3.0]),
@@ -263,6 +267,15 @@ def test_relu_at_zero_has_zero_gradient_like_torch():
     v, (g,) = _engine(lambda x: x.relu(), 0.0)
     tv, (tg,) = _torch(lambda x: x.relu(), 0.0)
     assert v == tv == 0.0 and g == tg == 0.0
+
+
+def test_abs_at_zero_has_zero_gradient_like_torch():
+    """abs's derivative at 0 (and -0.0) is taken to be 0, sign(0), as torch.abs's gradient."""
+    for zero in (0.0, -0.0):
+        v, (g,) = _engine(lambda x: abs(x) * 2.0, zero)
+        tv, (tg,) = _torch(lambda x: abs(x) * 2.0, zero)
+        assert v == tv == 0.0 and g == tg == 0.0
+    assert _engine(lambda x: x.abs(), -3.0) == (3.0, [-1.0])
 
 
 def test_sigmoid_extremes_do_not_overflow():

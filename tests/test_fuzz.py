@@ -303,7 +303,7 @@ def _locals(v):
     if v._op == "*":
         return [a[1].data, a[0].data]
     if v._op.startswith("**"):
-        k = v._exponent
+        k = float(v._op[2:])  # the engine's op is f"**{k}"
         return [k * a[0].data ** (k - 1)]
     out = v.data
     return [{"tanh": lambda: 1.0 - out * out, "exp": lambda: out, "log": lambda: 1.0 / a[0].data,

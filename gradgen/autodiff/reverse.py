@@ -26,7 +26,7 @@ from __future__ import annotations
 from gradgen.ir.graph import VALUE, Builder, Graph, Role, grad_of, rebuild
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner, size
-from gradgen.autodiff.rules import RULES
+from gradgen.ir.ops import RULES
 
 SEED = "seed: d(out)/d(out) = 1"
 FANOUT = "fan-out: a value used twice sums its gradients"
@@ -65,6 +65,13 @@ class _Emitter:
 
     def step(self, x):
         return self._add(Op.STEP, x)
+
+    def __getattr__(self, name: str):  # any other op of the registry: e.<op>(x, ...)
+        try:
+            op = Op(name)
+        except ValueError:
+            raise AttributeError(name) from None
+        return lambda *args, attr=None: self._add(op, *args, attr=attr)
 
     # -- arrays ---------------------------------------------------------------------
     def shape(self, x) -> tuple:

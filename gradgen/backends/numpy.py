@@ -29,25 +29,19 @@ from __future__ import annotations
 import itertools
 
 from gradgen.backends.python import ATOM, MUL, Dialect, Format, FORMATS as SCALAR_FORMATS
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched
 
-FORMATS = {
-    **SCALAR_FORMATS,
-    Op.EXP: Format("np.exp({0})", ATOM, (0,)),
-    Op.LOG: Format("np.log({0})", ATOM, (0,)),
-    Op.TANH: Format("np.tanh({0})", ATOM, (0,)),
-    Op.RELU: Format("np.maximum({0}, 0.0)", ATOM, (0,)),
-    Op.SIGMOID: Format("_np_sigmoid({0})", ATOM, (0,)),
-    Op.STEP: Format("({0} > 0.0).astype(float)", ATOM, (0,)),  # a float mask, as the IR says
-    Op.MATMUL: Format("{0} @ {1}", MUL, (MUL, MUL + 1)),
-    Op.TRANSPOSE: Format("{0}.T", ATOM, (ATOM,)),
-}
-HELPERS = {Op.SIGMOID: "_np_sigmoid"}
-FRESH = frozenset(
-    {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.MATMUL}
-    | {Op.SUM, Op.PACK, Op.BCAST}
-)
+
+
+def spelling(op: Op) -> Format | None:
+    """How this backend writes `op`: its registry entry's "numpy" spelling."""
+    return OPS[op].spell.get("numpy")
+
+
+FORMATS = {op: spelling(op) for op in Op if spelling(op) is not None}
+HELPERS = {op: f.helper for op, f in FORMATS.items() if f.helper}
+FRESH = frozenset(op for op in Op if OPS[op].fresh)  # results that may be updated in place
 
 
 def shape_text(shape) -> str:
@@ -65,8 +59,9 @@ def _index(n, nodes) -> str:
     return ", ".join(parts)
 
 
-# ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a scalar
-SCALAR_SPELLED = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.STEP})
+# ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a
+# scalar: a scalar node is written the scalar way (math.exp, float(x > 0.0))
+SCALAR_SPELLED = frozenset(op for op in SCALAR_FORMATS if op in FORMATS and FORMATS[op] != SCALAR_FORMATS[op])
 
 
 def special(n, operand, nodes, line=None):
@@ -79,7 +74,7 @@ def special(n, operand, nodes, line=None):
         # a float in, a float out: the engine's own functions (math.exp, float(x > 0.0))
         f = SCALAR_FORMATS[op]
         text = f.template.format(*(operand(a, need) for a, need in zip(n.args, f.operand_prec)))
-        return text, f.prec, "_sigmoid" if op is Op.SIGMOID else None
+        return text, f.prec, f.helper
     if op is Op.BATCH:
         return "B", ATOM, None
     if op is Op.ELEM:

@@ -22,39 +22,20 @@ from dataclasses import dataclass
 
 from gradgen.autodiff import comments
 from gradgen.ir.graph import Graph
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import ADD, ATOM, MUL, OPS, POW, UNARY, Format, Op  # noqa: F401 (re-exported)
 from gradgen.names import assign_names, sanitize
 
 LINE = 88
 INLINE_LIMIT = 56  # longest expression inlined into its user
 
-ATOM, POW, UNARY, MUL, ADD = 100, 90, 80, 70, 60
+
+def spelling(op: Op) -> Format | None:
+    """How this backend writes `op`: its registry entry's "python" spelling."""
+    return OPS[op].spell.get("python")
 
 
-@dataclass(frozen=True)
-class Format:
-    template: str  # {0}, {1}: operands; {k}: the attribute
-    prec: int
-    operand_prec: tuple[int, ...]  # the least precedence an operand may have unparenthesised
-
-
-FORMATS: dict[Op, Format] = {
-    Op.ADD: Format("{0} + {1}", ADD, (ADD, ADD + 1)),
-    Op.SUB: Format("{0} - {1}", ADD, (ADD, ADD + 1)),
-    Op.MUL: Format("{0} * {1}", MUL, (MUL, MUL + 1)),
-    Op.DIV: Format("{0} / {1}", MUL, (MUL, MUL + 1)),
-    Op.NEG: Format("-{0}", UNARY, (UNARY + 1,)),  # -(x**2): black's spelling of -x**2
-    Op.POW: Format("{0}**{k}", POW, (ATOM,)),
-    Op.EXP: Format("math.exp({0})", ATOM, (0,)),
-    Op.LOG: Format("math.log({0})", ATOM, (0,)),
-    Op.TANH: Format("math.tanh({0})", ATOM, (0,)),
-    Op.RELU: Format("max({0}, 0.0)", ATOM, (0,)),
-    Op.SIGMOID: Format("_sigmoid({0})", ATOM, (0,)),
-    Op.STEP: Format("float({0} > 0.0)", ATOM, (0,)),
-    Op.COPY: Format("{0}", ATOM, (0,)),
-}
-
-HELPERS = {Op.SIGMOID: "_sigmoid"}
+FORMATS: dict[Op, Format] = {op: spelling(op) for op in Op if spelling(op) is not None}
+HELPERS = {op: f.helper for op, f in FORMATS.items() if f.helper}
 
 
 @dataclass(frozen=True)

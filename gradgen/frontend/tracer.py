@@ -1,6 +1,6 @@
 """The recording half of tracing: `Tracer`, the traced scalar, and `_Trace`, the trace it writes to.
 
-A `Tracer` looks like a `Value` (operators, `tanh exp log relu sigmoid`, a
+A `Tracer` looks like a `Value` (operators, the op registry's methods `tanh exp ...`, a
 settable `label`) but records IR nodes instead of computing numbers.
 Python floats become constants; control flow is fixed at trace time, so
 anything that would need a traced number -- `.data`, `float()`,
@@ -32,7 +32,7 @@ from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.frontend.naming import is_internal
 from gradgen.ir.graph import Builder, Loc, Origin
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import METHODS, Op
 
 
 def _short_repr(x) -> str:
@@ -251,20 +251,7 @@ class Tracer:
     def __rtruediv__(self, other):
         return self._trace.op(Op.MUL, (other, self._trace.op(Op.POW, (self,), -1)))
 
-    def tanh(self):
-        return self._trace.op(Op.TANH, (self,))
-
-    def exp(self):
-        return self._trace.op(Op.EXP, (self,))
-
-    def log(self):
-        return self._trace.op(Op.LOG, (self,))
-
-    def relu(self):
-        return self._trace.op(Op.RELU, (self,))
-
-    def sigmoid(self):
-        return self._trace.op(Op.SIGMOID, (self,))
+    # x.tanh(), x.exp(), ...: one method per registry op with a `method`, installed below _Param
 
     # -- things a trace cannot do ---------------------------------------------------
     def _refuse(self, what: str):  # `what` reads as the subject of the message
@@ -301,9 +288,6 @@ class Tracer:
         self._refuse("a comparison")
 
     __le__ = __gt__ = __ge__ = __lt__
-
-    def __abs__(self):
-        raise self._trace.fail("abs() is not a gradgen op; write x.relu() + (-x).relu()")
 
     def __repr__(self):
         return f"Tracer(%{self._id})"
@@ -359,20 +343,23 @@ class _Param(Value):
     def __pow__(self, k):
         return self._t() ** k
 
-    def tanh(self):
-        return self._t().tanh()
-
-    def exp(self):
-        return self._t().exp()
-
-    def log(self):
-        return self._t().log()
-
-    def relu(self):
-        return self._t().relu()
-
-    def sigmoid(self):
-        return self._t().sigmoid()
-
     def backward(self):
         self._t().backward()
+
+
+def _install_methods() -> None:
+    """One method per op with a registry `method` (`x.tanh()`, ...) on `Tracer` and `_Param`,
+    and its operator `__<method>__` too where the engine defines one (what a builtin calls)."""
+    for name, op in METHODS.items():
+        for attr in (name, f"__{name}__"):
+            if attr == name or hasattr(Value, attr):
+                _install(Tracer, attr, lambda self, op=op: self._trace.op(op, (self,)))
+                _install(_Param, attr, lambda self, name=name: getattr(self._t(), name)())
+
+
+def _install(cls, name: str, fn) -> None:
+    fn.__name__, fn.__qualname__ = name, f"{cls.__name__}.{name}"
+    setattr(cls, name, fn)
+
+
+_install_methods()

@@ -13,6 +13,7 @@ with their rule and the model line they differentiate.
 
 from __future__ import annotations
 
+from gradgen.autodiff import comments
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import show
@@ -51,7 +52,7 @@ def format_graph(graph: Graph) -> str:
             text += f" : {show(n.shape)}"
         notes = []
         if n.rule is not None:
-            notes.append(n.rule)
+            notes.append(comments.fill(n.rule, n))  # the template, placeholders as letters
         if n.loc is not None:
             notes.append(f"[{n.loc.short()}]")
         if notes:
