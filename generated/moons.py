@@ -111,9 +111,8 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    score = h1 @ W2_0 + b2_0
+    z2 = h1 @ W2.T + b2
+    score = z2[:, 0]
     sum_ = np.maximum(1.0 + -y * score, 0.0).sum()
     data_loss = sum_ * (1.0 / B)
     out = data_loss + reg_loss
@@ -164,38 +163,36 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    score = h1 @ W2_0 + b2_0
+    z2 = h1 @ W2.T + b2
+    score = z2[:, 0]
     relu = np.maximum(1.0 + neg * score, 0.0)
     data_loss = relu.sum() * div
     out = data_loss + reg_loss
     # backward
     g_relu = div  # sum: every summed element gets g   [moons.py:46]
-    # relu: 1 where out > 0, else 0   [moons.py:36]
+    # relu: 1 where relu > 0, else 0   [moons.py:36]
     g_add = g_relu * (relu > 0.0).astype(float)
-    g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
-    g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
-    g_h1 = g_score[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W2_0 = h1.T @ g_score  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
-    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_score = g_add * neg  # mul: d(neg * score)/dscore = neg   [moons.py:36]
+    # elem: the gradients of z2's read elements, back in place   [moons.py:35]
+    g_z2 = g_score[:, None]
+    g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
+    g_h1 = g_z2 @ W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
+    g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
+    # relu: 1 where h1 > 0, else 0   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0).astype(float)
-    g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
-    g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
-    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
+    g_h0 = g_z1 @ W1  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
+    g_W1 = g_z1.T @ h0  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
+    # relu: 1 where h0 > 0, else 0   [moons.py:35]
     g_z0 = g_h0 * (h0 > 0.0).astype(float)
-    g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
-    g_W0 = g_z0.T @ X  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_b2 = 0.0002 * b2  # mul: both arguments are x: the two partials add up
-    g_W2 = 0.0002 * W2  # mul: both arguments are x: the two partials add up
-    g_b1 += 0.0002 * b1  # mul: both arguments are x: the two partials add up
-    g_W1 += 0.0002 * W1  # mul: both arguments are x: the two partials add up
-    g_b0 += 0.0002 * b0  # mul: both arguments are x: the two partials add up
-    g_W0 += 0.0002 * W0  # mul: both arguments are x: the two partials add up
-    # elem: the read elements' gradients, back in place
-    g_b2 += np.array(g_b2_0, ndmin=1)
-    g_W2 += g_W2_0[None]  # elem: the read elements' gradients, back in place
+    g_b0 = g_z0.sum(axis=0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
+    g_W0 = g_z0.T @ X  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
+    g_b2 += 0.0002 * b2  # mul: d(b2 * b2)/db2 = 2 * b2   [moons.py:48]
+    g_W2 += 0.0002 * W2  # mul: d(W2 * W2)/dW2 = 2 * W2   [moons.py:48]
+    g_b1 += 0.0002 * b1  # mul: d(b1 * b1)/db1 = 2 * b1   [moons.py:48]
+    g_W1 += 0.0002 * W1  # mul: d(W1 * W1)/dW1 = 2 * W1   [moons.py:48]
+    g_b0 += 0.0002 * b0  # mul: d(b0 * b0)/db0 = 2 * b0   [moons.py:48]
+    g_W0 += 0.0002 * W0  # mul: d(W0 * W0)/dW0 = 2 * W0   [moons.py:48]
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
@@ -234,7 +231,6 @@ def scores(W0, b0, W1, b1, W2, b2, X):
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    out = h1 @ W2_0 + b2_0
+    z2 = h1 @ W2.T + b2
+    out = z2[:, 0]
     return out

@@ -5,8 +5,9 @@ and the model line), the forward node's argument ids, its output `out` (so
 tanh's backward reuses the forward value instead of recomputing it), the
 output's adjoint `g`, and the op's attribute `k`.  It returns one
 contribution per argument (`None`: no gradient flows there).  The comment
-strings are what the emitted backward lines say; they never contain user
-names.
+strings are what the emitted backward lines say: templates whose
+placeholders ({a} {b} {x} {out}) the backend fills with the operands' emitted
+names (`gradgen.autodiff.comments`).
 
 The formulas match the interpreted engine's `_backward` closures operation
 for operation (up to commuting a product), so compiled gradients equal the
@@ -38,59 +39,59 @@ def rule(op: Op, *comments: str):
     return register
 
 
-@rule(Op.ADD, "add: d(a + b)/da = 1", "add: d(a + b)/db = 1")
+@rule(Op.ADD, "add: d({a} + {b})/d{a} = 1", "add: d({a} + {b})/d{b} = 1")
 def _add(e, a, b, *, out, g, k):
     return g, g
 
 
-@rule(Op.SUB, "sub: d(a - b)/da = 1", "sub: d(a - b)/db = -1")
+@rule(Op.SUB, "sub: d({a} - {b})/d{a} = 1", "sub: d({a} - {b})/d{b} = -1")
 def _sub(e, a, b, *, out, g, k):
     return g, e.neg(g)
 
 
-@rule(Op.MUL, "mul: d(a * b)/da = b", "mul: d(a * b)/db = a")
+@rule(Op.MUL, "mul: d({a} * {b})/d{a} = {b}", "mul: d({a} * {b})/d{b} = {a}")
 def _mul(e, a, b, *, out, g, k):
     return e.mul(g, b), e.mul(g, a)
 
 
-@rule(Op.DIV, "div: d(a / b)/da = 1 / b", "div: d(a / b)/db = -out / b")
+@rule(Op.DIV, "div: d({a} / {b})/d{a} = 1 / {b}", "div: d({a} / {b})/d{b} = -{out} / {b}")
 def _div(e, a, b, *, out, g, k):
     return e.div(g, b), e.neg(e.div(e.mul(g, out), b))
 
 
-@rule(Op.NEG, "neg: d(-a)/da = -1")
+@rule(Op.NEG, "neg: d(-{x})/d{x} = -1")
 def _neg(e, a, *, out, g, k):
     return (e.neg(g),)
 
 
-@rule(Op.POW, "pow: d(x**k)/dx = k * x**(k - 1)")
+@rule(Op.POW, "pow: d({x}**k)/d{x} = k * {x}**(k - 1)")
 def _pow(e, x, *, out, g, k):
     if k == 0:
         return (None,)
     return (e.mul(g, e.mul(e.const(k), e.pow(x, k - 1))),)
 
 
-@rule(Op.EXP, "exp: d(exp x)/dx = out")
+@rule(Op.EXP, "exp: d(exp {x})/d{x} = {out}")
 def _exp(e, x, *, out, g, k):
     return (e.mul(g, out),)
 
 
-@rule(Op.LOG, "log: d(log x)/dx = 1 / x")
+@rule(Op.LOG, "log: d(log {x})/d{x} = 1 / {x}")
 def _log(e, x, *, out, g, k):
     return (e.div(g, x),)
 
 
-@rule(Op.TANH, "tanh: 1 - out**2")
+@rule(Op.TANH, "tanh: 1 - {out}**2")
 def _tanh(e, x, *, out, g, k):
     return (e.mul(g, e.sub(e.const(1.0), e.mul(out, out))),)
 
 
-@rule(Op.RELU, "relu: 1 where out > 0, else 0")
+@rule(Op.RELU, "relu: 1 where {out} > 0, else 0")
 def _relu(e, x, *, out, g, k):
     return (e.mul(g, e.step(out)),)
 
 
-@rule(Op.SIGMOID, "sigmoid: out * (1 - out)")
+@rule(Op.SIGMOID, "sigmoid: {out} * (1 - {out})")
 def _sigmoid(e, x, *, out, g, k):
     return (e.mul(g, e.mul(out, e.sub(e.const(1.0), out))),)
 
@@ -100,7 +101,7 @@ def _step(e, x, *, out, g, k):
     return (None,)
 
 
-@rule(Op.COPY, "copy: d(a)/da = 1")
+@rule(Op.COPY, "copy: d({x})/d{x} = 1")
 def _copy(e, x, *, out, g, k):
     return (g,)
 
@@ -111,7 +112,7 @@ def _copy(e, x, *, out, g, k):
 # shape, so these rules only undo the op's own reshaping.
 
 
-@rule(Op.MATMUL, "matmul: d(a @ b)/da = g @ b.T", "matmul: d(a @ b)/db = a.T @ g")
+@rule(Op.MATMUL, "matmul: d({a} @ {b})/d{a} = g @ {b}.T", "matmul: d({a} @ {b})/d{b} = {a}.T @ g")
 def _matmul(e, a, b, *, out, g, k):
     sa, sb = e.shape(a), e.shape(b)
     if len(sb) == 2:
@@ -129,7 +130,7 @@ def _matmul(e, a, b, *, out, g, k):
     return ga, gb
 
 
-@rule(Op.TRANSPOSE, "transpose: d(a.T)/da = g.T")
+@rule(Op.TRANSPOSE, "transpose: d({x}.T)/d{x} = g.T")
 def _transpose(e, a, *, out, g, k):
     return (e.transpose(g),)
 

@@ -203,6 +203,10 @@ def emit_function(
             text, prec = expr[a]
         return f"({text})" if prec < need else text
 
+    def name_of(i: int) -> str:  # a forward operand in a rule comment: its name, or its expression
+        text = names[i] if line[i] or nodes[i].op is Op.INPUT else operand(i, ATOM)
+        return text if text.isidentifier() or text.startswith("(") else f"({text})"
+
     for n in nodes:
         if n.op is Op.INPUT:
             expr[n.id] = (names[n.id], ATOM)
@@ -237,7 +241,7 @@ def emit_function(
             section = want
         assign = ("+=" if n.op is Op.ADD else "-=") if rebind[n.id] else "="
         stmt = f"    {names[n.id]} {assign} {text}"
-        note = comments.note(n)
+        note = comments.note(n, name_of)
         if note and len(stmt) + 2 + len(note) <= LINE:
             body.append(f"{stmt}  {note}")
         elif note:

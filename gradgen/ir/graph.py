@@ -229,5 +229,8 @@ def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict
             # the forward value was removed: keep the adjoint's name as a hint
             fwd = graph.nodes[n.adj]
             n = replace(n, name="g_" + (fwd.name or fwd.op.value))
+        if n.terms:  # renumbered; a comment whose terms are gone falls back to letters
+            terms = tuple(new.get(follow(t)) for t in n.terms)
+            n = replace(n, terms=() if None in terms else terms)
         new[n.id] = b.copy_node(n, [resolve(a) for a in n.args], adj)
     return b.build([new[i] for i in graph.inputs], [(r, resolve(i)) for r, i in graph.outputs])

@@ -16,6 +16,7 @@ from __future__ import annotations
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import show
+from gradgen.autodiff import comments
 from gradgen.names import assign_names, comment_text
 
 
@@ -51,7 +52,7 @@ def format_graph(graph: Graph) -> str:
             text += f" : {show(n.shape)}"
         notes = []
         if n.rule is not None:
-            notes.append(n.rule)
+            notes.append(comments.fill(n.rule, n, ref))
         if n.loc is not None:
             notes.append(f"[{n.loc.short()}]")
         if notes:
