@@ -158,7 +158,7 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     g_z2_0 = g_h2 * (1.0 - h2 * h2)  # tanh: 1 - h2**2   [lecture_mlp.py:36]
     g_z2 = g_z2_0[:, None]  # transpose: d(z2.T)/dz2 = g.T   [lecture_mlp.py:36]
     g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [lecture_mlp.py:36]
-    g_h1 = g_z2 @ W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [lecture_mlp.py:36]
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [lecture_mlp.py:36]
     g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [lecture_mlp.py:36]
     g_z1 = g_h1 * (1.0 - h1 * h1)  # tanh: 1 - h1**2   [lecture_mlp.py:36]
     g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [lecture_mlp.py:36]

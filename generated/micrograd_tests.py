@@ -83,8 +83,7 @@ def more_ops_grad(a, b):
     g_e = g_f * (2.0 * e)  # pow: d(e**k)/de = k * e**(k - 1)   [micrograd_tests.py:28]
     g_d_2 = -g_e  # sub: d(c_2 - d_2)/dd_2 = -1   [micrograd_tests.py:27]
     g_c_2 = g_e  # sub: d(c_2 - d_2)/dc_2 = 1   [micrograd_tests.py:27]
-    # add: d(d_1 + (3.0 * d_1 + relu_1))/dd_1 = 1   [micrograd_tests.py:26]
-    g_d_1 = g_d_2
+    g_d_1 = g_d_2  # add: d(d_1 + b)/dd_1 = 1   [micrograd_tests.py:26]
     # add: d((3.0 * d_1) + relu_1)/drelu_1 = 1   [micrograd_tests.py:26]
     g_relu_1 = g_d_2
     # relu: 1 where relu_1 > 0, else 0   [micrograd_tests.py:26]

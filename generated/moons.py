@@ -176,7 +176,7 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     # elem: the gradients of z2's read elements, back in place   [moons.py:35]
     g_z2 = g_score[:, None]
     g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
-    g_h1 = g_z2 @ W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
     g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
     # relu: 1 where h1 > 0, else 0   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0).astype(float)

@@ -8,7 +8,8 @@ backward node the forward nodes that fill them (`Node.terms`: the forward
 arguments, then the forward node itself); the backend passes `name_of`, which
 gives the emitted name (or a short expression) of a forward node, so the
 comment reads `mul: d(W0 * W0)/dW0 = 2 * W0` rather than `d(a * b)/da`.
-Without terms the placeholders print as their own letters.
+Without terms (or where `name_of` gives None: an operand with no short
+name) the placeholders print as their own letters.
 
 Every piece goes through `names.comment_text` (one line, no control
 characters): a user's label never reaches the code raw.
@@ -27,11 +28,10 @@ def fill(template: str, node, name_of=None) -> str:
     terms = node.terms
     if terms and name_of is not None:
         *args, out = terms
-        for key, i in zip(("a", "b"), args):
-            words[key] = name_of(i)
-        if args:
-            words["x"] = name_of(args[0])
-        words["out"] = name_of(out)
+        pairs = list(zip(("a", "b"), args)) + [("x", args[0])] if args else []
+        for key, i in pairs:
+            words[key] = name_of(i) or words[key]
+        words["out"] = name_of(out) or words["out"]
     try:
         return template.format(**words)
     except (KeyError, IndexError, ValueError):

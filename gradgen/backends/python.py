@@ -204,8 +204,10 @@ def emit_function(
         return f"({text})" if prec < need else text
 
     def name_of(i: int) -> str:  # a forward operand in a rule comment: its name, or its expression
-        text = names[i] if line[i] or nodes[i].op is Op.INPUT else operand(i, ATOM)
-        return text if text.isidentifier() or text.startswith("(") else f"({text})"
+        if line[i] or nodes[i].op is Op.INPUT:
+            return names[i]
+        text = operand(i, ATOM)  # an inlined value: short ones by their expression
+        return None if len(text) > 16 else text if text.isidentifier() or text[0] == "(" else f"({text})"
 
     for n in nodes:
         if n.op is Op.INPUT:

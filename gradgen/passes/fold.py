@@ -43,7 +43,9 @@ Each rule, with the one-line argument for it:
   `transpose(a @ b) -> b.T @ a.T` (both 2-D), so a weight gradient reads
   `g_z.T @ x` rather than `(x.T @ g_z).T`; the shape never changes (the
   same products, summed by BLAS in its own order: array code is exact only
-  to rounding anyway).
+  to rounding anyway); `a @ c` with a (n, 1) and c (1, m) (the gradient of a
+  one-output layer's input, `g_z2 @ W2`) -> `a * c`: each element is the one
+  product, as BLAS computes it with nothing to sum, and broadcasting is faster.
 
 Not folded, because they are not exact: `x * 0` (nan for inf, -0.0 for
 x < 0), `0 - x -> -x` (0.0 vs -0.0 at x = 0), `x / c -> x * (1/c)`, and any
@@ -144,6 +146,11 @@ def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
             return None  # kept: it raises at run time, as in the engine
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return ("const", float(value))
+        return None
+    if op is Op.MATMUL:
+        sa, sc = nodes[args[0]].shape, nodes[args[1]].shape
+        if len(sa) == 2 and len(sc) == 2 and sa[1] == 1 and sc[0] == 1:
+            return ("new", Op.MUL, list(args), None)  # an outer product: one product per element
         return None
     if op is Op.MUL:
         a, c = args
