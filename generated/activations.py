@@ -103,20 +103,20 @@ def smooth_step_grad(x, y):
     """Value of smooth_step and its gradient, one entry per argument."""
     # forward
     t = math.tanh(x - y)
-    mul = t * t
+    sq_t = t * t
     relu = max(x * y, 0.0)
     relu_1 = max(y - x, 0.0)
-    out = mul + relu - relu_1
+    out = sq_t + relu - relu_1
     # backward
     # relu: 1 where relu_1 > 0, else 0   [activations.py:27]
     g_sub = -float(relu_1 > 0.0)
     g_x = -g_sub  # sub: d(y - x)/dx = -1   [activations.py:27]
     g_y = g_sub  # sub: d(y - x)/dy = 1   [activations.py:27]
-    g_mul = float(relu > 0.0)  # relu: 1 where relu > 0, else 0   [activations.py:27]
-    g_x += g_mul * y  # mul: d(x * y)/dx = y   [activations.py:27]
-    g_y += g_mul * x  # mul: d(x * y)/dy = x   [activations.py:27]
+    g_x_y = float(relu > 0.0)  # relu: 1 where relu > 0, else 0   [activations.py:27]
+    g_x += g_x_y * y  # mul: d(x * y)/dx = y   [activations.py:27]
+    g_y += g_x_y * x  # mul: d(x * y)/dy = x   [activations.py:27]
     g_t = 2.0 * t  # mul: d(t * t)/dt = 2 * t   [activations.py:27]
-    g_sub_1 = g_t * (1.0 - mul)  # tanh: 1 - t**2   [activations.py:26]
+    g_sub_1 = g_t * (1.0 - sq_t)  # tanh: 1 - t**2   [activations.py:26]
     g_x += g_sub_1  # sub: d(x - y)/dx = 1   [activations.py:26]
     g_y -= g_sub_1  # sub: d(x - y)/dy = -1   [activations.py:26]
     return out, (g_x, g_y)

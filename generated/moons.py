@@ -103,18 +103,18 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
             ("X", "y"),
         )
-    add = np.vdot(W0, W0) + np.vdot(b0, b0)
-    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
-    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
+    sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
+    sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
+    sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
-    reg_loss = 0.0001 * add_2
+    reg_loss = 0.0001 * sq_norm_2
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     z2 = h1 @ W2.T + b2
     score = z2[:, 0]
-    sum_ = np.maximum(1.0 + -y * score, 0.0).sum()
-    data_loss = sum_ * (1.0 / B)
+    sum_hinge = np.maximum(1.0 + -y * score, 0.0).sum()
+    data_loss = sum_hinge * (1.0 / B)
     out = data_loss + reg_loss
     return out
 
@@ -153,26 +153,26 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
             ("X", "y"),
         )
     # forward
-    neg = -y
-    div = 1.0 / B
-    add = np.vdot(W0, W0) + np.vdot(b0, b0)
-    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
-    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
+    neg_y = -y
+    inv_B = 1.0 / B
+    sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
+    sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
+    sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
-    reg_loss = 0.0001 * add_2
+    reg_loss = 0.0001 * sq_norm_2
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     z2 = h1 @ W2.T + b2
     score = z2[:, 0]
-    relu = np.maximum(1.0 + neg * score, 0.0)
-    data_loss = relu.sum() * div
+    hinge = np.maximum(1.0 + neg_y * score, 0.0)
+    data_loss = hinge.sum() * inv_B
     out = data_loss + reg_loss
     # backward
-    g_relu = div  # sum: every summed element gets g   [moons.py:46]
-    # relu: 1 where relu > 0, else 0   [moons.py:36]
-    g_add = g_relu * (relu > 0.0).astype(float)
-    g_score = g_add * neg  # mul: d(neg * score)/dscore = neg   [moons.py:36]
+    g_hinge = inv_B  # sum: every summed element gets g   [moons.py:46]
+    # relu: 1 where hinge > 0, else 0   [moons.py:36]
+    g_margin = g_hinge * (hinge > 0.0).astype(float)
+    g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:36]
     # elem: the gradients of z2's read elements, back in place   [moons.py:35]
     g_z2 = g_score[:, None]
     g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
