@@ -13,7 +13,8 @@ nodes are grouped:
   one elementwise array op (`relu(z0)`, `W0 * W0`);
 * **dot rows**: a sum chain `b[j] + sum_k P[j, k] * v[k]` over one weight
   matrix `P` and one vector `v`, for every row j -> `v @ P.T + b`
-  (a one-row `P` gives a vector `v @ P[0] + b[0]`);
+  (a one-row `P` too: `z2 = h1 @ W2.T + b2` of shape (B, 1), whose one output
+  is read as the column `z2[:, 0]`, or `z2.T[0]` over stacked examples);
 * **reductions**: a sum chain over every element of an array -> `sum`
   (the plain loop's `sum(losses)`, the L2 term `sum(p * p)`).
 
@@ -21,6 +22,8 @@ What cannot be grouped -- a pack that misses indices, a chain that mixes
 arrays -- falls back to correct per-element code (`elem` reads, scalar ops;
 a dot row over part of a matrix becomes `v @ P[j]`), and each fallback is
 recorded with its model line and reason for `gradgen compile --report`.
+The arrays built are named by the rules of `gradgen.passes.layer_names`
+(`z0`, `h0`, ...).
 Element order of sums changes (BLAS, pairwise sums), so re-rolled code
 matches the engine to rounding, not bit for bit.
 """
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from gradgen.ir.graph import Builder, Graph, Loc
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner
+from gradgen.passes import layer_names
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class _Reroll:
             key = (v[1], v[2])
             if key not in self._elems:
                 base = self.b.nodes[v[1]].name
-                name = f"{base}_{'_'.join(map(str, v[2]))}" if v[2] and base else None
+                name = layer_names.element(base, v[2])
                 name, loc = self._elem_meta.get(key, (name, None))
                 self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name, loc=loc)
             return self._elems[key]
@@ -353,9 +357,9 @@ class _Reroll:
             else:
                 out = self.b.add(n.op, args, n.attr, loc=n.loc)
             src = [v[1] for v in vals if v[0] == "e" and v[1] in self.hint]
-            if src and n.op in (Op.RELU, Op.TANH, Op.SIGMOID):
+            if src and layer_names.activation(n.op, self.hint[src[0]]):
                 self.hint[out] = self.hint[src[0]]
-                self.b.set_meta(out, name="h" + self.hint[out])
+                self.b.set_meta(out, name=layer_names.activation(n.op, self.hint[out]))
         else:
             P, V, case, _, _, rest, _ = payload
             if not complete:
@@ -368,10 +372,10 @@ class _Reroll:
             out = self.b.add(Op.MATMUL, (V, w), loc=n.loc)
             for r in rest:
                 out = self.b.add(Op.ADD, (out, self.broadcast_arg(r[1], len(out_inner))), loc=n.loc)
-            pname = self.name(P)
-            if pname[:1] in "Ww" and len(pname) > 1:
-                self.hint[out] = pname[1:]
-                self.b.set_meta(out, name="z" + pname[1:])
+            suffix = layer_names.layer_suffix(self.name(P))
+            if suffix is not None:
+                self.hint[out] = suffix
+                self.b.set_meta(out, name=layer_names.preactivation(suffix))
             if len(out_inner) == 2 and out_inner[-1] == 1 and not batched(self.shape(out)):
                 # one neuron over stacked examples, z2 of shape (4, 1): its column z2.T[0]
                 # lines up with the examples' other (4,) arrays (the targets)
@@ -379,7 +383,7 @@ class _Reroll:
                 out = self.b.add(Op.ELEM, (self.b.add(Op.TRANSPOSE, (z,), loc=n.loc),), (0,), loc=n.loc)
                 if z in self.hint:
                     self.hint[out] = self.hint[z]
-                    self.b.set_meta(out, name=f"{self.b.nodes[z].name}_0")
+                    self.b.set_meta(out, name=layer_names.column(self.b.nodes[z].name))
                 out_inner = out_inner[:1]
                 members = [(idx[:1], m) for idx, m in members]
         for idx, (m, *_) in members:
