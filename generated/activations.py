@@ -41,12 +41,12 @@ def softplus_ratio_grad(x, y):
     pow_ = y**-1
     out = sp * pow_
     # backward
-    g_sp = pow_  # mul: d(a * b)/da = b   [activations.py:10]
-    g_pow = sp  # mul: d(a * b)/db = a   [activations.py:10]
-    g_y = g_pow * -(y**-2)  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:10]
-    g_add = g_sp / add  # log: d(log x)/dx = 1 / x   [activations.py:9]
-    g_exp = g_add  # add: d(a + b)/db = 1   [activations.py:9]
-    g_x = g_exp * exp  # exp: d(exp x)/dx = out   [activations.py:9]
+    g_sp = pow_  # mul: d(sp * pow_)/dsp = pow_   [activations.py:10]
+    g_pow = sp  # mul: d(sp * pow_)/dpow_ = sp   [activations.py:10]
+    g_y = g_pow * -(y**-2)  # pow: d(y**-1)/dy = -1 * y**-2   [activations.py:10]
+    g_add = g_sp / add  # log: d(log add)/dadd = 1 / add   [activations.py:9]
+    g_exp = g_add  # add: d((1.0) + exp)/dexp = 1   [activations.py:9]
+    g_x = g_exp * exp  # exp: d(exp x)/dx = exp   [activations.py:9]
     return out, (g_x, g_y)
 
 
@@ -63,12 +63,12 @@ def logistic_grad(x, w, b):
     p = _sigmoid(x * w + b)
     out = -math.log(p)
     # backward
-    g_log = -1.0  # neg: d(-a)/da = -1   [activations.py:16]
-    g_p = g_log / p  # log: d(log x)/dx = 1 / x   [activations.py:16]
-    g_add = g_p * (p * (1.0 - p))  # sigmoid: out * (1 - out)   [activations.py:15]
-    g_b = g_add  # add: d(a + b)/db = 1   [activations.py:15]
-    g_x = g_add * w  # mul: d(a * b)/da = b   [activations.py:15]
-    g_w = g_add * x  # mul: d(a * b)/db = a   [activations.py:15]
+    g_log = -1.0  # neg: d(-(math.log(p)))/d(math.log(p)) = -1   [activations.py:16]
+    g_p = g_log / p  # log: d(log p)/dp = 1 / p   [activations.py:16]
+    g_add = g_p * (p * (1.0 - p))  # sigmoid: p * (1 - p)   [activations.py:15]
+    g_b = g_add  # add: d((x * w) + b)/db = 1   [activations.py:15]
+    g_x = g_add * w  # mul: d(x * w)/dx = w   [activations.py:15]
+    g_w = g_add * x  # mul: d(x * w)/dw = x   [activations.py:15]
     return out, (g_x, g_w, g_b)
 
 
@@ -85,10 +85,10 @@ def powers_grad(x):
     pow_ = x**2
     out = x**3 - 2.0 * pow_ + x**0.5 - x**-1
     # backward
-    g_x = x**-2  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += 0.5 * x**-0.5  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += -4.0 * x  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
-    g_x += 3.0 * pow_  # pow: d(x**k)/dx = k * x**(k - 1)   [activations.py:21]
+    g_x = x**-2  # pow: d(x**-1)/dx = -1 * x**-2   [activations.py:21]
+    g_x += 0.5 * x**-0.5  # pow: d(x**0.5)/dx = 0.5 * x**-0.5   [activations.py:21]
+    g_x += -4.0 * x  # pow: d(x**2)/dx = 2 * x**1   [activations.py:21]
+    g_x += 3.0 * pow_  # pow: d(x**3)/dx = 3 * x**2   [activations.py:21]
     return out, (g_x,)
 
 
@@ -103,20 +103,20 @@ def smooth_step_grad(x, y):
     """Value of smooth_step and its gradient, one entry per argument."""
     # forward
     t = math.tanh(x - y)
-    mul = t * t
+    sq_t = t * t
     relu = max(x * y, 0.0)
     relu_1 = max(y - x, 0.0)
-    out = mul + relu - relu_1
+    out = sq_t + relu - relu_1
     # backward
-    g_sub = -float(relu_1 > 0.0)  # relu: 1 where out > 0, else 0   [activations.py:27]
-    g_x = -g_sub  # sub: d(a - b)/db = -1   [activations.py:27]
-    g_y = g_sub  # sub: d(a - b)/da = 1   [activations.py:27]
-    g_mul = float(relu > 0.0)  # relu: 1 where out > 0, else 0   [activations.py:27]
-    g_x += g_mul * y  # mul: d(a * b)/da = b   [activations.py:27]
-    g_y += g_mul * x  # mul: d(a * b)/db = a   [activations.py:27]
-    # mul: both arguments are x: the two partials add up   [activations.py:27]
-    g_t = 2.0 * t
-    g_sub_1 = g_t * (1.0 - mul)  # tanh: 1 - out**2   [activations.py:26]
-    g_x += g_sub_1  # sub: d(a - b)/da = 1   [activations.py:26]
-    g_y -= g_sub_1  # sub: d(a - b)/db = -1   [activations.py:26]
+    # relu: 1 where relu_1 > 0, else 0   [activations.py:27]
+    g_sub = -float(relu_1 > 0.0)
+    g_x = -g_sub  # sub: d(y - x)/dx = -1   [activations.py:27]
+    g_y = g_sub  # sub: d(y - x)/dy = 1   [activations.py:27]
+    g_x_y = float(relu > 0.0)  # relu: 1 where relu > 0, else 0   [activations.py:27]
+    g_x += g_x_y * y  # mul: d(x * y)/dx = y   [activations.py:27]
+    g_y += g_x_y * x  # mul: d(x * y)/dy = x   [activations.py:27]
+    g_t = 2.0 * t  # mul: d(t * t)/dt = 2 * t   [activations.py:27]
+    g_sub_1 = g_t * (1.0 - sq_t)  # tanh: 1 - t**2   [activations.py:26]
+    g_x += g_sub_1  # sub: d(x - y)/dx = 1   [activations.py:26]
+    g_y -= g_sub_1  # sub: d(x - y)/dy = -1   [activations.py:26]
     return out, (g_x, g_y)

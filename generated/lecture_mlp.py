@@ -104,10 +104,9 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
     h0 = np.tanh(z0)
     z1 = h0 @ W1.T + b1
     h1 = np.tanh(z1)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    z2 = h1 @ W2_0 + b2_0
-    h2 = np.tanh(z2)
+    z2 = h1 @ W2.T + b2
+    z2_0 = z2.T[0]
+    h2 = np.tanh(z2_0)
     out = ((h2 - ys) ** 2).sum()
     return out
 
@@ -148,27 +147,24 @@ def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):
     h0 = np.tanh(z0)
     z1 = h0 @ W1.T + b1
     h1 = np.tanh(z1)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    z2 = h1 @ W2_0 + b2_0
-    h2 = np.tanh(z2)
+    z2 = h1 @ W2.T + b2
+    z2_0 = z2.T[0]
+    h2 = np.tanh(z2_0)
     sub = h2 - ys
     out = (sub**2).sum()
     # backward
-    g_sub = 2.0 * sub  # pow: d(x**k)/dx = k * x**(k - 1)   [lecture_mlp.py:37]
-    g_h2 = g_sub  # sub: d(a - b)/da = 1   [lecture_mlp.py:37]
-    g_z2 = g_h2 * (1.0 - h2 * h2)  # tanh: 1 - out**2   [lecture_mlp.py:36]
-    g_b2_0 = g_z2.sum()  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
-    g_h1 = g_z2[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
-    g_W2_0 = h1.T @ g_z2  # matmul: d(a @ b)/db = a.T @ g   [lecture_mlp.py:36]
-    g_z1 = g_h1 * (1.0 - h1 * h1)  # tanh: 1 - out**2   [lecture_mlp.py:36]
-    g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
-    g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [lecture_mlp.py:36]
-    g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_z0 = g_h0 * (1.0 - h0 * h0)  # tanh: 1 - out**2   [lecture_mlp.py:36]
-    g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [lecture_mlp.py:36]
-    g_W0 = g_z0.T @ xs  # matmul: d(x @ W.T)/dW = g.T @ x
-    # elem: the read elements' gradients, back in place
-    g_b2 = np.array(g_b2_0, ndmin=1)
-    g_W2 = g_W2_0[None]  # elem: the read elements' gradients, back in place
+    g_sub = 2.0 * sub  # pow: d(sub**2)/dsub = 2 * sub**1   [lecture_mlp.py:37]
+    g_h2 = g_sub  # sub: d(h2 - ys)/dh2 = 1   [lecture_mlp.py:37]
+    g_z2_0 = g_h2 * (1.0 - h2 * h2)  # tanh: 1 - h2**2   [lecture_mlp.py:36]
+    g_z2 = g_z2_0[:, None]  # transpose: d(z2.T)/dz2 = g.T   [lecture_mlp.py:36]
+    g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [lecture_mlp.py:36]
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [lecture_mlp.py:36]
+    g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [lecture_mlp.py:36]
+    g_z1 = g_h1 * (1.0 - h1 * h1)  # tanh: 1 - h1**2   [lecture_mlp.py:36]
+    g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [lecture_mlp.py:36]
+    g_h0 = g_z1 @ W1  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [lecture_mlp.py:36]
+    g_W1 = g_z1.T @ h0  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [lecture_mlp.py:36]
+    g_z0 = g_h0 * (1.0 - h0 * h0)  # tanh: 1 - h0**2   [lecture_mlp.py:36]
+    g_b0 = g_z0.sum(axis=0)  # add: d((xs @ W0.T) + b0)/db0 = 1   [lecture_mlp.py:36]
+    g_W0 = g_z0.T @ xs  # matmul: d(xs @ W0.T)/dW0 = g.T @ xs   [lecture_mlp.py:36]
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)

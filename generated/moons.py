@@ -103,17 +103,16 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
             ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
             ("X", "y"),
         )
-    add = np.vdot(W0, W0) + np.vdot(b0, b0)
-    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
-    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
+    sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
+    sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
+    sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
-    reg_loss = 0.0001 * add_2
+    reg_loss = 0.0001 * sq_norm_2
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    score = h1 @ W2_0 + b2_0
+    z2 = h1 @ W2.T + b2
+    score = z2[:, 0]
     svm_loss = np.maximum(1.0 + -y * score, 0.0)
     data_loss = svm_loss.sum() * (1.0 / B)
     out = data_loss + reg_loss
@@ -154,48 +153,46 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
             ("X", "y"),
         )
     # forward
-    neg = -y
-    div = 1.0 / B
-    add = np.vdot(W0, W0) + np.vdot(b0, b0)
-    add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
-    add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
+    neg_y = -y
+    inv_B = 1.0 / B
+    sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
+    sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
+    sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
     z0 = X @ W0.T + b0
-    reg_loss = 0.0001 * add_2
+    reg_loss = 0.0001 * sq_norm_2
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    score = h1 @ W2_0 + b2_0
-    svm_loss = np.maximum(1.0 + neg * score, 0.0)
-    data_loss = svm_loss.sum() * div
+    z2 = h1 @ W2.T + b2
+    score = z2[:, 0]
+    svm_loss = np.maximum(1.0 + neg_y * score, 0.0)
+    data_loss = svm_loss.sum() * inv_B
     out = data_loss + reg_loss
     # backward
-    g_svm_loss = div  # sum: every summed element gets g   [moons.py:46]
-    # relu: 1 where out > 0, else 0   [moons.py:36]
-    g_add = g_svm_loss * (svm_loss > 0.0).astype(float)
-    g_score = g_add * neg  # mul: d(a * b)/db = a   [moons.py:36]
-    g_b2_0 = g_score.sum()  # add: d(a + b)/db = 1   [moons.py:35]
-    g_h1 = g_score[:, None] * W2_0  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W2_0 = h1.T @ g_score  # matmul: d(a @ b)/db = a.T @ g   [moons.py:35]
-    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_svm_loss = inv_B  # sum: every summed element gets g   [moons.py:46]
+    # relu: 1 where svm_loss > 0, else 0   [moons.py:36]
+    g_margin = g_svm_loss * (svm_loss > 0.0).astype(float)
+    g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:36]
+    # elem: the gradients of z2's read elements, back in place   [moons.py:35]
+    g_z2 = g_score[:, None]
+    g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
+    g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
+    # relu: 1 where h1 > 0, else 0   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0).astype(float)
-    g_b1 = g_z1.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
-    g_h0 = g_z1 @ W1  # matmul: d(a @ b)/da = g @ b.T   [moons.py:35]
-    g_W1 = g_z1.T @ h0  # matmul: d(x @ W.T)/dW = g.T @ x
-    # relu: 1 where out > 0, else 0   [moons.py:35]
+    g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
+    g_h0 = g_z1 @ W1  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
+    g_W1 = g_z1.T @ h0  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
+    # relu: 1 where h0 > 0, else 0   [moons.py:35]
     g_z0 = g_h0 * (h0 > 0.0).astype(float)
-    g_b0 = g_z0.sum(axis=0)  # add: d(a + b)/db = 1   [moons.py:35]
-    g_W0 = g_z0.T @ X  # matmul: d(x @ W.T)/dW = g.T @ x
-    g_b2 = 0.0002 * b2  # mul: both arguments are x: the two partials add up
-    g_W2 = 0.0002 * W2  # mul: both arguments are x: the two partials add up
-    g_b1 += 0.0002 * b1  # mul: both arguments are x: the two partials add up
-    g_W1 += 0.0002 * W1  # mul: both arguments are x: the two partials add up
-    g_b0 += 0.0002 * b0  # mul: both arguments are x: the two partials add up
-    g_W0 += 0.0002 * W0  # mul: both arguments are x: the two partials add up
-    # elem: the read elements' gradients, back in place
-    g_b2 += np.array(g_b2_0, ndmin=1)
-    g_W2 += g_W2_0[None]  # elem: the read elements' gradients, back in place
+    g_b0 = g_z0.sum(axis=0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
+    g_W0 = g_z0.T @ X  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
+    g_b2 += 0.0002 * b2  # mul: d(b2 * b2)/db2 = 2 * b2   [moons.py:48]
+    g_W2 += 0.0002 * W2  # mul: d(W2 * W2)/dW2 = 2 * W2   [moons.py:48]
+    g_b1 += 0.0002 * b1  # mul: d(b1 * b1)/db1 = 2 * b1   [moons.py:48]
+    g_W1 += 0.0002 * W1  # mul: d(W1 * W1)/dW1 = 2 * W1   [moons.py:48]
+    g_b0 += 0.0002 * b0  # mul: d(b0 * b0)/db0 = 2 * b0   [moons.py:48]
+    g_W0 += 0.0002 * W0  # mul: d(W0 * W0)/dW0 = 2 * W0   [moons.py:48]
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
@@ -234,7 +231,6 @@ def scores(W0, b0, W1, b1, W2, b2, X):
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
-    b2_0 = b2[0]
-    W2_0 = W2[0]
-    out = h1 @ W2_0 + b2_0
+    z2 = h1 @ W2.T + b2
+    out = z2[:, 0]
     return out

@@ -30,13 +30,13 @@ def neuron_grad(x1, x2, w1, w2, b):
     n = x1w1x2w2 + b
     o = math.tanh(n)
     # backward
-    g_n = 1.0 - o * o  # tanh: 1 - out**2   [neuron.py:18]
-    g_x1w1x2w2 = g_n  # add: d(a + b)/da = 1   [neuron.py:17]
-    g_b = g_n  # add: d(a + b)/db = 1   [neuron.py:17]
-    g_x1w1 = g_x1w1x2w2  # add: d(a + b)/da = 1   [neuron.py:16]
-    g_x2w2 = g_x1w1x2w2  # add: d(a + b)/db = 1   [neuron.py:16]
-    g_x2 = g_x2w2 * w2  # mul: d(a * b)/da = b   [neuron.py:15]
-    g_w2 = g_x2w2 * x2  # mul: d(a * b)/db = a   [neuron.py:15]
-    g_x1 = g_x1w1 * w1  # mul: d(a * b)/da = b   [neuron.py:14]
-    g_w1 = g_x1w1 * x1  # mul: d(a * b)/db = a   [neuron.py:14]
+    g_n = 1.0 - o * o  # tanh: 1 - o**2   [neuron.py:18]
+    g_x1w1x2w2 = g_n  # add: d(x1w1x2w2 + b)/dx1w1x2w2 = 1   [neuron.py:17]
+    g_b = g_n  # add: d(x1w1x2w2 + b)/db = 1   [neuron.py:17]
+    g_x1w1 = g_x1w1x2w2  # add: d(x1w1 + x2w2)/dx1w1 = 1   [neuron.py:16]
+    g_x2w2 = g_x1w1x2w2  # add: d(x1w1 + x2w2)/dx2w2 = 1   [neuron.py:16]
+    g_x2 = g_x2w2 * w2  # mul: d(x2 * w2)/dx2 = w2   [neuron.py:15]
+    g_w2 = g_x2w2 * x2  # mul: d(x2 * w2)/dw2 = x2   [neuron.py:15]
+    g_x1 = g_x1w1 * w1  # mul: d(x1 * w1)/dx1 = w1   [neuron.py:14]
+    g_w1 = g_x1w1 * x1  # mul: d(x1 * w1)/dw1 = x1   [neuron.py:14]
     return o, (g_x1, g_x2, g_w1, g_w2, g_b)

@@ -91,15 +91,92 @@ def comment_text(text: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
+SHORT = 12  # a name built from operands' names (`neg_y`, `a_b`) only up to this length
+
+
+def meaning(graph, n, hints, relu_args=frozenset(), squares=None) -> str | None:
+    """A name for an unnamed forward node from what it computes and its operands' names
+    (`hints[i]`), or None (then it is named after its op); `relu_args` holds the ids
+    that some relu reads, `squares` the flags of `square_flags`.  The rules, in order:
+
+    * `1.0 / B` -> `inv_B` (a reciprocal of a named value);
+    * `-y` -> `neg_y`;
+    * `x * x` -> `sq_x`; a sum of squares -- `sum(x * x)` and sums of those (the L2
+      term) -> `sq_norm`;
+    * `relu(1 + t)` -> `hinge` (micrograd's SVM loss); its `1 + t` -> `margin`;
+    * `sum(x)` of a named x -> `sum_x`; `a * b` of named values -> `a_b`;
+    each operand-built name only when it is at most SHORT characters long.
+    """
+    from gradgen.ir.ops import Op
+
+    op, args, nodes = n.op, n.args, graph.nodes
+
+    def name(i):
+        if nodes[i].op is Op.BATCH:
+            return "B"  # the prologue's batch size
+        h = hints[i]
+        if nodes[i].op is Op.INPUT:
+            return h
+        return h if h and nodes[i].op is not Op.CONST and not _generic(h) else None
+
+    def short(text):
+        return text if len(text) <= SHORT else None
+
+    if op is Op.DIV and nodes[args[0]].op is Op.CONST and nodes[args[0]].attr == 1.0 and name(args[1]):
+        return short("inv_" + name(args[1]))
+    if op is Op.NEG and name(args[0]):
+        return short("neg_" + name(args[0]))
+    if op is Op.MUL and args[0] == args[1] and name(args[0]):
+        return short("sq_" + name(args[0]))
+    squares = squares if squares is not None else square_flags(graph)
+    if op in (Op.SUM, Op.ADD) and squares[n.id]:
+        return "sq_norm"
+    if op is Op.RELU and nodes[args[0]].op is Op.ADD and any(nodes[a].op is Op.CONST for a in nodes[args[0]].args):
+        return "hinge"
+    if op is Op.ADD and any(nodes[a].op is Op.CONST for a in args) and n.id in relu_args:
+        return "margin"
+    if op is Op.SUM and name(args[0]):
+        return short("sum_" + name(args[0]))
+    if op is Op.MUL and args[0] != args[1] and name(args[0]) and name(args[1]):
+        return short(name(args[0]) + "_" + name(args[1]))
+    return None
+
+
+def _generic(hint: str) -> bool:
+    """A name that is only an op's name with a counter (`add_1`): says nothing about meaning."""
+    from gradgen.ir.ops import Op
+
+    base = re.sub(r"(_\d+)+$", "", hint).rstrip("_")
+    return base in {o.value for o in Op} or base in ("v", "c", "g")
+
+
+def square_flags(graph) -> list[bool]:
+    """flags[i]: node i is x * x, a sum of such, or an add of such (one pass in id order)."""
+    from gradgen.ir.ops import Op
+
+    flags: list[bool] = []
+    for n in graph.nodes:
+        if n.op is Op.MUL:
+            flags.append(n.args[0] == n.args[1])
+        elif n.op in (Op.SUM, Op.ADD):
+            flags.append(all(flags[a] for a in n.args))
+        else:
+            flags.append(False)
+    return flags
+
+
 def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
     """A name for every node of `graph` (or those where `wanted[i]`), in id order.
 
     Inputs keep their argument names; nodes with a hint keep it; adjoints are
-    `g_<name of the forward node>`; everything else is named after its op.
+    `g_<name of the forward node>`; everything else is named from its meaning
+    (`meaning`: `inv_B`, `neg_y`, `sq_norm`, ...) or after its op.
     """
     from gradgen.ir.ops import Op
 
     ns = Namespace(reserved)
+    relu_args = {a for m in graph.nodes if m.op is Op.RELU for a in m.args}
+    squares = square_flags(graph)
     names: list[str | None] = [None] * len(graph.nodes)
     hints: list[str | None] = [None] * len(graph.nodes)  # forward names, for adjoints
     for i in graph.inputs:
@@ -107,8 +184,11 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
     for n in graph.nodes:
         if names[n.id] is not None:
             continue
+        fallback = None
+        if n.adj is None and n.name is None and n.op is not Op.CONST and n.rule is None:
+            fallback = meaning(graph, n, hints, relu_args, squares)
         if wanted is not None and not wanted[n.id]:
-            hints[n.id] = sanitize(n.name or n.op.value)
+            hints[n.id] = sanitize(n.name or fallback or n.op.value)
             continue
         if n.adj is not None:
             name = ns.create("g_" + (hints[n.adj] or "v"), default="g")
@@ -117,6 +197,6 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
         elif n.op is Op.CONST:
             name = ns.create("c")
         else:
-            name = ns.create(n.op.value)
+            name = ns.create(fallback or n.op.value)
         names[n.id] = hints[n.id] = name
     return names

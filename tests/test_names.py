@@ -298,3 +298,83 @@ def test_exported_function_named_like_a_builtin_the_code_calls(fname, tmp_path):
         return  # refusing the name is a fine answer
     value, (g,) = getattr(mod, fname + "_grad")(1.5)
     assert (value, g) == (4.5, 3.0)
+
+
+# -- names from meaning (gradgen.names.meaning): one case per rule ------------------------------
+
+
+def _named(build):
+    """assign_names of the graph `build(b, inp)` makes; inp(name, shape=()) adds an input."""
+    from gradgen.ir.graph import Builder, Origin
+    from gradgen.names import assign_names
+
+    b = Builder("f")
+    ins = []
+
+    def inp(name, shape=()):
+        ins.append(b.add(Op.INPUT, (), name=name, origin=Origin("arg", name), shape=shape))
+        return ins[-1]
+
+    out = build(b, inp)
+    g = b.build(ins, [("value", out)])
+    return dict(zip(range(len(g.nodes)), assign_names(g)))
+
+
+from gradgen.ir.ops import Op  # noqa: E402
+
+
+def test_meaning_reciprocal_is_inv():
+    """1.0 / B -> inv_B."""
+    names = _named(lambda b, inp: b.add(Op.DIV, (b.const(1.0), inp("B"))))
+    assert "inv_B" in names.values()
+
+
+def test_meaning_negation_is_neg_name():
+    """-y -> neg_y; a long operand name keeps the op name (neg)."""
+    assert "neg_y" in _named(lambda b, inp: b.add(Op.NEG, (inp("y"),))).values()
+    long = _named(lambda b, inp: b.add(Op.NEG, (inp("a_very_long_name"),)))
+    assert "neg" in long.values()
+
+
+def test_meaning_square_and_sum_of_squares():
+    """x * x -> sq_x; sum(W * W), sum(c * c) and their sum -> sq_norm (the L2 term)."""
+
+    def square(b, inp):
+        x = inp("x")
+        return b.add(Op.MUL, (x, x))
+
+    assert list(_named(square).values())[-1] == "sq_x"
+
+    def l2(b, inp):
+        w, c = inp("W", (2, 3)), inp("c", (3,))
+        sw = b.add(Op.SUM, (b.add(Op.MUL, (w, w)),), (0, 1))
+        sc = b.add(Op.SUM, (b.add(Op.MUL, (c, c)),), (0,))
+        return b.add(Op.ADD, (sw, sc))
+
+    names = list(_named(l2).values())
+    # W, c, W * W, sum(W * W), c * c, sum(c * c), their sum
+    assert names == ["W", "c", "sq_W", "sq_norm", "sq_c", "sq_norm_1", "sq_norm_2"]
+
+
+def test_meaning_hinge_and_margin():
+    """relu(1.0 + t) -> hinge, its 1.0 + t -> margin; a relu of a plain value keeps `relu`."""
+
+    def svm(b, inp):
+        m = b.add(Op.ADD, (b.const(1.0), inp("t")))
+        return b.add(Op.RELU, (m,))
+
+    names = list(_named(svm).values())
+    assert names[-2:] == ["margin", "hinge"]
+    assert list(_named(lambda b, inp: b.add(Op.RELU, (inp("t"),))).values())[-1] == "relu"
+
+
+def test_meaning_sum_and_product_of_named_values():
+    """sum(x) -> sum_x; a * b -> a_b; a product of unnamed values keeps `mul`."""
+    assert list(_named(lambda b, inp: b.add(Op.SUM, (inp("x", (3,)),), (0,))).values())[-1] == "sum_x"
+    assert list(_named(lambda b, inp: b.add(Op.MUL, (inp("a"), inp("b")))).values())[-1] == "a_b"
+
+    def unnamed(b, inp):
+        e = b.add(Op.EXP, (inp("a"),))
+        return b.add(Op.MUL, (e, b.add(Op.EXP, (e,))))
+
+    assert list(_named(unnamed).values())[-1] == "mul"

@@ -122,7 +122,7 @@ def test_fold_removes_adding_zero_to_a_value_that_is_never_minus_zero():
     g = G("x")
     sq, e = g.mul(g.x, g.x), g.exp(g.x)
     before = g.build(g.mul(g.add(sq, g.c(0.0)), g.add(g.c(0.0), e)))
-    check(fold, before, "def f(x):\n  mul = mul x x\n  exp = exp x\n  mul_1 = mul mul exp\n  return mul_1\n")
+    check(fold, before, "def f(x):\n  sq_x = mul x x\n  exp = exp x\n  mul = mul sq_x exp\n  return mul\n")
 
 
 def test_fold_keeps_adding_zero_to_a_value_that_may_be_minus_zero():
@@ -136,7 +136,7 @@ def test_fold_removes_adding_minus_zero():
     """fold turns x + -0.0 and -0.0 + x into x: adding -0.0 is exact, -0.0 + -0.0 included."""
     g = G("x")
     before = g.build(g.mul(g.add(g.x, g.c(-0.0)), g.add(g.c(-0.0), g.x)))
-    check(fold, before, "def f(x):\n  mul = mul x x\n  return mul\n")
+    check(fold, before, "def f(x):\n  sq_x = mul x x\n  return sq_x\n")
 
 
 def test_fold_turns_times_minus_one_into_negation():
@@ -148,7 +148,7 @@ def test_fold_turns_times_minus_one_into_negation():
     check(
         fold,
         before,
-        "def f(x, y):\n  neg = neg x\n  neg_1 = neg y\n  sub = sub neg y\n  return sub\n",
+        "def f(x, y):\n  neg_x = neg x\n  neg_y = neg y\n  sub = sub neg_x y\n  return sub\n",
     )
 
 
@@ -156,7 +156,7 @@ def test_fold_removes_double_negation():
     """fold turns -(-x) into x."""
     g = G("x")
     before = g.build(g.exp(g.neg(g.neg(g.x))))
-    check(fold, before, "def f(x):\n  neg = neg x\n  exp = exp x\n  return exp\n")
+    check(fold, before, "def f(x):\n  neg_x = neg x\n  exp = exp x\n  return exp\n")
 
 
 def test_fold_turns_adding_a_negation_into_subtraction():
@@ -169,8 +169,8 @@ def test_fold_turns_adding_a_negation_into_subtraction():
     check(
         fold,
         before,
-        "def f(a, b):\n  neg = neg b\n  sub = sub a b\n  neg_1 = neg a\n  sub_1 = sub b a\n"
-        "  neg_2 = neg b\n  add = add a b\n  return sub, sub_1, add\n",
+        "def f(a, b):\n  neg_b = neg b\n  sub = sub a b\n  neg_a = neg a\n  sub_1 = sub b a\n"
+        "  neg_b_1 = neg b\n  add = add a b\n  return sub, sub_1, add\n",
     )
 
 
@@ -276,7 +276,7 @@ def test_cse_merges_identical_muls():
     check(
         cse,
         before,
-        "def f(x, y):\n  mul = mul x y\n  add = add mul mul\n  return add\n",
+        "def f(x, y):\n  x_y = mul x y\n  add = add x_y x_y\n  return add\n",
     )
 
 
@@ -286,10 +286,11 @@ def test_cse_merges_commuted_add_and_mul(op):
     g = G("x", "y")
     first = getattr(g, op)(g.x, g.y)
     before = g.build(g.sub(first, getattr(g, op)(g.y, g.x)))
+    name = {"add": "add", "mul": "x_y"}[op]  # a product of named values is named after them
     check(
         cse,
         before,
-        f"def f(x, y):\n  {op} = {op} x y\n  sub = sub {op} {op}\n  return sub\n",
+        f"def f(x, y):\n  {name} = {op} x y\n  sub = sub {name} {name}\n  return sub\n",
     )
 
 
@@ -302,7 +303,7 @@ def test_cse_merges_users_of_merged_nodes():
     after = check(
         cse,
         before,
-        "def f(x, y):\n  mul = mul x y\n  tanh = tanh mul\n  add = add tanh tanh\n  return add\n",
+        "def f(x, y):\n  x_y = mul x y\n  tanh = tanh x_y\n  add = add tanh tanh\n  return add\n",
     )
     assert len(after) == len(before) - 2
 
@@ -377,7 +378,7 @@ def test_dce_removes_a_dead_chain_transitively():
     d2 = g.tanh(d1)
     g.add(d2, g.y)
     before = g.build(g.mul(g.x, g.y))
-    after = check(dce, before, "def f(x, y):\n  mul = mul x y\n  return mul\n")
+    after = check(dce, before, "def f(x, y):\n  x_y = mul x y\n  return x_y\n")
     assert [n.op for n in after.nodes] == [Op.INPUT, Op.INPUT, Op.MUL]
 
 

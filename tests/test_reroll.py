@@ -142,7 +142,8 @@ def test_columns_of_w_become_matmul_without_transpose():
 
 
 def test_one_output_neuron_is_a_vector_product():
-    """A width-1 last layer is h @ W1[0] + b1[0]: one matmul of a (B, n) array with a row, a (B,) result."""
+    """A width-1 last layer is like the others, z1 = h0 @ W1.T + b1 of shape (B, 1), and its one
+    output is the column z1[:, 0]: no W1[0] or b1[0] gathers."""
     M = mlp(3, [4, 1])
 
     def sq(x, yi):
@@ -150,9 +151,28 @@ def test_one_output_neuron_is_a_vector_product():
 
     before, after, fallbacks = rerolled(lambda X, y: gradgen.mean(sq, X, y), dict(X=X3, y=Y), M)
     mms = [n for n in after.nodes if n.op is Op.MATMUL]
-    assert [n.shape for n in mms] == [("B", 4), ("B",)]
-    assert [n.attr for n in elem_reads(after, "W1")] == [(0,)]
+    assert [n.shape for n in mms] == [("B", 4), ("B", 1)]
+    assert [after[n.args[1]].op for n in mms] == [Op.TRANSPOSE, Op.TRANSPOSE]
+    assert elem_reads(after, "W1") == [] and elem_reads(after, "b1") == []
     assert elem_reads(after, "W0") == [] and fallbacks == []
+    column = [n for n in after.nodes if n.op is Op.ELEM]
+    assert [(after[n.args[0]].name, n.attr, n.shape) for n in column] == [("z1", (0,), ("B",))]
+
+
+def test_one_neuron_hidden_layer_stays_an_array():
+    """A one-neuron hidden layer feeding a wider one: relu over the (B, 1) array, then a matmul;
+    neither layer reads a row or an element of its weights."""
+    M = mlp(3, [1, 2])
+
+    def sq(x, yi):  # micrograd's Layer returns its one neuron's Value: wrapped in a list again
+        return (sum(t.tanh() for t in M.layers[1]([M.layers[0](x)])) - yi) ** 2
+
+    before, after, fallbacks = rerolled(lambda X, y: gradgen.mean(sq, X, y), dict(X=X3, y=Y), M)
+    assert [n.shape for n in after.nodes if n.op is Op.MATMUL] == [("B", 1), ("B", 2)]
+    assert [n.shape for n in after.nodes if n.op is Op.RELU] == [("B", 1)]
+    for w in ("W0", "W1", "b0", "b1"):
+        assert elem_reads(after, w) == []
+    assert fallbacks == []
 
 
 # -- elementwise packs ---------------------------------------------------------------------------
@@ -372,5 +392,5 @@ def test_plain_micrograd_loop_rerolls_over_the_examples():
 
     before, after, fallbacks = rerolled(loss, dict(xs=xs, ys=ys), M)
     assert fallbacks == []
-    assert [n.shape for n in after.nodes if n.op is Op.MATMUL] == [(4, 4), (4, 4), (4,)]
+    assert [n.shape for n in after.nodes if n.op is Op.MATMUL] == [(4, 4), (4, 4), (4, 1)]
     assert elem_reads(after, "xs") == []

@@ -153,8 +153,11 @@ def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
             stack.extend(b.nodes[i].args)
 
 
-SAME_ARG = "{op}: both arguments are x: the two partials add up"
-ELEM_GATHER = "elem: the read elements' gradients, back in place"
+LAYER = ("matmul: d({a} @ {b}.T)/d{a} = g @ {b}", "matmul: d({a} @ {b}.T)/d({b}.T) = {a}.T @ g")
+# x * x (and x - x, x / x): one line for both partials, with x's name
+SAME_ARG = {Op.MUL: "mul: d({a} * {a})/d{a} = 2 * {a}"}
+SAME_ARGS = "{op}: both arguments are {a}: the two partials add up"
+ELEM_GATHER = "elem: the gradients of {x}'s read elements, back in place"
 
 
 def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
@@ -172,35 +175,45 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     e = _Emitter(b)
     adjoint: dict[int, int] = {out: b.const(1.0, adj=out, rule=SEED, step=0)}
     pending: dict[int, list] = {}  # array id -> [(index, adjoint of elem node)]
+    read_at: dict = {}  # array id -> the model line of a read of it (for the gather's line)
+    users: list = []  # fwd.users(), computed when first needed
     step = 0
 
-    def accumulate(a: int, c: int, comment: str, loc) -> None:
-        meta = dict(rule=comment, loc=loc, step=step)
+    def accumulate(a: int, c: int, comment: str, loc, terms=()) -> None:
+        meta = dict(rule=comment, loc=loc, step=step, terms=terms)
         if c < len(fwd.nodes) or b.nodes[c].adj is not None or b.nodes[c].step != step:
             # passed through unchanged (add's rule): give the adjoint its own node
             c = b.add(Op.COPY, (c,), **meta)
         if a in adjoint:
             adjoint[a] = b.add(Op.ADD, (adjoint[a], c), adj=a, **meta)
-            b.set_meta(c, rule=comment)
+            b.set_meta(c, rule=comment, terms=terms)
         else:
-            b.set_meta(c, adj=a, rule=comment)
+            b.set_meta(c, adj=a, rule=comment, terms=terms)
             adjoint[a] = c
 
     for node in reversed(fwd.nodes[: out + 1]):
         if node.id in pending:
             step += 1
-            e.meta = dict(rule=ELEM_GATHER, loc=None, step=step)
+            loc = read_at.pop(node.id)
+            e.meta = dict(rule=ELEM_GATHER, loc=loc, step=step, terms=(node.id, node.id))
             pieces = _merge(e, pending.pop(node.id))
-            accumulate(node.id, e.place(node.id, pieces), ELEM_GATHER, None)
+            accumulate(node.id, e.place(node.id, pieces), ELEM_GATHER, loc, (node.id, node.id))
         g = adjoint.get(node.id)
         if g is None or node.op in (Op.INPUT, Op.CONST, Op.BATCH):
             continue
         if node.op is Op.ELEM:
             pending.setdefault(node.args[0], []).append((node.attr, g))
+            if read_at.get(node.args[0]) is None:  # the gather names the first model line reading it
+                read_at[node.args[0]] = node.loc if node.loc is not None else _first_loc(fwd, node.id, users)
             continue
         r = RULES[node.op]
         step += 1
-        e.meta = dict(rule=r.comments[0], loc=node.loc, step=step)
+        terms, rule_comments = (*node.args, node.id), r.comments
+        if node.op is Op.MATMUL and fwd.nodes[node.args[1]].op is Op.TRANSPOSE:
+            # z = x @ W.T (a layer): the comment names W, not W.T
+            terms = (node.args[0], fwd.nodes[node.args[1]].args[0], node.id)
+            rule_comments = LAYER
+        e.meta = dict(rule=rule_comments[0], loc=node.loc, step=step, terms=terms)
         if not OPS[node.op].elementwise and node.op is not Op.SUM:
             g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
         args = node.args
@@ -209,36 +222,47 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
         for i, (a, c) in enumerate(zip(args, contribs)):
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
-            comment = r.comments[min(i, len(r.comments) - 1)]
-            e.meta = dict(rule=comment, loc=node.loc, step=step)
+            comment = rule_comments[min(i, len(rule_comments) - 1)]
+            e.meta = dict(rule=comment, loc=node.loc, step=step, terms=terms)
             contribs = list(contribs)
             logical = node.shape if OPS[node.op].elementwise else None
             contribs[i] = e.sum_to(c, fwd.nodes[a].shape, logical)
-        comments = r.comments
+        comments = rule_comments
         if len(args) == 2 and args[0] == args[1] and None not in contribs:
             # x * x: both contributions go to x; add them first (one accumulation, 2 * g * x)
-            comments = (SAME_ARG.format(op=node.op.value),)
-            e.meta = dict(rule=comments[0], loc=node.loc, step=step)
+            comments = (SAME_ARG.get(node.op, SAME_ARGS).replace("{op}", node.op.value),)
+            e.meta = dict(rule=comments[0], loc=node.loc, step=step, terms=terms)
             contribs = [e.add(contribs[0], contribs[1]), None]
         for i, c in enumerate(contribs):
-            if c is not None and (len(comments) > 1 or comments is not r.comments):
+            if c is not None and (len(comments) > 1 or comments is not rule_comments):
                 _label_step_nodes(b, c, first, comments[min(i, len(comments) - 1)])
         for i, (a, c) in enumerate(zip(args, contribs)):
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
-            accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc)
+            accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc, terms)
     outputs = [(VALUE, out)]
     for i in fwd.inputs if wrt is None else wrt:
         shape = fwd.nodes[i].shape
         g = adjoint.get(i, b.const(0.0))
         if b.nodes[g].shape != shape:
             n = b.nodes[g]
-            e.meta = dict(rule="bcast: the gradient has its input's shape", loc=None, step=step + 1)
+            e.meta = dict(rule="bcast: the gradient has its input's shape", loc=n.loc, step=step + 1)
             g = e.bcast(g, shape)
             if n.adj == i:
                 b.set_meta(g, adj=i)
         outputs.append((grad_of(fwd.nodes[i].name), g))
     return b.build(fwd.inputs, outputs)
+
+
+def _first_loc(fwd: Graph, i: int, users: list):
+    """The model line of the first user of node `i` that has one (an `elem` read has none of
+    its own: the line using it is where the model read the array), or None."""
+    if not users:
+        users.extend(fwd.users())  # once per graph
+    for u in users[i]:
+        if fwd.nodes[u].loc is not None:
+            return fwd.nodes[u].loc
+    return None
 
 
 def _merge(e: _Emitter, pieces: list) -> list:

@@ -184,6 +184,12 @@ def emit_function(
             text, prec = expr[a]
         return f"({text})" if prec < need else text
 
+    def name_of(i: int) -> str:  # a forward operand in a rule comment: its name, or its expression
+        if line[i] or nodes[i].op is Op.INPUT:
+            return names[i]
+        text = operand(i, ATOM)  # an inlined value: short ones by their expression
+        return None if len(text) > 16 else text if text.isidentifier() or text[0] == "(" else f"({text})"
+
     for n in nodes:
         if n.op is Op.INPUT:
             expr[n.id] = (names[n.id], ATOM)
@@ -218,7 +224,7 @@ def emit_function(
             section = want
         assign = ("+=" if n.op is Op.ADD else "-=") if rebind[n.id] else "="
         stmt = f"    {names[n.id]} {assign} {text}"
-        note = comments.note(n)
+        note = comments.note(n, name_of, nodes)
         if note and len(stmt) + 2 + len(note) <= LINE:
             body.append(f"{stmt}  {note}")
         elif note:

@@ -5,8 +5,8 @@ exponent of `pow`, the value of `const`) and metadata that never changes
 what is computed but tells printers and emitters how to present it:
 
 * `name`: a hint from the user (a `label`, or the variable it was bound to);
-* `origin`: for inputs, where the leaf came from (`Origin`: argument or
-  parameter array, and the index into it) -- the handle re-rolling uses;
+* `origin`: for inputs, where the value came from (`Origin`: argument or
+  parameter array);
 * `loc`: the model-file line that created the node;
 * `adj`: for backward nodes, the forward node whose gradient (or partial
   gradient) this is -- printed as `g_<name>`;
@@ -30,11 +30,10 @@ from gradgen.ir.shapes import infer
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an input leaf came from: an argument (`index == ()`) or an element of a parameter array."""
+    """Where an input came from: an argument of the function or a parameter array of the model."""
 
     kind: str  # "arg" or "param"
     name: str
-    index: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,6 @@ class Node:
     step: int | None = None
     shape: tuple = ()  # see gradgen.ir.shapes; () for a scalar
     terms: tuple[int, ...] = ()  # backward: the forward nodes filling the rule comment's {a} {b} {x} {out}
-
-    @property
-    def is_backward(self) -> bool:
-        return self.rule is not None
 
 
 META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step", "terms")
@@ -229,5 +224,8 @@ def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict
             # the forward value was removed: keep the adjoint's name as a hint
             fwd = graph.nodes[n.adj]
             n = replace(n, name="g_" + (fwd.name or fwd.op.value))
+        if n.terms:  # renumbered; a comment whose terms are gone falls back to letters
+            terms = tuple(new.get(follow(t)) for t in n.terms)
+            n = replace(n, terms=() if None in terms else terms)
         new[n.id] = b.copy_node(n, [resolve(a) for a in n.args], adj)
     return b.build([new[i] for i in graph.inputs], [(r, resolve(i)) for r, i in graph.outputs])

@@ -203,7 +203,7 @@ def _neg(e, a, *, out, g, k):
 
 @op("pow", 1, attr="exponent", evaluate=lambda x, k: x**k, array=lambda x, k: x**k, elementwise=True,
     shape=S.elementwise, spell=everywhere(Format("{0}**{k}", POW, (ATOM,))),
-    comments=("pow: d({x}**{k})/d{x} = {k} * {x}**({k1})",), fresh=True)
+    comments=("pow: d({x}**{k})/d{x} = {k} * {x}**{k1}",), fresh=True)
 def _pow(e, x, *, out, g, k):
     if k == 0:
         return (None,)

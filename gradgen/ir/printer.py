@@ -52,7 +52,7 @@ def format_graph(graph: Graph) -> str:
             text += f" : {show(n.shape)}"
         notes = []
         if n.rule is not None:
-            notes.append(comments.fill(n.rule, n))  # the template, placeholders as letters
+            notes.append(comments.fill(n.rule, n, ref, graph.nodes))
         if n.loc is not None:
             notes.append(f"[{n.loc.short()}]")
         if notes:

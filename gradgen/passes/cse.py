@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import Op
-from gradgen.passes.fold import alias
+from gradgen.passes.fold import alias, remap_terms
 
 _COMMUTATIVE = (Op.ADD, Op.MUL)
 
@@ -24,6 +24,7 @@ def cse(graph: Graph) -> Graph:
     for n in graph.nodes:
         args = [new[a] for a in n.args]
         adj = new.get(n.adj) if n.adj is not None else None
+        n = remap_terms(n, new)
         key = None
         if n.op not in (Op.INPUT, Op.COPY, Op.CONST):
             key_args = tuple(sorted(args)) if n.op in _COMMUTATIVE else tuple(args)

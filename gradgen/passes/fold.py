@@ -39,11 +39,13 @@ Each rule, with the one-line argument for it:
   `c * (k * g)`, which overflows differently, and with |k| < 1
   (`(x * 3) * 0.5` at 1e308) or an inexact k * c (`5e-324 * 0.5`) the
   value itself would change;
-* arrays: `transpose(transpose(x)) -> x` and
+* arrays: `transpose(transpose(x)) -> x`, `x[None].T -> x[:, None]` (x 1-D), and
   `transpose(a @ b) -> b.T @ a.T` (both 2-D), so a weight gradient reads
   `g_z.T @ x` rather than `(x.T @ g_z).T`; the shape never changes (the
   same products, summed by BLAS in its own order: array code is exact only
-  to rounding anyway).
+  to rounding anyway); `a @ c` with a (n, 1) and c (1, m) (the gradient of a
+  one-output layer's input, `g_z2 @ W2`) -> `a * c`: each element is the one
+  product, as BLAS computes it with nothing to sum, and broadcasting is faster.
 
 Not folded, because they are not exact: `x * 0` (nan for inf, -0.0 for
 x < 0), `0 - x -> -x` (0.0 vs -0.0 at x = 0), `x / c -> x * (1/c)`, and any
@@ -57,9 +59,14 @@ the name `g_n`.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from gradgen.ir.graph import Builder, Graph, Node
 from gradgen.ir.ops import OPS, Op, evaluate
+from gradgen.ir.shapes import batched
+
+
+WEIGHT_GRAD = "matmul: d({a} @ {b}.T)/d{b} = g.T @ {a}"
 
 
 def _const(b: Builder, i: int, value: float) -> bool:
@@ -116,12 +123,21 @@ def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
         x = nodes[args[0]]
         if x.op is Op.TRANSPOSE:
             return ("alias", x.args[0])
+        if x.op is Op.EXPAND and x.attr == (0,) and len(nodes[x.args[0]].shape) == 1 and not batched(x.shape):
+            return ("new", Op.EXPAND, [x.args[0]], (1,))  # g[None].T is g[:, None]: a row as a column
         if x.op is Op.MATMUL and all(len(nodes[a].shape) == 2 for a in x.args):
             # (a @ b).T -> b.T @ a.T: the new product takes this node's place (and
             # metadata); DCE drops the old one when nothing else reads it
-            t_b, t_a = _transposed(b, x.args[1], n), _transposed(b, x.args[0], n)
-            rule = "matmul: d(x @ W.T)/dW = g.T @ x" if n.rule else None
-            return ("new", Op.MATMUL, [t_b, t_a], None, rule)
+            if n.rule is None:
+                rule, terms = None, ()
+            elif len(n.terms) == 2 and len(x.terms) == 3:
+                # the weight gradient of z = x @ W.T: terms (x, W, z)
+                rule, terms = WEIGHT_GRAD, (x.terms[0], n.terms[0], x.terms[2])
+            else:
+                rule, terms = "matmul: d(x @ W.T)/dW = g.T @ x", ()
+            meta = dict(loc=n.loc, rule=rule, step=n.step, terms=terms)
+            t_b, t_a = _transposed(b, x.args[1], meta), _transposed(b, x.args[0], meta)
+            return ("new", Op.MATMUL, [t_b, t_a], None, (rule, terms))
         return None
     if OPS[op].evaluate is not None and args and all(nodes[a].op is Op.CONST for a in args):
         try:
@@ -130,6 +146,11 @@ def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
             return None  # kept: it raises at run time, as in the engine
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return ("const", float(value))
+        return None
+    if op is Op.MATMUL:
+        sa, sc = nodes[args[0]].shape, nodes[args[1]].shape
+        if len(sa) == 2 and len(sc) == 2 and sa[1] == 1 and sc[0] == 1:
+            return ("new", Op.MUL, list(args), None)  # an outer product: one product per element
         return None
     if op is Op.MUL:
         a, c = args
@@ -184,11 +205,11 @@ def _exact_scaling(k, c):
     return kc if math.isfinite(kc) else None  # |k| >= 1: finite means exact
 
 
-def _transposed(b: Builder, i: int, like: Node) -> int:
+def _transposed(b: Builder, i: int, meta: dict) -> int:
     n = b.nodes[i]
     if n.op is Op.TRANSPOSE:
         return n.args[0]
-    return b.add(Op.TRANSPOSE, [i], loc=like.loc, rule=like.rule, step=like.step)
+    return b.add(Op.TRANSPOSE, [i], **meta)
 
 
 def anonymous(node: Node) -> bool:
@@ -204,12 +225,19 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
     if n.rule is not None and t.rule is None and t.op is not Op.CONST:
         # a gradient equal to a forward value: name it with a copy rather
         # than turning the forward value into a backward line
-        return b.add(Op.COPY, (target,), name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+        meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
+        return b.add(Op.COPY, (target,), **meta)
+    meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
     if t.op is Op.CONST and anonymous(t):
-        return b.add(Op.CONST, (), t.attr, name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+        return b.add(Op.CONST, (), t.attr, **meta)
     if anonymous(t):
-        b.set_meta(target, name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+        b.set_meta(target, **meta)
     return target
+
+
+def remap_terms(n: Node, new: dict[int, int]) -> Node:
+    """`n` with its comment terms (forward node ids) renumbered as the pass renumbered them."""
+    return replace(n, terms=tuple(new[t] for t in n.terms)) if n.terms else n
 
 
 def fold(graph: Graph) -> Graph:
@@ -219,6 +247,7 @@ def fold(graph: Graph) -> Graph:
     for n in graph.nodes:
         args = [new[a] for a in n.args]
         adj = new.get(n.adj) if n.adj is not None else None
+        n = remap_terms(n, new)
         r = _simplify(b, n, args, zeros)
         if r is None:
             new[n.id] = b.copy_node(n, args, adj)
@@ -226,10 +255,11 @@ def fold(graph: Graph) -> Graph:
             new[n.id] = alias(b, r[1], n, adj)
         elif r[0] == "const":
             plain = n.adj is None and n.name is None
-            meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step)
+            meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
             new[n.id] = b.const(r[1], **meta)
         else:
             _, op, nargs, attr, *rule = r
-            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule[0] if rule else n.rule, step=n.step)
+            rule, terms = rule[0] if rule else (n.rule, n.terms)
+            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, terms=terms)
             new[n.id] = b.add(op, nargs, attr, **meta)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])

@@ -13,7 +13,8 @@ nodes are grouped:
   one elementwise array op (`relu(z0)`, `W0 * W0`);
 * **dot rows**: a sum chain `b[j] + sum_k P[j, k] * v[k]` over one weight
   matrix `P` and one vector `v`, for every row j -> `v @ P.T + b`
-  (a one-row `P` gives a vector `v @ P[0] + b[0]`);
+  (a one-row `P` too: `z2 = h1 @ W2.T + b2` of shape (B, 1), whose one output
+  is read as the column `z2[:, 0]`, or `z2.T[0]` over stacked examples);
 * **reductions**: a sum chain over every element of an array -> `sum`
   (the plain loop's `sum(losses)`, the L2 term `sum(p * p)`).
 
@@ -21,6 +22,8 @@ What cannot be grouped -- a pack that misses indices, a chain that mixes
 arrays -- falls back to correct per-element code (`elem` reads, scalar ops;
 a dot row over part of a matrix becomes `v @ P[j]`), and each fallback is
 recorded with its model line and reason for `gradgen compile --report`.
+The arrays built are named by the rules of `gradgen.passes.layer_names`
+(`z0`, `h0`, ...).
 Element order of sums changes (BLAS, pairwise sums), so re-rolled code
 matches the engine to rounding, not bit for bit.
 """
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from gradgen.ir.graph import Builder, Graph, Loc
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner
+from gradgen.passes import layer_names
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,10 @@ class _Reroll:
     def __init__(self, g: Graph):
         self.g = g
         self.b = Builder(g.name)
-        self.val: dict[int, tuple] = {}  # old id -> ("n", new id) | ("e", array id, index) | ("p", va, vc)
+        self.val: dict[int, tuple] = {}  # old id -> ("n", new id) | ("e", array id, index) | ("p", va, vc, loc)
         self.fallbacks: list[Fallback] = []
         self._elems: dict[tuple, int] = {}
+        self._elem_meta: dict[tuple, tuple] = {}  # (array, index) -> (name, loc) of the value it stands for
         self.hint: dict[int, str] = {}  # array id -> suffix for names ("0" for W0 -> z0, h0)
         users = g.users()
         self.uses = [len(u) for u in users]
@@ -78,10 +83,11 @@ class _Reroll:
             key = (v[1], v[2])
             if key not in self._elems:
                 base = self.b.nodes[v[1]].name
-                name = f"{base}_{'_'.join(map(str, v[2]))}" if v[2] and base else None
-                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name)
+                name = layer_names.element(base, v[2])
+                name, loc = self._elem_meta.get(key, (name, None))
+                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name, loc=loc)
             return self._elems[key]
-        return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])))
+        return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])), loc=v[3])
 
     def _in_order(self, root: int) -> list[int]:
         out: list[int] = []
@@ -116,12 +122,14 @@ class _Reroll:
         if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
             va, vc = vals
             if "e" in (va[0], vc[0]):
-                return ("now", ("p", va, vc))  # a product term: its chain decides
+                return ("now", ("p", va, vc, n.loc))  # a product term: its chain decides
         aligned = self.aligned(vals)
         if aligned is None:
             self.fall(n, f"{n.op} of elements at unrelated indices is computed per element")
             return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
         index, out_inner = aligned
+        if self.lone_element(vals, out_inner):
+            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
         key = ("ew", n.op, repr(n.attr), tuple(v[1] if v[0] == "e" else ("n", v[1]) for v in vals))
         return ("group", key, index, (n, vals, out_inner))
 
@@ -136,6 +144,13 @@ class _Reroll:
                 return None
         return index, out_inner
 
+    def lone_element(self, vals, out_inner) -> bool:
+        """The one element of a one-element axis (`z2[:, 0]` of a one-neuron layer) meets a
+        per-example value: computed on the element, not by giving the other value an axis."""
+        if any(d != 1 for d in out_inner):
+            return False
+        return any(v[0] == "n" and batched(self.shape(v[1])) and len(inner(self.shape(v[1]))) < len(out_inner) for v in vals)
+
     def classify_chain(self, n, vals):
         prods = [v for v in vals if v[0] == "p"]
         rest = [v for v in vals if v[0] != "p"]
@@ -147,6 +162,8 @@ class _Reroll:
         flat = [x for v in vals for x in ((v[1], v[2]) if v[0] == "p" else (v,))]
         if any(v[0] == "e" for v in flat):
             aligned = self.aligned(flat)
+            if aligned is not None and self.lone_element(flat, aligned[1]):
+                return ("now", ("n", self.copy_chain(n.id)))
             if aligned is not None:  # the same sum at every index: an elementwise chain
                 index, out_inner = aligned
                 key = ("ew", Op.ADD, "chain", tuple(self.descr(v) for v in vals))
@@ -192,19 +209,16 @@ class _Reroll:
                 if not ok or len(seen) != n_k:
                     continue
                 m = sp[1 - kax]
-                squeeze = m == 1 and case == "PT"
-                index = pre if squeeze else pre + (j,)
-                out_inner = inner(sv)[:-1] + (() if squeeze else (m,))
-                if squeeze:  # the one row's bias b[0] is a scalar here
-                    rest = [("n", self.node(r)) if r[0] == "e" and r[2][-1:] == (0,) and inner(self.shape(r[1]))[-1:] == (1,) else r for r in rest]
+                index = pre + (j,)
+                out_inner = inner(sv)[:-1] + (m,)
                 for r in rest:
                     if r[0] == "e":
                         k = len(r[2])
                         rs = inner(self.shape(r[1]))
                         if k > len(index) or r[2] != index[len(index) - k :] or rs != out_inner[len(out_inner) - k :]:
                             return None
-                key = ("dot", P, V, case, squeeze, tuple(r[1] if r[0] == "e" else ("n", r[1]) for r in rest))
-                return key, index, (P, V, case, squeeze, j, pre, rest, out_inner)
+                key = ("dot", P, V, case, tuple(r[1] if r[0] == "e" else ("n", r[1]) for r in rest))
+                return key, index, (P, V, case, j, pre, rest, out_inner)
         return None
 
     def dot_row_scalars(self, prods, rest):
@@ -227,18 +241,12 @@ class _Reroll:
         V = self.vector(xs)
         if V is None:
             return None
-        squeeze = sp[0] == 1
-        index, out_inner = ((), ()) if squeeze else ((j,), (sp[0],))
-        fixed = []
-        for r in rest:  # a bias b[j]: aligned with the row, or the one row's b[0]
-            if r[0] == "e" and squeeze and r[2] == (0,) and inner(self.shape(r[1])) == (1,):
-                r = ("n", self.node(r))
-            elif r[0] == "e" and (r[2] != index or inner(self.shape(r[1])) != out_inner):
+        index, out_inner = (j,), (sp[0],)
+        for r in rest:  # a bias b[j], aligned with the row
+            if r[0] == "e" and (r[2] != index or inner(self.shape(r[1])) != out_inner):
                 return None
-            fixed.append(r)
-        rest = fixed
-        key = ("dot", P, V, "PT", squeeze, tuple(self.descr(r) for r in rest))
-        return key, index, (P, V, "PT", squeeze, j, (), rest, out_inner)
+        key = ("dot", P, V, "PT", tuple(self.descr(r) for r in rest))
+        return key, index, (P, V, "PT", j, (), rest, out_inner)
 
     def vector(self, xs: tuple) -> int | None:
         """The nodes `xs` (scalars, or per-example scalars) packed into one vector, once."""
@@ -254,7 +262,7 @@ class _Reroll:
 
     def reduction(self, n, vals) -> int:
         """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
-        vals = self.pack_products(vals)
+        vals = self.pack_products(vals, n.loc)
         by_array: dict[int, set] = {}
         for v in vals:
             if v[0] == "e":
@@ -273,7 +281,7 @@ class _Reroll:
                     done.add(v[1])
                     s = self.shape(v[1])
                     axes = tuple(range(1 if batched(s) else 0, len(s)))
-                    parts.append(self.b.add(Op.SUM, (v[1],), axes) if axes else v[1])
+                    parts.append(self.b.add(Op.SUM, (v[1],), axes, loc=n.loc) if axes else v[1])
                 continue
             partial = partial or v[0] != "n"
             parts.append(self.node(v))
@@ -286,7 +294,7 @@ class _Reroll:
             out = self.b.add(Op.ADD, (out, p), loc=n.loc)
         return self.rename(out, n)
 
-    def pack_products(self, vals):
+    def pack_products(self, vals, loc):
         """Product terms a[i] * c[i] that cover all of a and c -> elements of one array a * c."""
         pairs: dict[tuple, list] = {}
         for v in vals:
@@ -295,7 +303,7 @@ class _Reroll:
         made = {}
         for (a, c), idxs in pairs.items():
             if len(set(idxs)) == len(idxs) and set(idxs) == set(_full(inner(self.shape(a)))):
-                made[(a, c)] = self.b.add(Op.MUL, (a, c))
+                made[(a, c)] = self.b.add(Op.MUL, (a, c), loc=loc)
         if not made:
             return vals
         out = []
@@ -349,32 +357,41 @@ class _Reroll:
             else:
                 out = self.b.add(n.op, args, n.attr, loc=n.loc)
             src = [v[1] for v in vals if v[0] == "e" and v[1] in self.hint]
-            if src and n.op in (Op.RELU, Op.TANH, Op.SIGMOID):
+            if src and layer_names.activation(n.op, self.hint[src[0]]):
                 self.hint[out] = self.hint[src[0]]
-                self.b.set_meta(out, name="h" + self.hint[out])
+                self.b.set_meta(out, name=layer_names.activation(n.op, self.hint[out]))
         else:
-            P, V, case, squeeze, _, _, rest, _ = payload
+            P, V, case, _, _, rest, _ = payload
             if not complete:
-                rows = sorted({m[1][4] for _, m in members})
+                rows = sorted({m[1][3] for _, m in members})
                 self.fall(n, f"dot products with rows {rows} of {self.name(P)} only are computed row by row")
-                for idx, (m, (P, V, case, squeeze, j, pre, rest, _), _) in members:
+                for idx, (m, (P, V, case, j, pre, rest, _), _) in members:
                     self.val[m.id] = ("n", self.row_dot(m, P, V, case, j, pre, rest))
                 return
-            if squeeze:
-                out = self.b.add(Op.MATMUL, (V, self.node(("e", P, (0,)))), loc=n.loc)
-            else:
-                w = self.b.add(Op.TRANSPOSE, (P,)) if case == "PT" else P
-                out = self.b.add(Op.MATMUL, (V, w), loc=n.loc)
+            w = self.b.add(Op.TRANSPOSE, (P,), loc=n.loc) if case == "PT" else P
+            out = self.b.add(Op.MATMUL, (V, w), loc=n.loc)
             for r in rest:
                 out = self.b.add(Op.ADD, (out, self.broadcast_arg(r[1], len(out_inner))), loc=n.loc)
-            pname = self.name(P)
-            if pname[:1] in "Ww" and len(pname) > 1:
-                self.hint[out] = pname[1:]
-                self.b.set_meta(out, name="z" + pname[1:])
+            suffix = layer_names.layer_suffix(self.name(P))
+            if suffix is not None:
+                self.hint[out] = suffix
+                self.b.set_meta(out, name=layer_names.preactivation(suffix))
+            if len(out_inner) == 2 and out_inner[-1] == 1 and not batched(self.shape(out)):
+                # one neuron over stacked examples, z2 of shape (4, 1): its column z2.T[0]
+                # lines up with the examples' other (4,) arrays (the targets)
+                z = out
+                out = self.b.add(Op.ELEM, (self.b.add(Op.TRANSPOSE, (z,), loc=n.loc),), (0,), loc=n.loc)
+                if z in self.hint:
+                    self.hint[out] = self.hint[z]
+                    self.b.set_meta(out, name=layer_names.column(self.b.nodes[z].name))
+                out_inner = out_inner[:1]
+                members = [(idx[:1], m) for idx, m in members]
         for idx, (m, *_) in members:
             self.val[m.id] = ("e", out, idx) if out_inner else ("n", out)
             if not out_inner and m.name is not None:
                 self.b.set_meta(out, name=m.name)
+            elif m.name is not None:  # read as an element later (score = z2[:, 0]): its name
+                self._elem_meta[(out, idx)] = (m.name, m.loc)
 
     def row_dot(self, m, P, V, case, j, pre, rest) -> int:
         if case == "PT":
