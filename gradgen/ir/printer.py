@@ -13,6 +13,7 @@ with their rule and the model line they differentiate.
 
 from __future__ import annotations
 
+from gradgen.backends.base import literal as code_literal
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import show
@@ -20,12 +21,10 @@ from gradgen.names import assign_names, comment_text
 
 
 def literal(value) -> str:
-    """A constant as the printer shows it (and as Python would read it)."""
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
+    """A constant or attribute as the printer shows it: numbers as the emitted code writes them
+    (`gradgen.backends.base.literal`, without `math.`: `inf`, `nan`), other attributes by repr."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return code_literal(value)[0].replace("math.", "")
     return repr(value)
 
 
