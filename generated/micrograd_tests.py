@@ -10,8 +10,6 @@ Gradients come back in argument order.
     more_ops_grad(a, b) -> (value, gradients)
 """
 
-import math
-
 
 def sanity_check(x):
     """Value of sanity_check."""

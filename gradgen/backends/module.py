@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import black
 
 from gradgen import __version__
+from gradgen.backends.numpy import NUMPY
+from gradgen.backends.python import PYTHON
+from gradgen.backends.torch import TORCH
 from gradgen.names import comment_text
 
 BLACK_MODE = black.Mode()
@@ -111,6 +114,14 @@ def function_header(fns) -> Header:
     return Header((f"{GENERATED}{__version__} in-process (gradgen.compile_function) from {what}. Do not edit.",), what)
 
 
+# name -> () -> (source, import keys), every backend's module-level helpers (each defines one function)
+HELPERS = {**PYTHON.helpers, **NUMPY.helpers, **TORCH.helpers}
+
+
+def helper_source(name: str) -> str:
+    return HELPERS[name]()[0]
+
+
 IMPORT_ORDER = ("math", "np", "torch")  # the standard library first, then the rest (isort's groups)
 
 
@@ -150,6 +161,8 @@ def module_source(source, out_dir: str | None, functions, summary: list[str]) ->
     stdlib = [imports[k] for k in IMPORT_ORDER if k in needs and k == "math"]
     other = [imports[k] for k in IMPORT_ORDER if k in needs and k != "math"]
     parts += stdlib + ([""] if stdlib and other else []) + other
+    if not stdlib and not other:
+        parts.pop()  # no imports: the functions follow the docstring
     text = "\n".join(parts) + "\n"
     for h in sorted(helpers):
         text += "\n\n" + helpers[h]

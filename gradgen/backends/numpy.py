@@ -103,11 +103,11 @@ def arg_table(graph, fname: str, names: list[str]) -> tuple[str, str]:
     return f"_{fname}_args", f"_spec({fname!r}, {spec!r}" + (f", {data!r})" if data else ")")
 
 
-def check_lines(graph, fname: str, names: list[str]) -> tuple[list[str], list[str]]:
+def check_lines(graph, fname: str, names: list[str], helper: str = "_args") -> tuple[list[str], list[str]]:
     """(the table line, the body's check line and `B = X.shape[0]` where the body uses B)."""
     table, call = arg_table(graph, fname, names)
     lhs = ", ".join(names) if len(names) != 1 else f"({names[0]},)"
-    body = [f"    {lhs} = _args({table}, {', '.join(names)})"]
+    body = [f"    {lhs} = {helper}({table}, {', '.join(names)})"]
     if any(n.op is Op.BATCH or n.op in (Op.BCAST, Op.PACK) and batched(n.shape) for n in graph.nodes):
         first = next(nm for nm, i in zip(names, graph.inputs) if batched(graph.nodes[i].shape))
         body.append(f"    B = {first}.shape[0]")
@@ -176,7 +176,7 @@ class NumpyBackend(PythonBackend):
         if not any(graph.nodes[i].shape for i in graph.inputs):
             return [], [], set()
         tables, body = check_lines(graph, fname, names)
-        return tables, body, {"_args"}
+        return tables, body, {"_spec", "_args", "_convert_args"}
 
     def doc_grad(self, base, grads):
         return f"Value of {base} and its gradient with respect to {', '.join(grads)}."
@@ -191,61 +191,68 @@ PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
     return out
 '''
 
-CHECK_ARGS_HELPER = '''def _spec(fname, args, data=""):
-    """An argument table: "W0:16,2 X:B,2 k:" -> the names, their shapes, the data arrays, ..."""
+SPEC_HELPER = '''def _spec(fname, args, data=""):
+    """An argument table: "W0:16,2 X:B,2 k:" (names: shapes), "X" (the data arrays)."""
     names, dims = zip(*(a.split(":") for a in args.split()))
-    shapes = tuple(tuple(d if d == "B" else int(d) for d in s.split(",") if d) for s in dims)
+    shapes = [tuple(d if d == "B" else int(d) for d in s.split(",") if d) for s in dims]
     first = next((i for i, s in enumerate(shapes) if s[:1] == ("B",)), None)
     return fname, names, shapes, data.split(), first, all(shapes), {}
+'''
 
-
-def _args(spec, *args):
-    """The arguments as float64 arrays of their compiled shapes (B from the data) and floats."""
+ARGS_HELPER = '''def _args(spec, *args):
+    """The arguments as float64 arrays of their shapes (B from the data) and floats."""
     fname, names, shapes, data, first, fast, known = spec
     try:
         B = None if first is None else args[first].shape[0]
-        if B not in known:
-            known[B] = [tuple(B if d == "B" else d for d in s) for s in shapes]
-        if fast and B != 0 and [x.shape for x in args] == known[B]:
-            if all([x.dtype == np.float64 for x in args]):
+        want = known.get(B)
+        if want is None:  # the shapes for this B, and the dtypes: compared as two lists
+            want = [tuple(B if d == "B" else d for d in s) for s in shapes]
+            want = known[B] = want, [np.dtype(np.float64)] * len(shapes)
+        if fast and B != 0 and [x.shape for x in args] == want[0]:
+            if [x.dtype for x in args] == want[1]:
                 return args
     except (AttributeError, IndexError, TypeError, ValueError):
         pass  # a list, a tensor, a float, ...
     return _convert_args(spec, args)
+'''
 
-
-def _convert_args(spec, args):
-    """`_args` for the rest: float32, int, ... arrays converted, or a ValueError naming the first bad argument."""
+CONVERT_HELPER = '''def _convert_args(spec, args):
+    """`_args` for the rest: float32, int, ... converted to float64, or a ValueError."""
     fname, names, shapes, data = spec[:4]
-    out, batch = [], None  # batch: (B, the argument it was read from)
+    out, rows = [], None  # rows: (B, the argument it was read from)
     for name, x, shape in zip(names, args, shapes):
+        show, err = str(shape).replace("'", ""), None  # (B, 2)
+        want = f"must be a float64 NumPy array of shape {show}, got"
         if shape == ():
             a = np.asarray(x)
             if a.dtype.kind not in "fiu" or a.ndim:
-                what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
-                raise ValueError(f"{fname}: {name} must be a number (a float), got {what}")
-            out.append(float(x))
-            continue
-        show = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"  # (B, 2)
-        bad = f"{fname}: {name} must be a float64 NumPy array of shape {show}, got"
-        if not isinstance(x, np.ndarray):
-            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
-            raise ValueError(f"{bad} {what} (convert it with np.asarray)")
-        if x.dtype.kind not in "fiu":
-            raise ValueError(f"{bad} an array of dtype {x.dtype}")
-        if shape[0] == "B":
-            if not x.shape:
-                raise ValueError(f"{bad} a 0-d array")
-            batch = batch or (x.shape[0], name)
+                got = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
+                err = f"must be a number (a float), got {got}"
+        elif not isinstance(x, np.ndarray):
+            got = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+            err = f"{want} {got} (convert it with np.asarray)"
+        elif x.dtype.kind not in "fiu":
+            err = f"{want} an array of dtype {x.dtype}"
+        elif shape[0] == "B" and not x.shape:
+            err = f"{want} a 0-d array"
+        elif shape[0] == "B":
+            rows = rows or (x.shape[0], name)
             if x.shape[0] == 0:
-                raise ValueError(f"{fname}: {name} has no rows: a batch needs at least one example")
-            if x.shape != (batch[0],) + shape[1:]:
-                rows = f"{fname} takes {show} with B = {batch[0]} (the rows of {batch[1]})"
-                raise ValueError(f"{fname}: {name} has shape {x.shape}, but {rows}: every batched array has one row per example")
+                err = "has no rows: a batch needs at least one example"
+            elif x.shape != (rows[0],) + shape[1:]:
+                err = (
+                    f"has shape {x.shape}, but {fname} takes {show} with B = {rows[0]}"
+                    f" (the rows of {rows[1]}): every batched array has one row"
+                    " per example"
+                )
         elif x.shape != shape:
-            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
-            raise ValueError(f"{fname}: {name} has shape {x.shape}, but {fname} was compiled for {show}" + fixed * (name in data))
-        out.append(np.asarray(x, dtype=np.float64))  # float32, int, ...: computed in float64
+            err = f"has shape {x.shape}, but {fname} was compiled for {show}" + (
+                " (the batch size is fixed by the traced example: use gradgen.mean"
+                " for any batch size)" * (name in data)
+            )
+        if err:
+            raise ValueError(f"{fname}: {name} {err}")
+        out.append(float(x) if shape == () else np.asarray(x, dtype=np.float64))
     return tuple(out)
 '''
 
@@ -259,6 +266,8 @@ NumpyBackend.helpers = {
     **PythonBackend.helpers,
     "_np_sigmoid": _np_sigmoid_source,
     "_pack": lambda: (PACK_HELPER, ("np",)),
-    "_args": lambda: (CHECK_ARGS_HELPER, ("np",)),
+    "_spec": lambda: (SPEC_HELPER, ()),
+    "_args": lambda: (ARGS_HELPER, ()),
+    "_convert_args": lambda: (CONVERT_HELPER, ("np",)),
 }
 NUMPY = NumpyBackend()

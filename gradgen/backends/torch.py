@@ -21,7 +21,7 @@ computed from an argument is a tensor; values computed from constants and `B` al
 from __future__ import annotations
 
 from gradgen.backends.base import ATOM, MUL, Backend, Format, as_tuple, literal
-from gradgen.backends.numpy import CHECK_ARGS_HELPER, NUMPY, _axes, _index, check_lines, in_order, is_array_graph
+from gradgen.backends.numpy import ARGS_HELPER as NP_ARGS, NUMPY, SPEC_HELPER, _axes, _index, check_lines, in_order, is_array_graph
 from gradgen.backends.numpy import FRESH, pack_layout
 from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON
 from gradgen.ir.ops import Op
@@ -55,7 +55,7 @@ class TorchBackend(Backend):
     name = "torch"
     imports = {"torch": "import torch"}
     always = frozenset({"torch"})
-    module_names = frozenset({"torch", "_torch_pack", "_spec", "_args", "_convert_args"})
+    module_names = frozenset({"torch", "_torch_pack", "_spec", "_tensors", "_convert_tensors"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH  # tensors are updated in place only when fresh: never an argument, never a view
     formats = FORMATS
@@ -130,8 +130,8 @@ class TorchBackend(Backend):
     def prologue(self, graph, fname, names):
         if not graph.inputs:
             return [], [], set()
-        tables, body = check_lines(graph, fname, names)
-        return tables, body, {"_args"}
+        tables, body = check_lines(graph, fname, names, "_tensors")
+        return tables, body, {"_spec", "_tensors", "_convert_tensors"}
 
     def result(self, i, text, sched):
         if self._flags(sched)[i]:
@@ -151,16 +151,16 @@ PACK_HELPER = '''def _torch_pack(device, shape, batched, indices, *pieces):
     return out
 '''
 
-_SPEC_AND_ARGS = CHECK_ARGS_HELPER.split("\n\n\ndef _convert_args")[0]
-ARGS_HELPER = (
-    _SPEC_AND_ARGS.replace("x.dtype == np.float64", "x.dtype == torch.float64")
+TENSORS_HELPER = (
+    NP_ARGS.replace("def _args(", "def _tensors(")
+    .replace("[np.dtype(np.float64)]", "[torch.float64]")
     .replace("if fast and B != 0", "if B != 0")  # 0-d tensors take the fast path too
-    .replace("as float64 arrays of their compiled shapes (B from the data) and floats", "as float64 tensors of their compiled shapes (B from the data)")
-    + '''
+    .replace("as float64 arrays of their shapes (B from the data) and floats", "as float64 tensors of their shapes")
+    .replace("_convert_args(spec, args)", "_convert_tensors(spec, args)")
+)
 
-
-def _convert_args(spec, args):
-    """`_args` for the rest: numbers, float32, int, ... tensors converted, or a ValueError naming the first bad argument."""
+CONVERT_HELPER = '''def _convert_tensors(spec, args):
+    """`_tensors` for the rest: numbers, float32, int, ... tensors converted, or a ValueError naming the first bad argument."""
     fname, names, shapes, data = spec[:4]
     out, batch = [], None  # batch: (B, the argument it was read from)
     for name, x, shape in zip(names, args, shapes):
@@ -192,10 +192,11 @@ def _convert_args(spec, args):
         out.append(x.to(torch.float64))  # float32, int, ...: computed in float64
     return tuple(out)
 '''
-)
 
 TorchBackend.helpers = {
     "_torch_pack": lambda: (PACK_HELPER, ("torch",)),
-    "_args": lambda: (ARGS_HELPER, ("torch",)),
+    "_spec": lambda: (SPEC_HELPER, ()),
+    "_tensors": lambda: (TENSORS_HELPER, ("torch",)),
+    "_convert_tensors": lambda: (CONVERT_HELPER, ("torch",)),
 }
 TORCH = TorchBackend()

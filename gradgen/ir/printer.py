@@ -13,7 +13,6 @@ with their rule and the model line they differentiate.
 
 from __future__ import annotations
 
-from gradgen.backends.base import literal as code_literal
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.shapes import show
@@ -24,6 +23,8 @@ def literal(value) -> str:
     """A constant or attribute as the printer shows it: numbers as the emitted code writes them
     (`gradgen.backends.base.literal`, without `math.`: `inf`, `nan`), other attributes by repr."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        from gradgen.backends.base import literal as code_literal  # here: gradgen.backends imports gradgen.ir
+
         return code_literal(value)[0].replace("math.", "")
     return repr(value)
 
