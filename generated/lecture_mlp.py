@@ -91,7 +91,8 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
     W2_0 = W2[0]
     z2 = h1 @ W2_0 + b2_0
     h2 = np.tanh(z2)
-    out = ((h2 - ys) ** 2).sum()
+    sub = h2 - ys
+    out = (sub**2).sum()
     return out
 
 

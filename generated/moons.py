@@ -88,16 +88,18 @@ def loss(W0, b0, W1, b1, W2, b2, X, y):
     add = np.vdot(W0, W0) + np.vdot(b0, b0)
     add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
     add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
-    z0 = X @ W0.T + b0
     reg_loss = 0.0001 * add_2
+    z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     b2_0 = b2[0]
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
-    sum_ = np.maximum(1.0 + -y * score, 0.0).sum()
-    data_loss = sum_ * (1.0 / B)
+    neg = -y
+    relu = np.maximum(1.0 + neg * score, 0.0)
+    div = 1.0 / B
+    data_loss = relu.sum() * div
     out = data_loss + reg_loss
     return out
 
@@ -112,20 +114,20 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     W0, b0, W1, b1, W2, b2, X, y = _args(_loss_grad_args, W0, b0, W1, b1, W2, b2, X, y)
     B = X.shape[0]
     # forward
-    neg = -y
-    div = 1.0 / B
     add = np.vdot(W0, W0) + np.vdot(b0, b0)
     add_1 = add + np.vdot(W1, W1) + np.vdot(b1, b1)
     add_2 = add_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
-    z0 = X @ W0.T + b0
     reg_loss = 0.0001 * add_2
+    z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     b2_0 = b2[0]
     W2_0 = W2[0]
     score = h1 @ W2_0 + b2_0
+    neg = -y
     relu = np.maximum(1.0 + neg * score, 0.0)
+    div = 1.0 / B
     data_loss = relu.sum() * div
     out = data_loss + reg_loss
     # backward

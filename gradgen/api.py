@@ -21,6 +21,7 @@ from gradgen.autodiff.reverse import grad
 from gradgen import progress
 from gradgen.backends import DEFAULT, NAMES, backend_for, module_level_names
 from gradgen.backends.base import emit_function
+from gradgen.backends.schedule import forward_part, schedule
 from gradgen.backends.module import Header, file_header, function_header, module_source
 from gradgen.errors import GradgenError
 from gradgen.export import example_of, params_of
@@ -157,8 +158,12 @@ def build_source(
             functions.append(f)
             summary.append(f"{ir.name}({', '.join(f.signature)}) -> array of shape (B,)")
             continue
-        f = _emit(ir.forward_opt, ir.name, "value", f"Value of {ir.name}.", ir.defaults, backend)
-        g = _emit(ir.grad_opt, ir.name + "_grad", "grad", None, ir.defaults, backend)
+        # f_grad is scheduled first; f is the forward part of that schedule (the same lines and names)
+        b = backend_for(backend, ir.grad_opt)
+        sched = schedule(ir.grad_opt, b, reserved={ir.name, ir.name + "_grad"}, like=b.layout_like(ir.grad_opt))
+        g = emit_function(ir.grad_opt, ir.name + "_grad", "grad", None, b, ir.defaults, sched)
+        part = forward_part(sched)
+        f = emit_function(part.graph, ir.name, "value", f"Value of {ir.name}.", b, ir.defaults, part)
         sig = ", ".join(f.signature)
         functions += [f, g]
         summary.append(f"{ir.name}({sig}) -> value")

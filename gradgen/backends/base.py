@@ -204,6 +204,26 @@ class Backend:
         return f.template.format(*ops, k=n.attr), f.prec
 
 
+def in_source_order(statements: list, refs: list) -> list:
+    """The forward statements with each one that reads no other statement (`neg = -y`,
+    `inv_B = 1.0 / B`) moved down to just before the first statement that reads it, as a
+    person writes it: the scheduler's order otherwise (ids, the order the model computes)."""
+    first: dict[int, int] = {}
+    for i, _ in statements:
+        for r in refs[i]:
+            first.setdefault(r, i)
+    leaf = {i for i, _ in statements if not refs[i] and i in first}
+    out: list = []
+    waiting: dict[int, list] = {}
+    for i, lines in statements:
+        if i in leaf:
+            waiting.setdefault(first[i], []).append((i, lines))
+            continue
+        out += waiting.pop(i, [])
+        out.append((i, lines))
+    return out + [s for w in waiting.values() for s in w]
+
+
 def emit_function(
     graph: Graph,
     fname: str,
@@ -243,25 +263,34 @@ def emit_function(
         text = ref(i)
         return text if len(text) <= SHORT or sched.named(i) else nodes[i].op.value
 
+    refs: list[frozenset] = [frozenset()] * len(nodes)  # the statements a node's expression reads
+    forward: list[tuple[int, list[str]]] = []
     for n in nodes:
         if n.op is Op.INPUT:
             expr[n.id] = (names[n.id], ATOM)
             continue
         expr[n.id] = text, _ = backend.expression(n, operand, sched, helpers, needs)
+        refs[n.id] = frozenset().union(*({a} if sched.line[a] else refs[a] for a in n.args))
         if not sched.line[n.id]:
             continue
-        want = "backward" if n.rule is not None else "forward"
-        if returns == "grad" and want != section:
-            body.append(f"    # {want}")
-            section = want
         stmt = "    " + (backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text))
         note = comments.note(n, name_of)
         if note and len(stmt) + 2 + len(note) <= LINE:
-            body.append(f"{stmt}  {note}")
+            lines = [f"{stmt}  {note}"]
         elif note:
-            body.extend([f"    {note}", stmt])
+            lines = [f"    {note}", stmt]
         else:
-            body.append(stmt)
+            lines = [stmt]
+        if n.rule is None:
+            forward.append((n.id, lines))
+            continue
+        if returns == "grad" and section != "backward":
+            body += ["    # forward"] * bool(forward) + [ln for _, ls in in_source_order(forward, refs) for ln in ls]
+            body.append("    # backward")
+            section, forward = "backward", []
+        body += lines
+    if forward:
+        body += (["    # forward"] if returns == "grad" else []) + [ln for _, ls in in_source_order(forward, refs) for ln in ls]
 
     value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]

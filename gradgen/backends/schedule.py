@@ -18,9 +18,9 @@ The same for every backend; a backend only supplies the facts it is parameterise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gradgen.ir.graph import Graph
+from gradgen.ir.graph import VALUE, Graph
 from gradgen.ir.ops import Op
 from gradgen.names import assign_names, sanitize
 
@@ -104,3 +104,33 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
         if rebind[n.id]:
             names[n.id] = names[n.args[0]]
     return Schedule(graph, line, rebind, names, uses)
+
+
+def forward_part(sched: Schedule) -> Schedule:
+    """The schedule of the value alone, cut from a gradient function's schedule: the nodes the
+    value needs (and every input), with the same lines and names, so `f` and `f_grad` write
+    the forward alike (minus what only the backward needs)."""
+    g = sched.graph
+    value = g.output(VALUE)
+    need = [False] * len(g.nodes)
+    need[value] = True
+    for n in reversed(g.nodes):
+        if need[n.id]:
+            for a in n.args:
+                need[a] = True
+    for i in g.inputs:
+        need[i] = True
+    new: dict[int, int] = {}
+    nodes = []
+    for n in g.nodes:
+        if need[n.id]:
+            new[n.id] = len(nodes)
+            terms = tuple(new[t] for t in n.terms) if all(t in new for t in n.terms) else ()
+            adj = new.get(n.adj) if n.adj is not None else None
+            nodes.append(replace(n, id=len(nodes), args=tuple(new[a] for a in n.args), adj=adj, terms=terms))
+    graph = Graph(g.name, tuple(nodes), tuple(new[i] for i in g.inputs), ((VALUE, new[value]),))
+
+    def keep(xs):
+        return [x for x, k in zip(xs, need) if k]
+
+    return Schedule(graph, keep(sched.line), keep(sched.rebind), keep(sched.names), keep(sched.uses))
