@@ -250,7 +250,7 @@ def emit_function(
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
     body: list[str] = []
-    section = None
+    section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
         text, prec = (names[a], ATOM) if sched.named(a) else expr[a]
@@ -262,6 +262,9 @@ def emit_function(
     def name_of(i: int) -> str:  # a forward value in a rule comment
         text = ref(i)
         return text if len(text) <= SHORT or sched.named(i) else nodes[i].op.value
+
+    def flush(statements) -> list[str]:
+        return [ln for _, lines in in_source_order(statements, refs) for ln in lines]
 
     refs: list[frozenset] = [frozenset()] * len(nodes)  # the statements a node's expression reads
     forward: list[tuple[int, list[str]]] = []
@@ -281,16 +284,18 @@ def emit_function(
             lines = [f"    {note}", stmt]
         else:
             lines = [stmt]
-        if n.rule is None:
+        want = "backward" if n.rule is not None else "forward"
+        if section is None and want == "forward":  # the forward code, reordered at its end
             forward.append((n.id, lines))
             continue
-        if returns == "grad" and section != "backward":
-            body += ["    # forward"] * bool(forward) + [ln for _, ls in in_source_order(forward, refs) for ln in ls]
-            body.append("    # backward")
-            section, forward = "backward", []
+        if section is None:
+            body += (["    # forward"] if forward and returns == "grad" else []) + flush(forward)
+        if returns == "grad" and want != section:
+            body.append(f"    # {want}")
+        section = want
         body += lines
-    if forward:
-        body += (["    # forward"] if returns == "grad" else []) + [ln for _, ls in in_source_order(forward, refs) for ln in ls]
+    if section is None:
+        body += (["    # forward"] if returns == "grad" else []) + flush(forward)
 
     value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]
