@@ -230,7 +230,18 @@ def test_torch_module_is_deterministic_and_names_its_backend(tmp_path):
         out = tmp_path / seed / "out"  # the same depth and name: the same header
         env = {**os.environ, "PYTHONHASHSEED": seed}
         r = subprocess.run(
-            [sys.executable, "-m", "gradgen", "compile", "examples/moons.py", "-o", str(out), "--backend", "torch", "-q"],
+            [
+                sys.executable,
+                "-m",
+                "gradgen",
+                "compile",
+                "examples/moons.py",
+                "-o",
+                str(out),
+                "--backend",
+                "torch",
+                "-q",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -251,21 +262,29 @@ def test_torch_arguments_are_checked(compiled):
     ps, X, y = moons_point(3)
     ts = [torch.tensor(v) for v in ps.values()]
     Xt, yt = torch.tensor(X), torch.tensor(y)
-    with pytest.raises(ValueError, match=r"^loss_grad: X must be a float64 torch tensor of shape \(B, 2\), got numpy.ndarray"):
+    with pytest.raises(
+        ValueError, match=r"^loss_grad: X must be a float64 torch tensor of shape \(B, 2\), got numpy.ndarray"
+    ):
         mod.loss_grad(*ts, X, yt)
-    with pytest.raises(ValueError, match=r"^loss_grad: W0 has shape \(2, 16\), but loss_grad was compiled for \(16, 2\)$"):
+    with pytest.raises(
+        ValueError, match=r"^loss_grad: W0 has shape \(2, 16\), but loss_grad was compiled for \(16, 2\)$"
+    ):
         mod.loss_grad(ts[0].T, *ts[1:], Xt, yt)
     with pytest.raises(ValueError, match=r"^loss: y has shape \(2,\), but loss takes \(B,\) with B = 3"):
         mod.loss(*ts, Xt, yt[:2])
     with pytest.raises(ValueError, match=r"^loss: X has no rows"):
         mod.loss(*ts, Xt[:0], yt[:0])
-    with pytest.raises(ValueError, match=r"^loss: y must be a float64 torch tensor of shape \(B,\), got a tensor of dtype torch.bool"):
+    with pytest.raises(
+        ValueError, match=r"^loss: y must be a float64 torch tensor of shape \(B,\), got a tensor of dtype torch.bool"
+    ):
         mod.loss(*ts, Xt, yt > 0)
     # float32 and int tensors are computed in float64
     want = mod.loss(*ts, Xt, yt)
     got = mod.loss(*[t.float() for t in ts], Xt.float(), yt.to(torch.int64))
     assert got.dtype == torch.float64
-    assert got.item() == pytest.approx(mod.loss(*[t.float().double() for t in ts], Xt.float().double(), yt).item(), rel=1e-15)
+    assert got.item() == pytest.approx(
+        mod.loss(*[t.float().double() for t in ts], Xt.float().double(), yt).item(), rel=1e-15
+    )
     assert want.item() == pytest.approx(got.item(), rel=1e-5)
 
 

@@ -276,7 +276,9 @@ def emit_function(
         refs[n.id] = frozenset().union(*({a} if sched.line[a] else refs[a] for a in n.args))
         if not sched.line[n.id]:
             continue
-        stmt = "    " + (backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text))
+        stmt = "    " + (
+            backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text)
+        )
         note = comments.note(n, name_of)
         if note and len(stmt) + 2 + len(note) <= LINE:
             lines = [f"{stmt}  {note}"]

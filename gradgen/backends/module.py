@@ -94,7 +94,8 @@ def file_header(model_path: str, out_dir: str | None, backend: str = "numpy") ->
     return Header(
         (
             f"{GENERATED}{__version__} from {src}. Do not edit.",
-            f"# Regenerate with: gradgen compile {src} -o {out_name}" + ("" if backend == "numpy" else f" --backend {backend}"),
+            f"# Regenerate with: gradgen compile {src} -o {out_name}"
+            + ("" if backend == "numpy" else f" --backend {backend}"),
         ),
         src,
     )

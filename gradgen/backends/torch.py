@@ -1,4 +1,4 @@
-'''The torch backend: IR graphs -> float64 torch code, tensors in and out.
+"""The torch backend: IR graphs -> float64 torch code, tensors in and out.
 
 `gradgen compile --backend torch` (or `compile_function(..., backend="torch")`)
 writes the same function as the NumPy backend, line for line (the same schedule,
@@ -16,12 +16,21 @@ number (made a 0-d float64 tensor).  So functions of floats (the lecture's neuro
 compile too: they compute on 0-d tensors, and return 0-d tensors.  Every value
 computed from an argument is a tensor; values computed from constants and `B` alone
 (`1.0 / B`) stay Python floats, and a float that is returned becomes a tensor.
-'''
+"""
 
 from __future__ import annotations
 
 from gradgen.backends.base import ATOM, MUL, Backend, Format, as_tuple, literal
-from gradgen.backends.numpy import ARGS_HELPER as NP_ARGS, NUMPY, SPEC_HELPER, _axes, _index, check_lines, in_order, is_array_graph
+from gradgen.backends.numpy import (
+    ARGS_HELPER as NP_ARGS,
+    NUMPY,
+    SPEC_HELPER,
+    _axes,
+    _index,
+    check_lines,
+    in_order,
+    is_array_graph,
+)
 from gradgen.backends.numpy import FRESH, pack_layout
 from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON
 from gradgen.ir.ops import Op
