@@ -123,10 +123,10 @@ class Backend:
 
     def spelling(self, op: Op):
         """How this backend writes the elementwise op `op`: the registry's entry, else the own table."""
-        spell = getattr(OPS[op], "spell", None)
-        if spell and self.name in spell:
+        spell = getattr(OPS[op], "spell", None) or {}
+        if spell.get(self.name) is not None:
             return spell[self.name]
-        return self.formats[op]
+        return self.formats[op]  # KeyError: not an elementwise op of this backend
 
     def estimate(self, op: Op) -> int:
         """Length of `op`'s spelling without operands, for the scheduler's inlining estimate."""
@@ -137,6 +137,12 @@ class Backend:
 
     def literal(self, value) -> tuple[str, int]:
         return literal(value)
+
+    def spelling_needs(self, op: Op, f) -> set[str]:
+        """The import keys a spelling uses: `needs_of[op]`, and each key its template calls
+        (`math.sin({0})` -> math): read from the declared spelling, never from the output."""
+        out = {k for k in self.imports if f"{k}." in f.template}
+        return out | ({self.needs_of[op]} if op in self.needs_of else set())
 
     def literal_needs(self, text: str) -> set[str]:
         return {"math"} if "math." in text else set()
@@ -192,8 +198,7 @@ class Backend:
         f = self.spelling(n.op)
         if getattr(f, "helper", None):
             helpers.add(f.helper)
-        if n.op in self.needs_of:
-            needs.add(self.needs_of[n.op])
+        needs |= self.spelling_needs(n.op, f)
         if n.op is Op.POW:
             base = operand(n.args[0], ATOM)
             k, _ = self.literal(n.attr)

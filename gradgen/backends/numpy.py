@@ -55,6 +55,7 @@ FRESH = frozenset(
 )
 
 # ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a scalar
+# (every op the two backends spell differently: set below, from their spellings)
 SCALAR_SPELLED = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.STEP})
 
 
@@ -271,3 +272,18 @@ NumpyBackend.helpers = {
     "_convert_args": lambda: (CONVERT_HELPER, ("np",)),
 }
 NUMPY = NumpyBackend()
+
+
+def _spelled_differently() -> frozenset:
+    out = set()
+    for op in Op:
+        try:
+            p, n = PYTHON.spelling(op), NUMPY.spelling(op)
+        except KeyError:
+            continue
+        if p is not None and n is not None and p != n:
+            out.add(op)
+    return frozenset(out)
+
+
+SCALAR_SPELLED = _spelled_differently()
