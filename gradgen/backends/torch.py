@@ -169,36 +169,41 @@ TENSORS_HELPER = (
 )
 
 CONVERT_HELPER = '''def _convert_tensors(spec, args):
-    """`_tensors` for the rest: numbers, float32, int, ... tensors converted, or a ValueError naming the first bad argument."""
+    """`_tensors` for the rest: numbers, float32, int, ... made float64, or a ValueError."""
     fname, names, shapes, data = spec[:4]
-    out, batch = [], None  # batch: (B, the argument it was read from)
+    out, rows = [], None  # rows: (B, the argument it was read from)
     for name, x, shape in zip(names, args, shapes):
+        show, err = str(shape).replace("'", ""), None  # (B, 2)
+        want = f"must be a float64 torch tensor of shape {show}, got"
         if shape == () and not isinstance(x, torch.Tensor):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise ValueError(f"{fname}: {name} must be a number (a float), got {type(x).__name__}")
-            out.append(torch.tensor(float(x), dtype=torch.float64))
-            continue
-        show = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"  # (B, 2)
-        bad = f"{fname}: {name} must be a float64 torch tensor of shape {show}, got"
-        if not isinstance(x, torch.Tensor):
-            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
-            raise ValueError(f"{bad} {what} (convert it with torch.as_tensor)")
-        if x.dtype == torch.bool or x.is_complex():
-            raise ValueError(f"{bad} a tensor of dtype {x.dtype}")
-        got = tuple(x.shape)
-        if shape[:1] == ("B",):
-            if not got:
-                raise ValueError(f"{bad} a 0-d tensor")
-            batch = batch or (got[0], name)
-            if got[0] == 0:
-                raise ValueError(f"{fname}: {name} has no rows: a batch needs at least one example")
-            if got != (batch[0],) + shape[1:]:
-                rows = f"{fname} takes {show} with B = {batch[0]} (the rows of {batch[1]})"
-                raise ValueError(f"{fname}: {name} has shape {got}, but {rows}: every batched array has one row per example")
-        elif got != shape:
-            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
-            raise ValueError(f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}" + fixed * (name in data))
-        out.append(x.to(torch.float64))  # float32, int, ...: computed in float64
+                err = f"must be a number (a float), got {type(x).__name__}"
+            x = torch.tensor(float(x) if err is None else 0.0, dtype=torch.float64)
+        elif not isinstance(x, torch.Tensor):
+            got = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+            err = f"{want} {got} (convert it with torch.as_tensor)"
+        elif x.dtype == torch.bool or x.is_complex():
+            err = f"{want} a tensor of dtype {x.dtype}"
+        elif shape[0] == "B" and not x.dim():
+            err = f"{want} a 0-d tensor"
+        elif shape[0] == "B":
+            rows = rows or (x.shape[0], name)
+            if x.shape[0] == 0:
+                err = "has no rows: a batch needs at least one example"
+            elif tuple(x.shape) != (rows[0],) + shape[1:]:
+                err = (
+                    f"has shape {tuple(x.shape)}, but {fname} takes {show}"
+                    f" with B = {rows[0]} (the rows of {rows[1]}): every batched"
+                    " array has one row per example"
+                )
+        elif tuple(x.shape) != shape:
+            err = f"has shape {tuple(x.shape)}, but {fname} was compiled for {show}" + (
+                " (the batch size is fixed by the traced example: use gradgen.mean"
+                " for any batch size)" * (name in data)
+            )
+        if err:
+            raise ValueError(f"{fname}: {name} {err}")
+        out.append(x.to(torch.float64))
     return tuple(out)
 '''
 
