@@ -34,10 +34,10 @@ import itertools
 from gradgen import mathfn
 from gradgen.backends.base import ATOM, MUL, Format, as_tuple, is_array_graph  # noqa: F401 (is_array_graph: api)
 from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON, PythonBackend
-from gradgen.ir.ops import Op
+from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, show
 
-FORMATS = {
+_OWN = {  # until the op registry spells them; read only through spelling()
     **SCALAR_FORMATS,
     Op.EXP: Format("np.exp({0})", ATOM, (0,)),
     Op.LOG: Format("np.log({0})", ATOM, (0,)),
@@ -48,8 +48,7 @@ FORMATS = {
     Op.MATMUL: Format("{0} @ {1}", MUL, (MUL, MUL + 1)),
     Op.TRANSPOSE: Format("{0}.T", ATOM, (ATOM,)),
 }
-HELPERS = {Op.SIGMOID: "_np_sigmoid"}
-FRESH = frozenset(
+_FRESH = frozenset(
     {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.MATMUL}
     | {Op.SUM, Op.PACK, Op.BCAST}
 )
@@ -115,6 +114,18 @@ def check_lines(graph, fname: str, names: list[str], helper: str = "_args") -> t
     return [f"{table} = {call}"], body
 
 
+# results that may be updated in place: the registry's `fresh` facts once it has them
+FRESH = frozenset(op for op in Op if OPS[op].fresh) if hasattr(OPS[Op.ADD], "fresh") else _FRESH
+
+
+def spelling(op: Op) -> Format | None:
+    """How this backend writes `op` (the op registry's "numpy" spelling when it has one), or None."""
+    try:
+        return NUMPY.spelling(op)
+    except KeyError:
+        return None
+
+
 class NumpyBackend(PythonBackend):
     name = "numpy"
     imports = {"math": "import math", "np": "import numpy as np"}
@@ -122,7 +133,7 @@ class NumpyBackend(PythonBackend):
     module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_spec", "_args", "_convert_args"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH
-    formats = FORMATS
+    formats = _OWN
     needs_of = {}
     array = True
 
@@ -272,6 +283,8 @@ NumpyBackend.helpers = {
     "_convert_args": lambda: (CONVERT_HELPER, ("np",)),
 }
 NUMPY = NumpyBackend()
+FORMATS = {op: spelling(op) for op in Op if spelling(op) is not None}
+HELPERS = {op: f.helper for op, f in FORMATS.items() if getattr(f, "helper", None)}
 
 
 def _spelled_differently() -> frozenset:

@@ -19,7 +19,7 @@ from gradgen.ir.ops import Op
 __all__ = ["ATOM", "POW", "UNARY", "MUL", "ADD", "LINE", "Format", "FORMATS", "PythonBackend", "PYTHON"]
 __all__ += ["literal", "emit_function", "Emitted", "HELPERS"]
 
-FORMATS: dict[Op, Format] = {
+_OWN: dict[Op, Format] = {  # until the op registry spells them; read only through spelling()
     Op.ADD: Format("{0} + {1}", ADD, (ADD, ADD + 1)),
     Op.SUB: Format("{0} - {1}", ADD, (ADD, ADD + 1)),
     Op.MUL: Format("{0} * {1}", MUL, (MUL, MUL + 1)),
@@ -35,12 +35,19 @@ FORMATS: dict[Op, Format] = {
     Op.COPY: Format("{0}", ATOM, (0,)),
 }
 
-HELPERS = {Op.SIGMOID: "_sigmoid"}
 MATH = {Op.EXP: "math", Op.LOG: "math", Op.TANH: "math"}  # ops whose spelling needs `import math`
 
 
 def _sigmoid_source():
     return inspect.getsource(mathfn.sigmoid).replace("def sigmoid(", "def _sigmoid(", 1), ("math",)
+
+
+def spelling(op: Op) -> Format | None:
+    """How this backend writes `op` (the op registry's "python" spelling when it has one), or None."""
+    try:
+        return PYTHON.spelling(op)
+    except KeyError:
+        return None
 
 
 class PythonBackend(Backend):
@@ -49,8 +56,10 @@ class PythonBackend(Backend):
     module_names = reserved = frozenset({"math", "_sigmoid"})
     helpers = {"_sigmoid": _sigmoid_source}
     inplace_ok = frozenset(Op)  # a float is a value: `g += c` rebinds the name
-    formats = FORMATS
+    formats = _OWN
     needs_of = MATH
 
 
 PYTHON = PythonBackend()
+FORMATS: dict[Op, Format] = {op: spelling(op) for op in Op if spelling(op) is not None}
+HELPERS = {op: f.helper for op, f in FORMATS.items() if getattr(f, "helper", None)}
