@@ -27,8 +27,11 @@ def _sigmoid(x):
 
 def softplus_ratio(x, y):
     """Value of softplus_ratio."""
-    sp = math.log(1.0 + math.exp(x))
-    out = sp * y**-1
+    exp = math.exp(x)
+    add = 1.0 + exp
+    sp = math.log(add)
+    pow_ = y**-1
+    out = sp * pow_
     return out
 
 
@@ -74,8 +77,8 @@ def logistic_grad(x, w, b):
 
 def powers(x):
     """Value of powers."""
-    add = x**3 - 2.0 * x**2 + x**0.5
-    out = add - x**-1
+    pow_ = x**2
+    out = x**3 - 2.0 * pow_ + x**0.5 - x**-1
     return out
 
 
@@ -95,7 +98,10 @@ def powers_grad(x):
 def smooth_step(x, y):
     """Value of smooth_step."""
     t = math.tanh(x - y)
-    out = t * t + max(x * y, 0.0) - max(y - x, 0.0)
+    sq_t = t * t
+    relu = max(x * y, 0.0)
+    relu_1 = max(y - x, 0.0)
+    out = sq_t + relu - relu_1
     return out
 
 

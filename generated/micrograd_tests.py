@@ -10,13 +10,12 @@ Gradients come back in argument order.
     more_ops_grad(a, b) -> (value, gradients)
 """
 
-import math
-
 
 def sanity_check(x):
     """Value of sanity_check."""
     z = 2.0 * x + 2.0 + x
-    q = max(z, 0.0) + z * x
+    relu = max(z, 0.0)
+    q = relu + z * x
     h = max(z * z, 0.0)
     y = h + q + q * x
     return y
@@ -49,11 +48,13 @@ def sanity_check_grad(x):
 def more_ops(a, b):
     """Value of more_ops."""
     c = a + b
-    d = a * b + b**3
     c_1 = c + (c + 1.0)
     c_2 = c_1 + (1.0 + c_1 - a)
-    d_1 = d + (d * 2.0 + max(c, 0.0))
-    d_2 = d_1 + (3.0 * d_1 + max(b - a, 0.0))
+    relu = max(c, 0.0)
+    d = a * b + b**3
+    d_1 = d + (d * 2.0 + relu)
+    relu_1 = max(b - a, 0.0)
+    d_2 = d_1 + (3.0 * d_1 + relu_1)
     e = c_2 - d_2
     f = e**2
     g = f * 0.5
@@ -65,10 +66,10 @@ def more_ops_grad(a, b):
     """Value of more_ops and its gradient, one entry per argument."""
     # forward
     c = a + b
-    d = a * b + b**3
     c_1 = c + (c + 1.0)
     c_2 = c_1 + (1.0 + c_1 - a)
     relu = max(c, 0.0)
+    d = a * b + b**3
     d_1 = d + (d * 2.0 + relu)
     relu_1 = max(b - a, 0.0)
     d_2 = d_1 + (3.0 * d_1 + relu_1)

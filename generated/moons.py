@@ -13,159 +13,119 @@ argument, each with its argument's shape; data arrays (X, y) get none.
 import numpy as np
 
 
-def _check_args(fname, names, args, shapes, data):
-    """The arguments as float64 arrays (and floats), or a ValueError naming the first that cannot be.
+def _args(spec, *args):
+    """The arguments as float64 arrays of their shapes (B from the data) and floats."""
+    fname, names, shapes, data, first, fast, known = spec
+    try:
+        B = None if first is None else args[first].shape[0]
+        want = known.get(B)
+        if want is None:  # the shapes for this B, and the dtypes: compared as two lists
+            want = [tuple(B if d == "B" else d for d in s) for s in shapes]
+            want = known[B] = want, [np.dtype(np.float64)] * len(shapes)
+        if fast and B != 0 and [x.shape for x in args] == want[0]:
+            if [x.dtype for x in args] == want[1]:
+                return args
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass  # a list, a tensor, a float, ...
+    return _convert_args(spec, args)
 
-    Called only when the prologue's fast check fails.  An array argument must be a
-    NumPy array of its compiled shape with a real dtype; float32, int, ... arrays are
-    converted to float64.  A scalar argument (shape ()) must be a real number.
-    """
-    out = []
-    batch = None  # (B, the argument it was read from)
+
+def _convert_args(spec, args):
+    """`_args` for the rest: float32, int, ... converted to float64, or a ValueError."""
+    fname, names, shapes, data = spec[:4]
+    out, rows = [], None  # rows: (B, the argument it was read from)
     for name, x, shape in zip(names, args, shapes):
+        show, err = str(shape).replace("'", ""), None  # (B, 2)
+        want = f"must be a float64 NumPy array of shape {show}, got"
         if shape == ():
             a = np.asarray(x)
             if a.dtype.kind not in "fiu" or a.ndim:
-                what = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
-                raise ValueError(
-                    f"{fname}: {name} must be a number (a float), got {what}"
+                got = f"an array of shape {a.shape}" if a.ndim else type(x).__name__
+                err = f"must be a number (a float), got {got}"
+        elif not isinstance(x, np.ndarray):
+            got = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+            err = f"{want} {got} (convert it with np.asarray)"
+        elif x.dtype.kind not in "fiu":
+            err = f"{want} an array of dtype {x.dtype}"
+        elif shape[0] == "B" and not x.shape:
+            err = f"{want} a 0-d array"
+        elif shape[0] == "B":
+            rows = rows or (x.shape[0], name)
+            if x.shape[0] == 0:
+                err = "has no rows: a batch needs at least one example"
+            elif x.shape != (rows[0],) + shape[1:]:
+                err = (
+                    f"has shape {x.shape}, but {fname} takes {show} with B = {rows[0]}"
+                    f" (the rows of {rows[1]}): every batched array has one row"
+                    " per example"
                 )
-            out.append(float(x))
-            continue
-        show = (
-            "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-        )  # (B, 2)
-        want = f"a float64 NumPy array of shape {show}"
-        if not isinstance(x, np.ndarray):
-            what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
-            raise ValueError(
-                f"{fname}: {name} must be {want}, got {what} (convert it with np.asarray)"
+        elif x.shape != shape:
+            err = f"has shape {x.shape}, but {fname} was compiled for {show}" + (
+                " (the batch size is fixed by the traced example: use gradgen.mean"
+                " for any batch size)" * (name in data)
             )
-        if x.dtype.kind not in "fiu":
-            raise ValueError(
-                f"{fname}: {name} must be {want}, got an array of dtype {x.dtype}"
-            )
-        got = x.shape
-        if shape[:1] == ("B",):
-            if not got:
-                raise ValueError(f"{fname}: {name} must be {want}, got a 0-d array")
-            batch = batch or (got[0], name)
-            if got[0] == 0:
-                raise ValueError(
-                    f"{fname}: {name} has no rows: a batch needs at least one example"
-                )
-            if got != (batch[0],) + shape[1:]:
-                raise ValueError(
-                    f"{fname}: {name} has shape {got}, but {fname} takes {show} with B = "
-                    f"{batch[0]} (the rows of {batch[1]}): every batched array has one row per example"
-                )
-        elif got != shape:
-            fixed = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
-            raise ValueError(
-                f"{fname}: {name} has shape {got}, but {fname} was compiled for {show}"
-                + (fixed if name in data else "")
-            )
-        # float32, int, ...: computed in float64 (a float64 array is passed as it is)
-        out.append(np.asarray(x, dtype=np.float64))
+        if err:
+            raise ValueError(f"{fname}: {name} {err}")
+        out.append(float(x) if shape == () else np.asarray(x, dtype=np.float64))
     return tuple(out)
+
+
+def _spec(fname, args, data=""):
+    """An argument table: "W0:16,2 X:B,2 k:" (names: shapes), "X" (the data arrays)."""
+    names, dims = zip(*(a.split(":") for a in args.split()))
+    shapes = [tuple(d if d == "B" else int(d) for d in s.split(",") if d) for s in dims]
+    first = next((i for i, s in enumerate(shapes) if s[:1] == ("B",)), None)
+    return fname, names, shapes, data.split(), first, all(shapes), {}
+
+
+_loss_args = _spec("loss", "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1 X:B,2 y:B", "X y")
 
 
 def loss(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss."""
-    try:  # a list, a tensor or a scalar where an array belongs fails here too
-        B = X.shape[0]
-        bad = (
-            W0.shape != (16, 2)
-            or b0.shape != (16,)
-            or W1.shape != (16, 16)
-            or b1.shape != (16,)
-            or W2.shape != (1, 16)
-            or b2.shape != (1,)
-            or X.shape != (B, 2)
-            or y.shape != (B,)
-            or B == 0
-            or W0.dtype != np.float64
-            or b0.dtype != np.float64
-            or W1.dtype != np.float64
-            or b1.dtype != np.float64
-            or W2.dtype != np.float64
-            or b2.dtype != np.float64
-            or X.dtype != np.float64
-            or y.dtype != np.float64
-        )
-    except (AttributeError, IndexError, TypeError, ValueError):
-        bad = True
-    if bad:
-        W0, b0, W1, b1, W2, b2, X, y = _check_args(
-            "loss",
-            ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
-            (W0, b0, W1, b1, W2, b2, X, y),
-            ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
-            ("X", "y"),
-        )
+    W0, b0, W1, b1, W2, b2, X, y = _args(_loss_args, W0, b0, W1, b1, W2, b2, X, y)
+    B = X.shape[0]
     sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
     sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
     sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
-    z0 = X @ W0.T + b0
     reg_loss = 0.0001 * sq_norm_2
+    z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     z2 = h1 @ W2.T + b2
     score = z2[:, 0]
-    svm_loss = np.maximum(1.0 + -y * score, 0.0)
-    data_loss = svm_loss.sum() * (1.0 / B)
+    neg_y = -y
+    svm_loss = np.maximum(1.0 + neg_y * score, 0.0)
+    inv_B = 1.0 / B
+    data_loss = svm_loss.sum() * inv_B
     out = data_loss + reg_loss
     return out
 
 
+_loss_grad_args = _spec(
+    "loss_grad", "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1 X:B,2 y:B", "X y"
+)
+
+
 def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     """Value of loss and its gradient with respect to W0, b0, W1, b1, W2, b2."""
-    try:  # a list, a tensor or a scalar where an array belongs fails here too
-        B = X.shape[0]
-        bad = (
-            W0.shape != (16, 2)
-            or b0.shape != (16,)
-            or W1.shape != (16, 16)
-            or b1.shape != (16,)
-            or W2.shape != (1, 16)
-            or b2.shape != (1,)
-            or X.shape != (B, 2)
-            or y.shape != (B,)
-            or B == 0
-            or W0.dtype != np.float64
-            or b0.dtype != np.float64
-            or W1.dtype != np.float64
-            or b1.dtype != np.float64
-            or W2.dtype != np.float64
-            or b2.dtype != np.float64
-            or X.dtype != np.float64
-            or y.dtype != np.float64
-        )
-    except (AttributeError, IndexError, TypeError, ValueError):
-        bad = True
-    if bad:
-        W0, b0, W1, b1, W2, b2, X, y = _check_args(
-            "loss_grad",
-            ("W0", "b0", "W1", "b1", "W2", "b2", "X", "y"),
-            (W0, b0, W1, b1, W2, b2, X, y),
-            ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2), ("B",)),
-            ("X", "y"),
-        )
+    W0, b0, W1, b1, W2, b2, X, y = _args(_loss_grad_args, W0, b0, W1, b1, W2, b2, X, y)
+    B = X.shape[0]
     # forward
-    neg_y = -y
-    inv_B = 1.0 / B
     sq_norm = np.vdot(W0, W0) + np.vdot(b0, b0)
     sq_norm_1 = sq_norm + np.vdot(W1, W1) + np.vdot(b1, b1)
     sq_norm_2 = sq_norm_1 + np.vdot(W2, W2) + np.vdot(b2, b2)
-    z0 = X @ W0.T + b0
     reg_loss = 0.0001 * sq_norm_2
+    z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1
     h1 = np.maximum(z1, 0.0)
     z2 = h1 @ W2.T + b2
     score = z2[:, 0]
+    neg_y = -y
     svm_loss = np.maximum(1.0 + neg_y * score, 0.0)
+    inv_B = 1.0 / B
     data_loss = svm_loss.sum() * inv_B
     out = data_loss + reg_loss
     # backward
@@ -196,37 +156,12 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
+_scores_args = _spec("scores", "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1 X:B,2", "X")
+
+
 def scores(W0, b0, W1, b1, W2, b2, X):
     """scores of each example: an array of shape (B,)."""
-    try:  # a list, a tensor or a scalar where an array belongs fails here too
-        B = X.shape[0]
-        bad = (
-            W0.shape != (16, 2)
-            or b0.shape != (16,)
-            or W1.shape != (16, 16)
-            or b1.shape != (16,)
-            or W2.shape != (1, 16)
-            or b2.shape != (1,)
-            or X.shape != (B, 2)
-            or B == 0
-            or W0.dtype != np.float64
-            or b0.dtype != np.float64
-            or W1.dtype != np.float64
-            or b1.dtype != np.float64
-            or W2.dtype != np.float64
-            or b2.dtype != np.float64
-            or X.dtype != np.float64
-        )
-    except (AttributeError, IndexError, TypeError, ValueError):
-        bad = True
-    if bad:
-        W0, b0, W1, b1, W2, b2, X = _check_args(
-            "scores",
-            ("W0", "b0", "W1", "b1", "W2", "b2", "X"),
-            (W0, b0, W1, b1, W2, b2, X),
-            ((16, 2), (16,), (16, 16), (16,), (1, 16), (1,), ("B", 2)),
-            ("X",),
-        )
+    W0, b0, W1, b1, W2, b2, X = _args(_scores_args, W0, b0, W1, b1, W2, b2, X)
     z0 = X @ W0.T + b0
     h0 = np.maximum(z0, 0.0)
     z1 = h0 @ W1.T + b1

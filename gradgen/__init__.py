@@ -24,18 +24,18 @@ from gradgen import params  # noqa: E402,F401
 from gradgen.batch import each, mean  # noqa: E402
 
 
-def compile_function(*fns, check=False, rerolling=True):
-    """Compile functions of `Value`s in-process; returns a `CompiledModule`."""
+def compile_function(*fns, check=False, rerolling=True, backend="numpy"):
+    """Compile functions of `Value`s in-process; returns a `CompiledModule` (`backend`: "numpy" or "torch")."""
     from gradgen.api import compile_function as _cf
 
-    return _cf(*fns, check=check, rerolling=rerolling)
+    return _cf(*fns, check=check, rerolling=rerolling, backend=backend)
 
 
-def compile_file(path, out_dir=None, check=False, rerolling=True):
-    """Compile a model file; with `out_dir`, write `out_dir/<stem>.py`."""
+def compile_file(path, out_dir=None, check=False, rerolling=True, backend="numpy"):
+    """Compile a model file; with `out_dir`, write `out_dir/<stem>.py` (`backend`: "numpy" or "torch")."""
     from gradgen.api import compile_file as _cf
 
-    return _cf(path, out_dir, check=check, rerolling=rerolling)
+    return _cf(path, out_dir, check=check, rerolling=rerolling, backend=backend)
 
 
 __all__ = [

@@ -17,11 +17,11 @@ import types
 from dataclasses import dataclass, field
 
 from gradgen.autodiff.reverse import grad
-from gradgen.backends import numpy as numpy_
 from gradgen import progress
-from gradgen.backends.module import function_header, module_source
-from gradgen.backends.numpy import is_array_graph
-from gradgen.backends.python import emit_function
+from gradgen.backends import DEFAULT, NAMES, backend_for, module_level_names
+from gradgen.backends.base import emit_function
+from gradgen.backends.schedule import forward_part, schedule
+from gradgen.backends.module import Header, file_header, function_header, module_source
 from gradgen.errors import GradgenError
 from gradgen.export import example_of, params_of
 from gradgen.ir.graph import Graph
@@ -121,8 +121,9 @@ def _public_names(fns) -> None:
                 f.__code__.co_filename,
                 def_line(f),
             )
-        if f.__name__ in MODULE_LEVEL or f.__name__ in RESERVED:
-            what = "defines or imports" if f.__name__ in MODULE_LEVEL else "uses"
+        module_level = MODULE_LEVEL | module_level_names() | {f"_{g}_args" for g in names}
+        if f.__name__ in module_level or f.__name__ in RESERVED:
+            what = "defines or imports" if f.__name__ in module_level else "uses"
             raise GradgenError(
                 f"an exported function may not be called {f.__name__} (the generated module "
                 f"{what} that name); rename it",
@@ -131,60 +132,57 @@ def _public_names(fns) -> None:
             )
 
 
-def build_source(fns, source_path, out_dir: str | None = None, check: bool = False, rerolling: bool = True):
+def build_source(
+    fns, source_path, out_dir: str | None = None, check: bool = False, rerolling: bool = True, backend: str = DEFAULT
+):
     """(source text, [FunctionIR], stats, seconds) for the exported functions `fns`.
 
     `source_path`: the model file (named in the header relative to `out_dir`'s parent, see
-    backends.module.file_header), or a `backends.module.Header`.
+    backends.module.file_header), or a `backends.module.Header`.  `backend`: "numpy" (plain
+    Python for functions of floats, NumPy for arrays) or "torch" (gradgen.backends).
     """
     _public_names(fns)
+    if backend not in NAMES:
+        raise GradgenError(f"unknown backend {backend!r}: choose one of {', '.join(NAMES)}")
     stats: list[PassStat] = []
     t0 = time.perf_counter()
     irs = [lower(f, check=check, stats=stats, rerolling=rerolling) for f in fns]
     t1 = time.perf_counter()
-    functions, helpers, summary = [], set(), []
+    functions, summary = [], []
     for ir in irs:
         # every name in the docstrings is one the emitter chose (through the namespace)
         progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
             doc = f"{ir.name} of each example: an array of shape (B,)."
-            f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults)
-            functions.append(f.lines)
-            helpers |= f.helpers
+            f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults, backend)
+            functions.append(f)
             summary.append(f"{ir.name}({', '.join(f.signature)}) -> array of shape (B,)")
             continue
-        f = _emit(ir.forward_opt, ir.name, "value", f"Value of {ir.name}.", ir.defaults)
-        g = _emit(ir.grad_opt, ir.name + "_grad", "grad", None, ir.defaults)
+        # f_grad is scheduled first; f is the forward part of that schedule (the same lines and names)
+        b = backend_for(backend, ir.grad_opt)
+        sched = schedule(ir.grad_opt, b, reserved={ir.name, ir.name + "_grad"}, like=b.layout_like(ir.grad_opt))
+        g = emit_function(ir.grad_opt, ir.name + "_grad", "grad", None, b, ir.defaults, sched)
+        part = forward_part(sched)
+        f = emit_function(part.graph, ir.name, "value", f"Value of {ir.name}.", b, ir.defaults, part)
         sig = ", ".join(f.signature)
-        functions += [f.lines, g.lines]
-        helpers |= f.helpers | g.helpers
+        functions += [f, g]
         summary.append(f"{ir.name}({sig}) -> value")
         summary.append(f"{ir.name}_grad({sig}) -> (value, gradients)")
     t2 = time.perf_counter()
     progress.phase("formatting (black)", None)
-    text = module_source(source_path, out_dir, functions, helpers, summary)
+    header = source_path if isinstance(source_path, Header) else file_header(source_path, out_dir, backend)
+    text = module_source(header, out_dir, functions, summary)
     t3 = time.perf_counter()
     seconds = {"trace+passes": t1 - t0, "emit": t2 - t1, "black": t3 - t2}
     return text, irs, stats, seconds
 
 
-def _emit(graph: Graph, fname: str, returns: str, doc: str | None, defaults: dict):
-    """The function's source: plain Python on floats, or NumPy (with a shape-checking prologue) for arrays.
+def _emit(graph: Graph, fname: str, returns: str, doc: str | None, defaults: dict, backend: str = DEFAULT):
+    """The function's source (a `backends.base.Emitted`) with the backend `backend` picks for `graph`.
 
     `doc=None` for a gradient function: its docstring names the arguments it differentiates.
     """
-    array = is_array_graph(graph)
-    kw = dict(dialect=numpy_.dialect(graph), prologue=numpy_.prologue(graph, fname)) if array else {}
-    if doc is None:
-        base = fname[: -len("_grad")]
-        if array:
-            doc = lambda grads: f"Value of {base} and its gradient with respect to {', '.join(grads)}."  # noqa: E731
-        else:
-            doc = f"Value of {base} and its gradient, one entry per argument."
-    e = emit_function(graph, fname, [], returns, doc, defaults=defaults, **kw)
-    if array:
-        e.helpers.add("_check_args")
-    return e
+    return emit_function(graph, fname, returns, doc, backend_for(backend, graph), defaults=defaults)
 
 
 def load_source(text: str, name: str) -> types.ModuleType:
@@ -193,22 +191,29 @@ def load_source(text: str, name: str) -> types.ModuleType:
     return module
 
 
-def compile_function(*fns, check: bool = False, rerolling: bool = True) -> CompiledModule:
-    """Compile one or more functions of `Value`s in-process."""
+def compile_function(*fns, check: bool = False, rerolling: bool = True, backend: str = DEFAULT) -> CompiledModule:
+    """Compile one or more functions of `Value`s in-process (`backend`: "numpy" or "torch")."""
     if not fns:
         raise TypeError("compile_function needs at least one function")
     _public_names(fns)  # before function_header reads the names
-    text, irs, stats, seconds = build_source(list(fns), function_header(fns), check=check, rerolling=rerolling)
+    text, irs, stats, seconds = build_source(
+        list(fns), function_header(fns), check=check, rerolling=rerolling, backend=backend
+    )
     return CompiledModule(text, load_source(text, fns[0].__name__), irs, stats, seconds)
 
 
 def compile_file(
-    path: str, out_dir: str | None = None, check: bool = False, write: bool = True, rerolling: bool = True
+    path: str,
+    out_dir: str | None = None,
+    check: bool = False,
+    write: bool = True,
+    rerolling: bool = True,
+    backend: str = DEFAULT,
 ) -> CompiledModule:
     """Compile the model file `path`; with `out_dir`, write `out_dir/<module>.py` (gradgen.output)."""
     targets = plan([path], out_dir) if out_dir is not None and write else None
     _, fns = load_model(path)
-    text, irs, stats, seconds = build_source(fns, path, out_dir, check=check, rerolling=rerolling)
+    text, irs, stats, seconds = build_source(fns, path, out_dir, check=check, rerolling=rerolling, backend=backend)
     compiled = CompiledModule(text, load_source(text, module_name(path)), irs, stats, seconds)
     if targets is not None:
         write_all([(targets[0].path, text)])

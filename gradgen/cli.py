@@ -1,6 +1,6 @@
 """The `gradgen` command line.
 
-    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll] [--quiet]
+    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll] [--backend {numpy,torch}] [--quiet]
     gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
     gradgen check MODEL.py [--module FILE] [--function NAME] [--at NAME=X,...] [--points N] [--seed S]
     gradgen graph MODEL.py -o FILE.svg|.png|.pdf|.dot [--function NAME] [--at NAME=X,...] [--backward]
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile model files to generated modules")
     c.add_argument("models", nargs="+", metavar="MODEL.py")
     c.add_argument("-o", "--out", default="generated", metavar="DIR", help="output directory (default: generated)")
+    c.add_argument(
+        "--backend",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="numpy: plain Python for functions of floats, NumPy for arrays (default); torch: torch tensors",
+    )
     c.add_argument("--check", action="store_true", help="write nothing; exit 1 if any module in DIR is out of date")
     c.add_argument(
         "--report", action="store_true", help="print node counts per pass, re-rolling fallbacks and compile times"
@@ -119,7 +125,9 @@ def _compile(args) -> int:
         t0 = time.perf_counter()
         with progress.reporting(_printable(target.model), sys.stderr, enabled=not args.quiet):
             _, fns = load_model(target.model)
-            text, irs, stats, seconds = build_source(fns, target.model, args.out, rerolling=args.reroll)
+            text, irs, stats, seconds = build_source(
+                fns, target.model, args.out, rerolling=args.reroll, backend=args.backend
+            )
         seconds["total"] = time.perf_counter() - t0
         built.append((target, text, irs, stats, seconds))
 

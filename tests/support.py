@@ -8,7 +8,7 @@ import os
 import types
 
 from gradgen.backends.module import module_source
-from gradgen.backends.python import emit_function
+from gradgen.backends.base import emit_function
 from gradgen.ir.graph import Builder, Graph, Origin
 from gradgen.ir.ops import Op
 
@@ -23,12 +23,9 @@ def run_emitted(graph: Graph, returns: str):
 
     Returns (function, source text).  `returns` is "value" or "grad".
     """
-    params = [graph.nodes[i].name for i in graph.inputs]
     fname = "f" if returns == "value" else "f_grad"
-    emitted = emit_function(graph, fname, params, returns, "Test function.")
-    text = module_source(
-        "test_model.py", None, [emitted.lines], emitted.helpers, [fname]
-    )
+    emitted = emit_function(graph, fname, returns, "Test function.")
+    text = module_source("test_model.py", None, [emitted], [fname])
     module = types.ModuleType("emitted")
     exec(compile(text, "<emitted>", "exec"), module.__dict__)
     return getattr(module, fname), text

@@ -24,7 +24,7 @@ import torch
 from gradgen.autodiff.reverse import grad
 from gradgen.backends import numpy as numpy_
 from gradgen.backends.module import module_source
-from gradgen.backends.python import emit_function
+from gradgen.backends.base import emit_function
 from gradgen.ir.graph import Builder, Origin
 from gradgen.ir.interp import evaluate
 from gradgen.ir.ops import Op
@@ -126,9 +126,8 @@ def build(case: ArrayCase):
 
 
 def emitted(g):
-    params = [g.nodes[i].name for i in g.inputs]
-    e = emit_function(g, "f_grad", params, "grad", "Test.", dialect=numpy_.dialect(g), prologue=numpy_.prologue(g, "f_grad"))
-    text = module_source("test_model.py", None, [e.lines], e.helpers | {"_check_args"}, ["f_grad"])
+    e = emit_function(g, "f_grad", "grad", "Test.", numpy_.NUMPY)
+    text = module_source("test_model.py", None, [e], ["f_grad"])
     module = types.ModuleType("emitted")
     exec(compile(text, "<emitted>", "exec"), module.__dict__)
     return module.f_grad, text
@@ -182,8 +181,7 @@ def test_pack_pieces_that_overlap_add_up():
     module_text = module_source(
         "test_model.py",
         None,
-        [emit_function(g, "f", ["r", "e"], "value", "Test.", dialect=numpy_.dialect(g)).lines],
-        {"_pack"},
+        [emit_function(g, "f", "value", "Test.", numpy_.NUMPY)],
         ["f"],
     )
     ns: dict = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import builtins
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -174,14 +175,16 @@ def _root(node) -> str | None:
 
 
 def audit(text: str) -> None:
-    """Assert the module imports only math and numpy and calls and names only what gradgen emits."""
+    """Assert the module imports only math and numpy (or torch) and calls and names only what gradgen emits."""
     tree = ast.parse(text)
     bound = _bound_names(tree)
     for stmt in tree.body:
         if isinstance(stmt, ast.Import):
-            assert [(a.name, a.asname) for a in stmt.names] in ([("math", None)], [("numpy", "np")])
+            assert [(a.name, a.asname) for a in stmt.names] in ([("math", None)], [("numpy", "np")], [("torch", None)])
         elif isinstance(stmt, ast.FunctionDef):
             pass
+        elif isinstance(stmt, ast.Assign) and ast.unparse(stmt.value.func) == "_spec":  # an argument table
+            assert [ast.unparse(t) for t in stmt.targets] == [f"_{stmt.value.args[0].value}_args"]
         else:  # the module docstring is the only other statement
             assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant), ast.dump(stmt)
             assert isinstance(stmt.value.value, str)
@@ -205,7 +208,7 @@ def audit(text: str) -> None:
             else:
                 assert isinstance(func, ast.Attribute), ast.unparse(func)
                 root = _root(func)
-                assert root in ("np", "math") or func.attr in METHODS, ast.unparse(func)
+                assert root in ("np", "math", "torch") or func.attr in METHODS, ast.unparse(func)
         if isinstance(node, ast.Attribute):
             assert node.attr.isidentifier() and node.attr not in {"system", "popen", "__import__"}, node.attr
     assert "CANARY" not in "".join(
@@ -215,11 +218,19 @@ def audit(text: str) -> None:
     helper_bodies = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in HELPERS]
     in_helpers = {id(c) for h in helper_bodies for c in ast.walk(h)}
     docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Module))}
+    # argument tables, `_f_args = _spec("f", "W0:16,2 X:B,2 k:", "X")`: names and shapes only
+    tables = set()
+    for n in tree.body:
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and ast.unparse(n.value.func) == "_spec":
+            fname, spec, *data = n.value.args
+            assert fname.value.isidentifier() and re.fullmatch(r"([A-Za-z_]\w*:[\dB,]*)( [A-Za-z_]\w*:[\dB,]*)*", spec.value)
+            assert all(re.fullmatch(r"[A-Za-z_]\w*( [A-Za-z_]\w*)*", d.value) for d in data), ast.unparse(n)
+            tables |= {id(spec), *(id(d) for d in data)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if id(node) in docstrings or id(node) in in_helpers:
                 continue
-            assert node.value.isidentifier() or node.value == "B", repr(node.value)
+            assert node.value.isidentifier() or node.value == "B" or id(node) in tables, repr(node.value)
         if isinstance(node, ast.Constant) and id(node) not in docstrings:
             assert type(node.value) in (int, float, str, bool, type(None)), repr(node.value)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 import gradgen
-from gradgen import names
+from gradgen import backends, names
 from gradgen.cli import main
 from gradgen.backends import module as module_mod
 
@@ -335,7 +335,7 @@ def test_hostile_file_names_cannot_break_out_of_the_header(tmp_path, capsys, mon
     text = written.read_text(encoding="utf-8")
     assert all(c == "\n" or " " <= c <= "~" for c in text), "non-ASCII or control characters written"
     tree = ast.parse(text)
-    assert [type(n).__name__ for n in tree.body] == ["Expr", "Import", "FunctionDef", "FunctionDef"]
+    assert [type(n).__name__ for n in tree.body] == ["Expr", "FunctionDef", "FunctionDef"]  # x * y: no import
     doc = ast.get_docstring(tree)
     assert doc.startswith("Forward and backward code compiled from ") and doc.count("\n") == 5, doc
     assert module_mod.shell_word(f"src/{stem}.py") in doc
@@ -389,21 +389,25 @@ def test_compile_function_header_names_the_function_not_a_temp_file(tmp_path):
 
 def test_module_level_names_are_one_list():
     """Every name the committed generated modules define at module level is an exported function
-    (or its _grad) or in names.MODULE_LEVEL, and each helper the writer can emit is in that list."""
+    (or its _grad), its argument table (`_f_args`), or a name some backend declares
+    (backends.module_level_names: imports and helpers), and each helper the writer can emit is one."""
+    declared = backends.module_level_names() | names.MODULE_LEVEL  # names.MODULE_LEVEL: the older list
     for path in sorted((ROOT / "generated").glob("*.py")):
         tree = ast.parse(path.read_text())
-        defined = set()
+        defined, tables = set(), set()
         for node in tree.body:
             if isinstance(node, ast.FunctionDef):
                 defined.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 defined |= {a.asname or a.name for a in node.names}
-        exported = {n for n in defined if not n.startswith("_")} - {"math", "np"}
-        assert defined - exported <= names.MODULE_LEVEL, path
+            elif isinstance(node, ast.Assign):
+                tables |= {t.id for t in node.targets}
+        exported = {n for n in defined if not n.startswith("_")} - {"math", "np", "torch"}
+        assert defined - exported <= declared, path
+        assert tables <= {f"_{f}_args" for f in exported}, path
     for h in module_mod.HELPERS:
-        assert h in names.MODULE_LEVEL
-    assert names.MODULE_LEVEL <= names.RESERVED
-    assert sorted(names.MODULE_LEVEL) == MODULE_LEVEL
+        assert h in declared
+    assert sorted(declared) == MODULE_LEVEL
 
 
 ARRAY_HEAD = (
@@ -411,12 +415,15 @@ ARRAY_HEAD = (
 )  # the def is on line 6
 
 
-MODULE_LEVEL = ["_check_args", "_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
+MODULE_LEVEL = sorted(
+    ["_check_args", "_np_sigmoid", "_pack", "_sigmoid", "math", "np"]  # _check_args: the old helper's name
+    + ["_args", "_convert_args", "_spec", "torch", "_torch_pack", "_tensors", "_convert_tensors"]
+)
 
 
 @pytest.mark.parametrize("name", MODULE_LEVEL)
 def test_exported_function_named_like_a_module_level_name_refuses(tmp_path, capsys, monkeypatch, name):
-    """`def _check_args(X)` exported would replace the helper its own module calls: refused at the def line."""
+    """`def _args(X)` exported would replace the helper its own module calls: refused at the def line."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.py").write_text(
         ARRAY_HEAD + f"def {name}(X):\n    return gradgen.mean(lambda x: (x[0] * x[1]).sigmoid(), X)\n"

@@ -10,7 +10,6 @@ paths, no hash-ordered iteration.
 
 from __future__ import annotations
 
-import inspect
 import os
 import shlex
 import tempfile
@@ -18,7 +17,10 @@ from dataclasses import dataclass
 
 import black
 
-from gradgen import __version__, mathfn
+from gradgen import __version__
+from gradgen.backends.numpy import NUMPY
+from gradgen.backends.python import PYTHON
+from gradgen.backends.torch import TORCH
 from gradgen.names import comment_text
 
 BLACK_MODE = black.Mode()
@@ -67,14 +69,14 @@ def docstring_text(text: str) -> str:
     return comment_text(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def file_header(model_path: str, out_dir: str | None) -> Header:
+def file_header(model_path: str, out_dir: str | None, backend: str = "numpy") -> Header:
     """The header of a module compiled from the file `model_path` into `out_dir`.
 
     Paths do not depend on the working directory or on how they were spelled: the model is
     named relative to the directory that holds the output directory (the project root, where
     the Regenerate command runs), e.g. `examples/neuron.py` and `-o generated`.  Without an
     output directory (an in-memory compile) the model is named by its file name, and there is
-    no Regenerate command.
+    no Regenerate command.  A backend other than the default is named in that command.
     """
     name = os.path.basename(model_path)
     if out_dir is None:
@@ -92,7 +94,8 @@ def file_header(model_path: str, out_dir: str | None) -> Header:
     return Header(
         (
             f"{GENERATED}{__version__} from {src}. Do not edit.",
-            f"# Regenerate with: gradgen compile {src} -o {out_name}",
+            f"# Regenerate with: gradgen compile {src} -o {out_name}"
+            + ("" if backend == "numpy" else f" --backend {backend}"),
         ),
         src,
     )
@@ -112,42 +115,23 @@ def function_header(fns) -> Header:
     return Header((f"{GENERATED}{__version__} in-process (gradgen.compile_function) from {what}. Do not edit.",), what)
 
 
+# name -> () -> (source, import keys), every backend's module-level helpers (each defines one function)
+HELPERS = {**PYTHON.helpers, **NUMPY.helpers, **TORCH.helpers}
+
+
 def helper_source(name: str) -> str:
-    return HELPERS[name]()
+    return HELPERS[name]()[0]
 
 
-def _sigmoid_source() -> str:
-    return inspect.getsource(mathfn.sigmoid).replace("def sigmoid(", "def _sigmoid(", 1)
+IMPORT_ORDER = ("math", "np", "torch")  # the standard library first, then the rest (isort's groups)
 
 
-def _np_sigmoid_source() -> str:
-    src = inspect.getsource(mathfn.np_sigmoid)
-    return src.replace("def np_sigmoid(", "def _np_sigmoid(", 1).replace("    import numpy as np\n\n", "")
-
-
-def _numpy_helper(attr: str):
-    def source() -> str:
-        from gradgen.backends import numpy as numpy_
-
-        return getattr(numpy_, attr)
-
-    return source
-
-
-# name -> its source; every name is in gradgen.names.MODULE_LEVEL (tests/test_output.py checks)
-HELPERS = {
-    "_sigmoid": _sigmoid_source,
-    "_np_sigmoid": _np_sigmoid_source,
-    "_pack": _numpy_helper("PACK_HELPER"),
-    "_check_args": _numpy_helper("CHECK_ARGS_HELPER"),
-}
-
-
-def module_source(source, out_dir: str | None, functions, helpers: set[str], summary: list[str]) -> str:
+def module_source(source, out_dir: str | None, functions, summary: list[str]) -> str:
     """Assemble and format a generated module.
 
     `source`: a `Header`, or the model file's path (then `file_header(source, out_dir)`).
-    `functions`: lists of source lines, one list per function.
+    `functions`: the `backends.base.Emitted` functions, in order; each brings its backend,
+    which declares the imports and helpers the function needs (nothing is read back from the text).
     `summary`: one line per public function for the module docstring.
     """
     header = source if isinstance(source, Header) else file_header(source, out_dir)
@@ -162,23 +146,31 @@ def module_source(source, out_dir: str | None, functions, helpers: set[str], sum
         "",
     ]
     gap = len(header.comments) + 2  # the index of "Gradients come back ..."
-    body = "\n".join(line for lines in functions for line in lines)
-    if "np." in body:
+    if any(f.array for f in functions):
         parts[gap] = (
             "Gradients come back in argument order, one per parameter array and scalar\n"
             "argument, each with its argument's shape; data arrays (X, y) get none."
         )
-    helper_text = "".join(helper_source(h) for h in helpers)
-    if "math." in body or "math." in helper_text or not helpers and "np." not in body:
-        parts.append("import math")
-    if "np." in body or "np." in helper_text:
-        parts.append("")
-        parts.append("import numpy as np")
+    helpers: dict[str, str] = {}
+    imports: dict[str, str] = {}
+    needs: set[str] = set()
+    for f in functions:
+        imports.update(f.backend.imports)
+        needs |= f.needs
+        for h in f.helpers:
+            helpers[h] = f.backend.helpers[h]()[0]
+    stdlib = [imports[k] for k in IMPORT_ORDER if k in needs and k == "math"]
+    other = [imports[k] for k in IMPORT_ORDER if k in needs and k != "math"]
+    parts += stdlib + ([""] if stdlib and other else []) + other
+    if not stdlib and not other:
+        parts.pop()  # no imports: the functions follow the docstring
     text = "\n".join(parts) + "\n"
     for h in sorted(helpers):
-        text += "\n\n" + helper_source(h)
-    for lines in functions:
-        text += "\n\n" + "\n".join(lines) + "\n"
+        text += "\n\n" + helpers[h]
+    for f in functions:
+        if f.tables:
+            text += "\n\n" + "\n".join(f.tables) + "\n"
+        text += "\n\n" + "\n".join(f.lines) + "\n"
     return format_source(text)
 
 
