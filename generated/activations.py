@@ -2,8 +2,6 @@
 # Regenerate with: gradgen compile examples/activations.py -o generated
 """Forward and backward code compiled from examples/activations.py.
 
-Gradients come back in argument order.
-
     softplus_ratio(x, y) -> value
     softplus_ratio_grad(x, y) -> (value, gradients)
     logistic(x, w, b) -> value
@@ -12,6 +10,9 @@ Gradients come back in argument order.
     powers_grad(x) -> (value, gradients)
     smooth_step(x, y) -> value
     smooth_step_grad(x, y) -> (value, gradients)
+
+Gradients come back in argument order, one per argument, each with its
+argument's shape.
 """
 
 import math
@@ -48,7 +49,7 @@ def softplus_ratio_grad(x, y):
     g_pow = sp  # mul: d(sp * pow_)/dpow_ = sp   [activations.py:10]
     g_y = g_pow * -(y**-2)  # pow: d(y**-1)/dy = -1 * y**-2   [activations.py:10]
     g_add = g_sp / add  # log: d(log add)/dadd = 1 / add   [activations.py:9]
-    g_exp = g_add  # add: d((1.0) + exp)/dexp = 1   [activations.py:9]
+    g_exp = g_add  # add: d(1.0 + exp)/dexp = 1   [activations.py:9]
     g_x = g_exp * exp  # exp: d(exp x)/dx = exp   [activations.py:9]
     return out, (g_x, g_y)
 

@@ -2,11 +2,14 @@
 # Regenerate with: gradgen compile examples/lecture_mlp.py -o generated
 """Forward and backward code compiled from examples/lecture_mlp.py.
 
-Gradients come back in argument order, one per parameter array and scalar
-argument, each with its argument's shape; data arrays (X, y) get none.
-
     loss(W0, b0, W1, b1, W2, b2, xs, ys) -> value
     loss_grad(W0, b0, W1, b1, W2, b2, xs, ys) -> (value, gradients)
+
+W0..b2 are n's parameter arrays (gradgen.params.read(n)); xs (4, 3) and ys
+(4,) are the data.
+
+Gradients come back in argument order, one per parameter array and scalar
+argument, each with its argument's shape; the data (xs and ys) get none.
 """
 
 import numpy as np

@@ -2,12 +2,13 @@
 # Regenerate with: gradgen compile examples/micrograd_tests.py -o generated
 """Forward and backward code compiled from examples/micrograd_tests.py.
 
-Gradients come back in argument order.
-
     sanity_check(x) -> value
     sanity_check_grad(x) -> (value, gradients)
     more_ops(a, b) -> value
     more_ops_grad(a, b) -> (value, gradients)
+
+Gradients come back in argument order, one per argument, each with its
+argument's shape.
 """
 
 
@@ -41,7 +42,7 @@ def sanity_check_grad(x):
     # relu: 1 where relu > 0, else 0   [micrograd_tests.py:13]
     g_z += g_relu * float(relu > 0.0)
     g_x += g_z  # add: d((2.0 * x + 2.0) + x)/dx = 1   [micrograd_tests.py:12]
-    g_x += g_z * 2.0  # mul: d((2.0) * x)/dx = (2.0)   [micrograd_tests.py:12]
+    g_x += g_z * 2.0  # mul: d(2.0 * x)/dx = 2.0   [micrograd_tests.py:12]
     return y, (g_x,)
 
 
@@ -78,9 +79,9 @@ def more_ops_grad(a, b):
     g = f * 0.5
     g_1 = g + 10.0 * f**-1
     # backward
-    g_pow = 10.0  # mul: d((10.0) * (f**-1))/d(f**-1) = (10.0)   [micrograd_tests.py:30]
+    g_pow = 10.0  # mul: d(10.0 * (f**-1))/d(f**-1) = 10.0   [micrograd_tests.py:30]
     g_f = g_pow * -(f**-2)  # pow: d(f**-1)/df = -1 * f**-2   [micrograd_tests.py:30]
-    g_f += 0.5  # mul: d(f * (0.5))/df = (0.5)   [micrograd_tests.py:29]
+    g_f += 0.5  # mul: d(f * 0.5)/df = 0.5   [micrograd_tests.py:29]
     g_e = g_f * (2.0 * e)  # pow: d(e**2)/de = 2 * e**1   [micrograd_tests.py:28]
     g_d_2 = -g_e  # sub: d(c_2 - d_2)/dd_2 = -1   [micrograd_tests.py:27]
     g_c_2 = g_e  # sub: d(c_2 - d_2)/dc_2 = 1   [micrograd_tests.py:27]
@@ -91,17 +92,17 @@ def more_ops_grad(a, b):
     g_sub = g_relu_1 * float(relu_1 > 0.0)
     g_a = -g_sub  # sub: d(b - a)/da = -1   [micrograd_tests.py:26]
     g_b = g_sub  # sub: d(b - a)/db = 1   [micrograd_tests.py:26]
-    g_d_1 += g_d_2 * 3.0  # mul: d((3.0) * d_1)/dd_1 = (3.0)   [micrograd_tests.py:26]
+    g_d_1 += g_d_2 * 3.0  # mul: d(3.0 * d_1)/dd_1 = 3.0   [micrograd_tests.py:26]
     g_d = g_d_1  # add: d(d + (d * 2.0 + relu))/dd = 1   [micrograd_tests.py:25]
     g_relu = g_d_1  # add: d((d * 2.0) + relu)/drelu = 1   [micrograd_tests.py:25]
     # relu: 1 where relu > 0, else 0   [micrograd_tests.py:25]
     g_c = g_relu * float(relu > 0.0)
-    g_d += g_d_1 * 2.0  # mul: d(d * (2.0))/dd = (2.0)   [micrograd_tests.py:25]
+    g_d += g_d_1 * 2.0  # mul: d(d * 2.0)/dd = 2.0   [micrograd_tests.py:25]
     g_c_1 = g_c_2  # add: d(c_1 + (1.0 + c_1 - a))/dc_1 = 1   [micrograd_tests.py:24]
     g_a -= g_c_2  # sub: d((1.0 + c_1) - a)/da = -1   [micrograd_tests.py:24]
-    g_c_1 += g_c_2  # add: d((1.0) + c_1)/dc_1 = 1   [micrograd_tests.py:24]
+    g_c_1 += g_c_2  # add: d(1.0 + c_1)/dc_1 = 1   [micrograd_tests.py:24]
     g_c += g_c_1  # add: d(c + (c + 1.0))/dc = 1   [micrograd_tests.py:23]
-    g_c += g_c_1  # add: d(c + (1.0))/dc = 1   [micrograd_tests.py:23]
+    g_c += g_c_1  # add: d(c + 1.0)/dc = 1   [micrograd_tests.py:23]
     g_b += g_d * (3.0 * b**2)  # pow: d(b**3)/db = 3 * b**2   [micrograd_tests.py:22]
     g_a += g_d * b  # mul: d(a * b)/da = b   [micrograd_tests.py:22]
     g_b += g_d * a  # mul: d(a * b)/db = a   [micrograd_tests.py:22]

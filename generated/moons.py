@@ -2,12 +2,15 @@
 # Regenerate with: gradgen compile examples/moons.py -o generated
 """Forward and backward code compiled from examples/moons.py.
 
-Gradients come back in argument order, one per parameter array and scalar
-argument, each with its argument's shape; data arrays (X, y) get none.
-
     loss(W0, b0, W1, b1, W2, b2, X, y) -> value
     loss_grad(W0, b0, W1, b1, W2, b2, X, y) -> (value, gradients)
     scores(W0, b0, W1, b1, W2, b2, X) -> array of shape (B,)
+
+W0..b2 are model's parameter arrays (gradgen.params.read(model)); X (B, 2)
+and y (B,) are the data.
+
+Gradients come back in argument order, one per parameter array and scalar
+argument, each with its argument's shape; the data (X and y) get none.
 """
 
 import numpy as np

@@ -2,10 +2,11 @@
 # Regenerate with: gradgen compile examples/neuron.py -o generated
 """Forward and backward code compiled from examples/neuron.py.
 
-Gradients come back in argument order.
-
     neuron(x1, x2, w1, w2, b) -> value
     neuron_grad(x1, x2, w1, w2, b) -> (value, gradients)
+
+Gradients come back in argument order, one per argument, each with its
+argument's shape.
 """
 
 import math

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gradgen.autodiff.reverse import grad
 from gradgen import progress
@@ -149,6 +149,7 @@ def build_source(
     irs = [lower(f, check=check, stats=stats, rerolling=rerolling) for f in fns]
     t1 = time.perf_counter()
     functions, summary = [], []
+    notes: list = []  # (name, Signature with the emitted names, has a gradient)
     for ir in irs:
         # every name in the docstrings is one the emitter chose (through the namespace)
         progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
@@ -157,6 +158,7 @@ def build_source(
             f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults, backend)
             functions.append(f)
             summary.append(f"{ir.name}({', '.join(f.signature)}) -> array of shape (B,)")
+            notes.append((ir.name, ir.signature.renamed(f.params), False))
             continue
         # f_grad is scheduled first; f is the forward part of that schedule (the same lines and names)
         b = backend_for(backend, ir.grad_opt)
@@ -168,13 +170,33 @@ def build_source(
         functions += [f, g]
         summary.append(f"{ir.name}({sig}) -> value")
         summary.append(f"{ir.name}_grad({sig}) -> (value, gradients)")
+        notes.append((ir.name, ir.signature.renamed(f.params), True))
     t2 = time.perf_counter()
     progress.phase("formatting (black)", None)
     header = source_path if isinstance(source_path, Header) else file_header(source_path, out_dir, backend)
-    text = module_source(header, out_dir, functions, summary)
+    text = module_source(header, out_dir, functions, summary, arguments_text(notes))
     t3 = time.perf_counter()
     seconds = {"trace+passes": t1 - t0, "emit": t2 - t1, "black": t3 - t2}
     return text, irs, stats, seconds
+
+
+def arguments_text(notes) -> list[str]:
+    """The module docstring's paragraphs on the arguments, from the functions' Signatures: what
+    the arrays are, and which arguments get gradients.  The functions of one model share their
+    argument names, so one paragraph describes the union of their arguments (functions of
+    floats only: the summary lines say it all)."""
+    out = []
+    for sigs, text in (
+        ([sig for _, sig, _ in notes if sig.arrays()], lambda sig: sig.describe(call=False)),
+        ([sig for _, sig, has_grad in notes if has_grad], lambda sig: sig.gradient_note()),
+    ):
+        if sigs:
+            union = {}
+            for sig in sigs:
+                for i in sig.inputs:
+                    union.setdefault(i.name, i)
+            out.append(text(replace(sigs[0], inputs=tuple(union.values()))))
+    return out
 
 
 def _emit(graph: Graph, fname: str, returns: str, doc: str | None, defaults: dict, backend: str = DEFAULT):

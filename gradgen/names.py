@@ -17,10 +17,10 @@ import re
 import unicodedata
 
 MAX_LEN = 24
-# What a generated module defines at module level besides its functions: its imports and
-# the helpers of gradgen/backends/module.py (HELPERS).  The one list: no emitted name is one
-# of these (RESERVED), and no exported function may be called one (api._public_names).
-MODULE_LEVEL = frozenset({"math", "np", "_sigmoid", "_np_sigmoid", "_pack", "_check_args"})
+# The imports a generated module may have.  Each backend adds its own module-level names
+# (helpers, argument tables) to the namespace of the functions it writes, and
+# `gradgen.backends.module_level_names()` is the union no exported function may be called.
+MODULE_LEVEL = frozenset({"math", "np", "torch"})
 RESERVED = (
     MODULE_LEVEL
     | {"numpy"}

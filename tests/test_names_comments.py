@@ -24,7 +24,7 @@ def _backward(path: Path) -> list[str]:
     """The code lines (comments joined to the line they precede) of every `# backward` section."""
     out, on, pending = [], False, ""
     for line in path.read_text().splitlines():
-        if line.startswith("def "):
+        if line.strip() and not line.startswith(" "):  # the function ended (a def, a table, ...)
             on = False
         elif line.strip() == "# backward":
             on = True

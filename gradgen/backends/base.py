@@ -38,6 +38,7 @@ from gradgen.ir.ops import OPS, Op
 
 LINE = 88
 ATOM, POW, UNARY, MUL, ADD = 100, 90, 80, 70, 60
+_NUMBER = re.compile(r"-?\d[\d.]*(e[-+]?\d+)?")
 SHORT = 16  # a forward value the code does not name appears in a rule comment if this short
 
 
@@ -268,7 +269,9 @@ def emit_function(
         if sched.named(i):
             return names[i]
         text = operand(i, ATOM)
-        return None if len(text) > SHORT else text if text.isidentifier() or text[0] == "(" else f"({text})"
+        if len(text) > SHORT:
+            return None
+        return text if text.isidentifier() or text[0] == "(" or _NUMBER.fullmatch(text) else f"({text})"
 
     def flush(statements) -> list[str]:
         return [ln for _, lines in in_source_order(statements, refs) for ln in lines]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
+import textwrap
 from dataclasses import dataclass
 
 import black
@@ -126,31 +127,25 @@ def helper_source(name: str) -> str:
 IMPORT_ORDER = ("math", "np", "torch")  # the standard library first, then the rest (isort's groups)
 
 
-def module_source(source, out_dir: str | None, functions, summary: list[str]) -> str:
+def module_source(source, out_dir: str | None, functions, summary: list[str], notes: list[str] = ()) -> str:
     """Assemble and format a generated module.
 
     `source`: a `Header`, or the model file's path (then `file_header(source, out_dir)`).
     `functions`: the `backends.base.Emitted` functions, in order; each brings its backend,
     which declares the imports and helpers the function needs (nothing is read back from the text).
-    `summary`: one line per public function for the module docstring.
+    `summary`: one line per public function for the module docstring; `notes`: paragraphs
+    after it (what the arguments are, which get gradients: from the functions' Signatures).
     """
     header = source if isinstance(source, Header) else file_header(source, out_dir)
     parts = [
         *header.comments,
         f'"""Forward and backward code compiled from {docstring_text(header.source)}.',
         "",
-        "Gradients come back in argument order.",
-        "",
         *[f"    {s}" for s in summary],
+        *[line for note in notes for line in ["", *textwrap.wrap(docstring_text(note), 76)]],
         '"""',
         "",
     ]
-    gap = len(header.comments) + 2  # the index of "Gradients come back ..."
-    if any(f.array for f in functions):
-        parts[gap] = (
-            "Gradients come back in argument order, one per parameter array and scalar\n"
-            "argument, each with its argument's shape; data arrays (X, y) get none."
-        )
     helpers: dict[str, str] = {}
     imports: dict[str, str] = {}
     needs: set[str] = set()

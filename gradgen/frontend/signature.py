@@ -25,7 +25,7 @@ of re-deriving it from the graph or the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 KINDS = ("param", "data", "scalar")
 
@@ -91,22 +91,33 @@ class Signature:
         args = [i.name + ("" if i.default is None else f"={i.default!r}") for i in self.inputs]
         return f"{self.name}({', '.join(args)})"
 
-    def describe(self) -> str:
+    def renamed(self, names) -> "Signature":
+        """The same signature with its inputs named `names` (as the emitter wrote them)."""
+        return replace(self, inputs=tuple(replace(i, name=n) for i, n in zip(self.inputs, names)))
+
+    def describe(self, call: bool = True) -> str:
         """The arguments in one sentence, for a docstring:
 
         `loss(W0, b0, W1, b1, W2, b2, X, y): W0..b2 are model's parameter arrays
-        (gradgen.params.read(model)); X (B, 2) and y (B,) are the data.`
+        (gradgen.params.read(model)); X (B, 2) and y (B,) are the data.`  (Without `call`,
+        the part after the colon.)
         """
+        if not call:
+            return self.describe().split(": ", 1)[1]
         parts = []
         for module in self.modules():
             names = [i.name for i in self.params() if i.module == module]
             prefix = self.prefix(module)
-            read = f"gradgen.params.read({module}{', ' + repr(prefix) if prefix else ''})"
+            if module.isascii() and module.isidentifier():
+                read = f"gradgen.params.read({module}{', ' + repr(prefix) if prefix else ''})"
+                whose = f"{module}'s"
+            else:  # a global made through globals(): its name is not code, and is not shown
+                read, whose = "gradgen.params.read", "a module's"
             if len(names) == 1:
-                parts.append(f"{names[0]} is {module}'s parameter array ({read})")
+                parts.append(f"{names[0]} is {whose} parameter array ({read})")
             else:
                 listed = _and(names) if len(names) <= 3 else f"{names[0]}..{names[-1]}"
-                parts.append(f"{listed} are {module}'s parameter arrays ({read})")
+                parts.append(f"{listed} are {whose} parameter arrays ({read})")
         data = [f"{i.name} {shape_text(i.shape)}" for i in self.data()]
         if data:
             parts.append(f"{_and(data)} {'is' if len(data) == 1 else 'are'} the data")
