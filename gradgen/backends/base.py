@@ -141,7 +141,7 @@ class Backend:
 
     def spelling_needs(self, op: Op, f) -> set[str]:
         """The import keys a spelling uses: `needs_of[op]`, and each key its template calls
-        (`math.sin({0})` -> math): read from the declared spelling, never from the output."""
+        (`math.tanh({0})` -> math): read from the declared spelling, never from the output."""
         out = {k for k in self.imports if f"{k}." in f.template}
         return out | ({self.needs_of[op]} if op in self.needs_of else set())
 
