@@ -4,9 +4,11 @@ A scalar trace of an MLP repeats one small subgraph per neuron, per weight
 and (in micrograd's plain batch loop) per example.  The leaves say where
 they came from -- `elem W0 (j, k)`, `elem X (b, k)` -- so the repetition is
 visible in the indices.  This pass walks the graph in waves: a node is
-ready when its arguments are resolved, each resolved value being a graph
-node or an *element* `(array, index)` of an array built so far.  Ready
-nodes are grouped:
+ready when its arguments are resolved, each resolved value being a node
+built in the new graph (`Built`), an `Element` (array, index) of an array
+built so far, or a `Product` term `a * c` that waits for the sum chain it
+feeds.  Ready nodes become candidates (`Elementwise`, `DotRow`) grouped by
+what they compute:
 
 * **packs**: the same elementwise op over elements at the same index of the
   same arrays (NumPy broadcasting allowed), covering every index once ->
@@ -33,7 +35,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from gradgen.ir.graph import Builder, Graph, Loc
+from gradgen.ir.graph import Builder, Graph, Loc, Node
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner
 from gradgen.passes import layer_names
@@ -48,6 +50,81 @@ class Fallback:
         return f"{self.loc.short() if self.loc else '?'}: {self.reason}"
 
 
+# -- resolved values: what an old node stands for in the new graph --------------------------
+@dataclass(frozen=True, slots=True)
+class Built:
+    """The value is node `node` of the new graph."""
+
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """The value is `array[index]` (index over the array's inner axes), not read yet."""
+
+    array: int
+    index: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A term `left * right` of a sum chain, with an element among its factors: the chain decides
+    how it is computed (a dot row, a whole-array product, or one `mul`)."""
+
+    left: Built | Element
+    right: Built | Element
+    loc: Loc | None
+
+
+Value = Built | Element | Product
+
+
+def source(v: Built | Element) -> int:
+    """The node a value reads: an element's array, or the node itself."""
+    return v.array if isinstance(v, Element) else v.node
+
+
+def descr(v: Value) -> tuple | int:
+    """What a value contributes to a group's key: the same for every lane of one array op."""
+    if isinstance(v, Element):
+        return v.array
+    if isinstance(v, Product):
+        return ("p", descr(v.left), descr(v.right))
+    return ("n", v.node)
+
+
+# -- candidates: ready nodes that may join an array op -------------------------------------
+@dataclass(frozen=True, slots=True)
+class Elementwise:
+    """`node` (an elementwise op, or a sum chain of `vals`) at one index of an `out_inner` result."""
+
+    node: Node
+    vals: tuple
+    out_inner: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class DotRow:
+    """`node` = `rest + sum_k P[row, k] * V[lead, k]` (`transposed`: `V @ P.T`), or with `P[k, row]`
+    (`V @ P`): row `row` of a result of inner shape `out_inner`."""
+
+    node: Node
+    weight: int
+    vector: int
+    transposed: bool
+    row: int
+    lead: tuple
+    rest: tuple
+    out_inner: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    key: tuple  # members with equal keys are lanes of one array op
+    index: tuple
+    member: Elementwise | DotRow
+
+
 def _full(shape) -> list[tuple]:
     return list(itertools.product(*(range(d) for d in shape)))
 
@@ -56,10 +133,11 @@ class _Reroll:
     def __init__(self, g: Graph):
         self.g = g
         self.b = Builder(g.name)
-        self.val: dict[int, tuple] = {}  # old id -> ("n", new id) | ("e", array id, index) | ("p", va, vc, loc)
+        self.val: dict[int, Value] = {}  # old id -> what it stands for in the new graph
         self.fallbacks: list[Fallback] = []
         self._elems: dict[tuple, int] = {}
         self._elem_meta: dict[tuple, tuple] = {}  # (array, index) -> (name, loc) of the value it stands for
+        self._vectors: dict[tuple, int] = {}  # scalar nodes -> their pack
         self.hint: dict[int, str] = {}  # array id -> suffix for names ("0" for W0 -> z0, h0)
         users = g.users()
         self.uses = [len(u) for u in users]
@@ -75,19 +153,18 @@ class _Reroll:
     def shape(self, i: int) -> tuple:
         return self.b.nodes[i].shape
 
-    def node(self, v: tuple) -> int:
+    def node(self, v: Value) -> int:
         """A resolved value as one node (reading an element if need be)."""
-        if v[0] == "n":
-            return v[1]
-        if v[0] == "e":
-            key = (v[1], v[2])
+        if isinstance(v, Built):
+            return v.node
+        if isinstance(v, Element):
+            key = (v.array, v.index)
             if key not in self._elems:
-                base = self.b.nodes[v[1]].name
-                name = layer_names.element(base, v[2])
+                name = layer_names.element(self.b.nodes[v.array].name, v.index)
                 name, loc = self._elem_meta.get(key, (name, None))
-                self._elems[key] = self.b.add(Op.ELEM, (v[1],), v[2], name=name, loc=loc)
+                self._elems[key] = self.b.add(Op.ELEM, (v.array,), v.index, name=name, loc=loc)
             return self._elems[key]
-        return self.b.add(Op.MUL, (self.node(v[1]), self.node(v[2])), loc=v[3])
+        return self.b.add(Op.MUL, (self.node(v.left), self.node(v.right)), loc=v.loc)
 
     def _in_order(self, root: int) -> list[int]:
         out: list[int] = []
@@ -110,184 +187,187 @@ class _Reroll:
     def fall(self, node, reason: str) -> None:
         self.fallbacks.append(Fallback(node.loc, reason))
 
+    def is_param(self, array: int) -> bool:
+        origin = self.b.nodes[array].origin
+        return origin is not None and origin.kind == "param"
+
     # -- classification -------------------------------------------------------------------
-    def classify(self, n):
-        """("now", val) | ("group", key, index, info)."""
+    def classify(self, n) -> Value | Candidate:
+        """What `n` stands for now, or the candidate it makes for an array op."""
         g = self.g
         if n.op is Op.ADD and not self.interior[n.id]:
             return self.classify_chain(n, [self.val[t] for t in self._in_order(n.id)])
         vals = [self.val[a] for a in n.args]
-        if not OPS[n.op].elementwise or all(v[0] == "n" for v in vals):
-            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
+        if not OPS[n.op].elementwise or all(isinstance(v, Built) for v in vals):
+            return Built(self.copy(n, [self.node(v) for v in vals]))
         if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
-            va, vc = vals
-            if "e" in (va[0], vc[0]):
-                return ("now", ("p", va, vc, n.loc))  # a product term: its chain decides
+            a, c = vals
+            if isinstance(a, Element) or isinstance(c, Element):
+                return Product(a, c, n.loc)  # a product term: its chain decides
         aligned = self.aligned(vals)
         if aligned is None:
             self.fall(n, f"{n.op} of elements at unrelated indices is computed per element")
-            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
+            return Built(self.copy(n, [self.node(v) for v in vals]))
         index, out_inner = aligned
         if self.lone_element(vals, out_inner):
-            return ("now", ("n", self.copy(n, [self.node(v) for v in vals])))
-        key = ("ew", n.op, repr(n.attr), tuple(v[1] if v[0] == "e" else ("n", v[1]) for v in vals))
-        return ("group", key, index, (n, vals, out_inner))
+            return Built(self.copy(n, [self.node(v) for v in vals]))
+        key = ("ew", n.op, repr(n.attr), tuple(descr(v) for v in vals))
+        return Candidate(key, index, Elementwise(n, tuple(vals), out_inner))
 
     def aligned(self, vals):
         """(index, result inner shape) if the elements line up under broadcasting, else None."""
-        elems = [v for v in vals if v[0] == "e"]
-        longest = max(elems, key=lambda v: len(v[2]))
-        index, out_inner = longest[2], inner(self.shape(longest[1]))
+        elems = [v for v in vals if isinstance(v, Element)]
+        longest = max(elems, key=lambda v: len(v.index))
+        index, out_inner = longest.index, inner(self.shape(longest.array))
         for v in elems:
-            k = len(v[2])
-            if v[2] != index[len(index) - k :] or inner(self.shape(v[1])) != out_inner[len(out_inner) - k :]:
+            if not self.lines_up(v, index, out_inner):
                 return None
         return index, out_inner
+
+    def lines_up(self, v: Element, index: tuple, out_inner: tuple) -> bool:
+        """`v` is at the trailing axes of `index` in a result of inner shape `out_inner`."""
+        k = len(v.index)
+        return (
+            k <= len(index)
+            and v.index == index[len(index) - k :]
+            and inner(self.shape(v.array)) == out_inner[len(out_inner) - k :]
+        )
 
     def lone_element(self, vals, out_inner) -> bool:
         """The one element of a one-element axis (`z2[:, 0]` of a one-neuron layer) meets a
         per-example value: computed on the element, not by giving the other value an axis."""
         if any(d != 1 for d in out_inner):
             return False
-        return any(v[0] == "n" and batched(self.shape(v[1])) and len(inner(self.shape(v[1]))) < len(out_inner) for v in vals)
+        return any(
+            isinstance(v, Built) and batched(self.shape(v.node)) and len(inner(self.shape(v.node))) < len(out_inner)
+            for v in vals
+        )
 
-    def classify_chain(self, n, vals):
-        prods = [v for v in vals if v[0] == "p"]
-        rest = [v for v in vals if v[0] != "p"]
+    def classify_chain(self, n, vals) -> Value | Candidate:
+        prods = [v for v in vals if isinstance(v, Product)]
+        rest = [v for v in vals if not isinstance(v, Product)]
         if prods:
-            dot = self.dot_row(prods, rest)
+            dot = self.dot_row(n, prods, rest)
             if dot is not None:
-                key, index, info = dot
-                return ("group", key, index, (n, info, info[-1]))
-        flat = [x for v in vals for x in ((v[1], v[2]) if v[0] == "p" else (v,))]
-        if any(v[0] == "e" for v in flat):
+                return dot
+        flat = [x for v in vals for x in ((v.left, v.right) if isinstance(v, Product) else (v,))]
+        if any(isinstance(v, Element) for v in flat):
             aligned = self.aligned(flat)
             if aligned is not None and self.lone_element(flat, aligned[1]):
-                return ("now", ("n", self.copy_chain(n.id)))
+                return Built(self.copy_chain(n.id))
             if aligned is not None:  # the same sum at every index: an elementwise chain
                 index, out_inner = aligned
-                key = ("ew", Op.ADD, "chain", tuple(self.descr(v) for v in vals))
-                return ("group", key, index, (n, vals, out_inner))
-        return ("now", ("n", self.reduction(n, vals)))
+                key = ("ew", Op.ADD, "chain", tuple(descr(v) for v in vals))
+                return Candidate(key, index, Elementwise(n, tuple(vals), out_inner))
+        return Built(self.reduction(n, vals))
 
-    def descr(self, v):
-        if v[0] == "e":
-            return v[1]
-        if v[0] == "p":
-            return ("p", v[1][1], v[2][1])
-        return ("n", v[1])
+    def dot_row(self, n, prods, rest) -> Candidate | None:
+        """The chain `n` = `rest + sum_k P[j, k] * v_k` (or `P[k, j] * v_k`) as row j of a matrix
+        product, or None.  The v_k are the last axis of one array's elements, `V[lead, k]`, or
+        each its own node (scalars the model computed one by one), which are packed into V."""
+        scalars = any(isinstance(f, Built) for t in prods for f in (t.left, t.right))
+        row = self.scalar_row(prods) if scalars else self.element_row(prods)
+        if row is None:
+            return None
+        P, V, transposed, j, lead, out_inner = row
+        index = lead + (j,)
+        for r in rest:  # a bias b[j], aligned with the row
+            if isinstance(r, Element) and not self.lines_up(r, index, out_inner):
+                return None
+            if isinstance(r, Element) and scalars and r.index != index:
+                return None  # a packed vector has no leading axes: the bias is b[j] itself
+        key = ("dot", P, V, transposed, tuple(descr(r) for r in rest))
+        return Candidate(key, index, DotRow(n, P, V, transposed, j, lead, tuple(rest), out_inner))
 
-    def dot_row(self, prods, rest):
-        """A sum chain `rest + sum_k P[j, k] * V[pre, k]`, or None."""
-        if any(t[1][0] == "n" or t[2][0] == "n" for t in prods):
-            return self.dot_row_scalars(prods, rest)
+    def element_row(self, prods):
+        """Terms `P[j, k] * V[lead, k]` for every k once: (P, V, transposed, j, lead, out_inner), or None."""
         first = prods[0]
-        param_first = self.b.nodes[first[2][1]].origin is not None and self.b.nodes[first[2][1]].origin.kind == "param"
-        for swap in (param_first, not param_first):
-            p, v = (first[2], first[1]) if swap else (first[1], first[2])
-            P, V = p[1], v[1]
+        right_first = self.is_param(first.right.array)
+        for swap in (right_first, not right_first):
+            terms = [(t.right, t.left) if swap else (t.left, t.right) for t in prods]  # (P's, V's)
+            P, V = terms[0][0].array, terms[0][1].array
             sp, sv = self.shape(P), self.shape(V)
             if batched(sp) or len(sp) != 2 or not inner(sv):
                 continue
             n_k = inner(sv)[-1]
-            for case in ("PT", "P"):  # V @ P.T (P[j, k]) or V @ P (P[k, j])
-                kax = 1 if case == "PT" else 0
+            for transposed in (True, False):  # V @ P.T (P[j, k]) or V @ P (P[k, j])
+                kax = 1 if transposed else 0
                 if sp[kax] != n_k or len(prods) != n_k:
                     continue
-                seen, j, pre, ok = set(), None, None, True
-                for t in prods:
-                    tp, tv = (t[2], t[1]) if swap else (t[1], t[2])
-                    if tp[1] != P or tv[1] != V:
+                seen, j, lead, ok = set(), None, None, True
+                for p, v in terms:
+                    if p.array != P or v.array != V:
                         ok = False
                         break
-                    k, jj, pp = tp[2][kax], tp[2][1 - kax], tv[2][:-1]
-                    if tv[2][-1] != k or (j is not None and (jj != j or pp != pre)):
+                    k, jj, ll = p.index[kax], p.index[1 - kax], v.index[:-1]
+                    if v.index[-1] != k or (j is not None and (jj != j or ll != lead)):
                         ok = False
                         break
-                    j, pre = jj, pp
+                    j, lead = jj, ll
                     seen.add(k)
-                if not ok or len(seen) != n_k:
-                    continue
-                m = sp[1 - kax]
-                index = pre + (j,)
-                out_inner = inner(sv)[:-1] + (m,)
-                for r in rest:
-                    if r[0] == "e":
-                        k = len(r[2])
-                        rs = inner(self.shape(r[1]))
-                        if k > len(index) or r[2] != index[len(index) - k :] or rs != out_inner[len(out_inner) - k :]:
-                            return None
-                key = ("dot", P, V, case, tuple(r[1] if r[0] == "e" else ("n", r[1]) for r in rest))
-                return key, index, (P, V, case, j, pre, rest, out_inner)
+                if ok and len(seen) == n_k:
+                    return P, V, transposed, j, lead, inner(sv)[:-1] + (sp[1 - kax],)
         return None
 
-    def dot_row_scalars(self, prods, rest):
-        """`rest + sum_k P[j, k] * x_k` with each x_k its own node: V is those nodes packed."""
-        terms = [(t[1], t[2]) if t[1][0] == "e" else (t[2], t[1]) for t in prods]
-        if any(p[0] != "e" or x[0] != "n" for p, x in terms):
+    def scalar_row(self, prods):
+        """Terms `P[j, k] * x_k`, each x_k its own node, for every k once: V is the x_k packed."""
+        terms = [(t.left, t.right) if isinstance(t.left, Element) else (t.right, t.left) for t in prods]
+        if any(not isinstance(p, Element) or not isinstance(x, Built) for p, x in terms):
             return None
-        P = terms[0][0][1]
+        P = terms[0][0].array
         sp = self.shape(P)
-        if batched(sp) or len(sp) != 2 or any(p[1] != P for p, _ in terms):
+        if batched(sp) or len(sp) != 2 or any(p.array != P for p, _ in terms):
             return None
-        by_k, j = {}, terms[0][0][2][0]
+        by_k, j = {}, terms[0][0].index[0]
         for p, x in terms:
-            if p[2][0] != j or p[2][1] in by_k:
+            if p.index[0] != j or p.index[1] in by_k:
                 return None
-            by_k[p[2][1]] = x[1]
+            by_k[p.index[1]] = x.node
         if sorted(by_k) != list(range(sp[1])):
             return None
-        xs = tuple(by_k[k] for k in range(sp[1]))
-        V = self.vector(xs)
+        V = self.vector(tuple(by_k[k] for k in range(sp[1])))
         if V is None:
             return None
-        index, out_inner = (j,), (sp[0],)
-        for r in rest:  # a bias b[j], aligned with the row
-            if r[0] == "e" and (r[2] != index or inner(self.shape(r[1])) != out_inner):
-                return None
-        key = ("dot", P, V, "PT", tuple(self.descr(r) for r in rest))
-        return key, index, (P, V, "PT", j, (), rest, out_inner)
+        return P, V, True, j, (), (sp[0],)
 
     def vector(self, xs: tuple) -> int | None:
         """The nodes `xs` (scalars, or per-example scalars) packed into one vector, once."""
-        cache = self.__dict__.setdefault("_vectors", {})
-        if xs not in cache:
+        if xs not in self._vectors:
             shapes = {self.shape(x) for x in xs}
             if len(shapes) != 1 or shapes.pop() not in ((), ("B",)):
                 return None
             is_batched = self.shape(xs[0]) == ("B",)
             layout = (is_batched, (len(xs),), tuple((k,) for k in range(len(xs))))
-            cache[xs] = self.b.add(Op.PACK, xs, layout)
-        return cache[xs]
+            self._vectors[xs] = self.b.add(Op.PACK, xs, layout)
+        return self._vectors[xs]
 
     def reduction(self, n, vals) -> int:
         """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
         vals = self.pack_products(vals, n.loc)
         by_array: dict[int, set] = {}
         for v in vals:
-            if v[0] == "e":
-                by_array.setdefault(v[1], set()).add(v[2])
+            if isinstance(v, Element):
+                by_array.setdefault(v.array, set()).add(v.index)
         whole = set()
         for a, idxs in by_array.items():
-            s = self.shape(a)
-            count = sum(1 for v in vals if v[0] == "e" and v[1] == a)
-            if count == len(idxs) and idxs == set(_full(inner(s))):
+            count = sum(1 for v in vals if isinstance(v, Element) and v.array == a)
+            if count == len(idxs) and idxs == set(_full(inner(self.shape(a)))):
                 whole.add(a)
         parts, done = [], set()
         partial = False
         for v in vals:
-            if v[0] == "e" and v[1] in whole:
-                if v[1] not in done:
-                    done.add(v[1])
-                    s = self.shape(v[1])
+            if isinstance(v, Element) and v.array in whole:
+                if v.array not in done:
+                    done.add(v.array)
+                    s = self.shape(v.array)
                     axes = tuple(range(1 if batched(s) else 0, len(s)))
-                    parts.append(self.b.add(Op.SUM, (v[1],), axes, loc=n.loc) if axes else v[1])
+                    parts.append(self.b.add(Op.SUM, (v.array,), axes, loc=n.loc) if axes else v.array)
                 continue
-            partial = partial or v[0] != "n"
+            partial = partial or not isinstance(v, Built)
             parts.append(self.node(v))
         if partial:
             self.fall(n, "a sum over some elements of an array is computed per element")
-        if not any(v[0] != "n" for v in vals):  # no arrays involved: keep the chain's own nodes
+        if all(isinstance(v, Built) for v in vals):  # no arrays involved: keep the chain's own nodes
             return self.copy_chain(n.id)
         out = parts[0]
         for p in parts[1:]:
@@ -296,21 +376,24 @@ class _Reroll:
 
     def pack_products(self, vals, loc):
         """Product terms a[i] * c[i] that cover all of a and c -> elements of one array a * c."""
+
+        def pair(v):  # (a, c) for a product of two elements at one index, else None
+            if isinstance(v, Product) and isinstance(v.left, Element) and isinstance(v.right, Element):
+                return v.left.array, v.right.array
+            return None
+
         pairs: dict[tuple, list] = {}
         for v in vals:
-            if v[0] == "p" and v[1][0] == v[2][0] == "e" and v[1][2] == v[2][2] and self.shape(v[1][1]) == self.shape(v[2][1]):
-                pairs.setdefault((v[1][1], v[2][1]), []).append(v[1][2])
+            ac = pair(v)
+            if ac and v.left.index == v.right.index and self.shape(ac[0]) == self.shape(ac[1]):
+                pairs.setdefault(ac, []).append(v.left.index)
         made = {}
         for (a, c), idxs in pairs.items():
             if len(set(idxs)) == len(idxs) and set(idxs) == set(_full(inner(self.shape(a)))):
                 made[(a, c)] = self.b.add(Op.MUL, (a, c), loc=loc)
         if not made:
             return vals
-        out = []
-        for v in vals:
-            key = (v[1][1], v[2][1]) if v[0] == "p" and v[1][0] == v[2][0] == "e" else None
-            out.append(("e", made[key], v[1][2]) if key in made else v)
-        return out
+        return [Element(made[pair(v)], v.left.index) if pair(v) in made else v for v in vals]
 
     def copy_chain(self, root: int) -> int:
         def build(i):
@@ -330,52 +413,33 @@ class _Reroll:
         return nid
 
     # -- building groups -------------------------------------------------------------------
-    def build_group(self, key, members) -> None:
-        kind = key[0]
-        n, payload, out_inner = members[0][1]
+    def build_group(self, members: list[tuple[tuple, Elementwise | DotRow]]) -> None:
+        """One array op for the lanes `members` ((index, candidate) pairs), or per-element code
+        if they miss indices."""
+        first = members[0][1]
+        n, out_inner = first.node, first.out_inner
         indices = [idx for idx, _ in members]
         complete = len(set(indices)) == len(indices) and set(indices) == set(_full(out_inner))
-        if kind == "ew":
-            vals = payload
+        if isinstance(first, Elementwise):
             if not complete:
-                self.fall(n, f"{n.op} over {len(indices)} of the {len(_full(out_inner))} elements is computed per element")
-                for idx, (m, mv, _) in members:
-                    self.val[m.id] = ("n", self.copy(m, [self.node(v) for v in mv]) if m.op is not Op.ADD
-                                      else self.reduction(m, mv))
+                total = len(_full(out_inner))
+                self.fall(n, f"{n.op} over {len(indices)} of the {total} elements is computed per element")
+                for _, m in members:
+                    mn = m.node
+                    if mn.op is Op.ADD:
+                        self.val[mn.id] = Built(self.reduction(mn, m.vals))
+                    else:
+                        self.val[mn.id] = Built(self.copy(mn, [self.node(v) for v in m.vals]))
                 return
-            k = len(out_inner)
-            args = [
-                self.b.add(Op.MUL, (self.broadcast_arg(v[1][1], k), self.broadcast_arg(v[2][1], k)), loc=n.loc)
-                if v[0] == "p"
-                else self.broadcast_arg(v[1], k)
-                for v in vals
-            ]
-            if n.op is Op.ADD:  # an elementwise sum chain
-                out = args[0]
-                for a in args[1:]:
-                    out = self.b.add(Op.ADD, (out, a), loc=n.loc)
-            else:
-                out = self.b.add(n.op, args, n.attr, loc=n.loc)
-            src = [v[1] for v in vals if v[0] == "e" and v[1] in self.hint]
-            if src and layer_names.activation(n.op, self.hint[src[0]]):
-                self.hint[out] = self.hint[src[0]]
-                self.b.set_meta(out, name=layer_names.activation(n.op, self.hint[out]))
+            out = self.elementwise(first)
         else:
-            P, V, case, _, _, rest, _ = payload
             if not complete:
-                rows = sorted({m[1][3] for _, m in members})
-                self.fall(n, f"dot products with rows {rows} of {self.name(P)} only are computed row by row")
-                for idx, (m, (P, V, case, j, pre, rest, _), _) in members:
-                    self.val[m.id] = ("n", self.row_dot(m, P, V, case, j, pre, rest))
+                rows = sorted({m.row for _, m in members})
+                self.fall(n, f"dot products with rows {rows} of {self.name(first.weight)} only are computed row by row")
+                for _, m in members:
+                    self.val[m.node.id] = Built(self.row_dot(m))
                 return
-            w = self.b.add(Op.TRANSPOSE, (P,), loc=n.loc) if case == "PT" else P
-            out = self.b.add(Op.MATMUL, (V, w), loc=n.loc)
-            for r in rest:
-                out = self.b.add(Op.ADD, (out, self.broadcast_arg(r[1], len(out_inner))), loc=n.loc)
-            suffix = layer_names.layer_suffix(self.name(P))
-            if suffix is not None:
-                self.hint[out] = suffix
-                self.b.set_meta(out, name=layer_names.preactivation(suffix))
+            out = self.matmul(first)
             if len(out_inner) == 2 and out_inner[-1] == 1 and not batched(self.shape(out)):
                 # one neuron over stacked examples, z2 of shape (4, 1): its column z2.T[0]
                 # lines up with the examples' other (4,) arrays (the targets)
@@ -386,24 +450,63 @@ class _Reroll:
                     self.b.set_meta(out, name=layer_names.column(self.b.nodes[z].name))
                 out_inner = out_inner[:1]
                 members = [(idx[:1], m) for idx, m in members]
-        for idx, (m, *_) in members:
-            self.val[m.id] = ("e", out, idx) if out_inner else ("n", out)
+        for idx, member in members:
+            m = member.node
+            self.val[m.id] = Element(out, idx) if out_inner else Built(out)
             if not out_inner and m.name is not None:
                 self.b.set_meta(out, name=m.name)
             elif m.name is not None:  # read as an element later (score = z2[:, 0]): its name
                 self._elem_meta[(out, idx)] = (m.name, m.loc)
 
-    def row_dot(self, m, P, V, case, j, pre, rest) -> int:
-        if case == "PT":
-            vec = self.node(("e", V, pre)) if pre else V
-            out = self.b.add(Op.MATMUL, (vec, self.node(("e", P, (j,)))), loc=m.loc)
+    def elementwise(self, first: Elementwise) -> int:
+        """The array op every lane of `first`'s group computes."""
+        n, k = first.node, len(first.out_inner)
+        args = []
+        for v in first.vals:
+            if isinstance(v, Product):
+                left, right = self.broadcast_arg(source(v.left), k), self.broadcast_arg(source(v.right), k)
+                args.append(self.b.add(Op.MUL, (left, right), loc=n.loc))
+            else:
+                args.append(self.broadcast_arg(source(v), k))
+        if n.op is Op.ADD:  # an elementwise sum chain
+            out = args[0]
+            for a in args[1:]:
+                out = self.b.add(Op.ADD, (out, a), loc=n.loc)
+        else:
+            out = self.b.add(n.op, args, n.attr, loc=n.loc)
+        src = [v.array for v in first.vals if isinstance(v, Element) and v.array in self.hint]
+        if src and layer_names.activation(n.op, self.hint[src[0]]):
+            self.hint[out] = self.hint[src[0]]
+            self.b.set_meta(out, name=layer_names.activation(n.op, self.hint[out]))
+        return out
+
+    def matmul(self, first: DotRow) -> int:
+        """`V @ P.T + rest` (or `V @ P + rest`): every row of `first`'s group at once."""
+        n = first.node
+        w = self.b.add(Op.TRANSPOSE, (first.weight,), loc=n.loc) if first.transposed else first.weight
+        out = self.b.add(Op.MATMUL, (first.vector, w), loc=n.loc)
+        for r in first.rest:
+            out = self.b.add(Op.ADD, (out, self.broadcast_arg(source(r), len(first.out_inner))), loc=n.loc)
+        suffix = layer_names.layer_suffix(self.name(first.weight))
+        if suffix is not None:
+            self.hint[out] = suffix
+            self.b.set_meta(out, name=layer_names.preactivation(suffix))
+        return out
+
+    def row_dot(self, d: DotRow) -> int:
+        """Row `d.row` on its own: `v @ P[j]`, or per element for a column of P."""
+        P, V, loc = d.weight, d.vector, d.node.loc
+        if d.transposed:
+            vec = self.node(Element(V, d.lead)) if d.lead else V
+            out = self.b.add(Op.MATMUL, (vec, self.node(Element(P, (d.row,)))), loc=loc)
         else:  # columns of P: per element
             out = None
             for k in range(self.shape(P)[0]):
-                t = self.b.add(Op.MUL, (self.node(("e", P, (k, j))), self.node(("e", V, pre + (k,)))), loc=m.loc)
-                out = t if out is None else self.b.add(Op.ADD, (out, t), loc=m.loc)
-        for r in rest:
-            out = self.b.add(Op.ADD, (out, self.node(r)), loc=m.loc)
+                p, v = self.node(Element(P, (k, d.row))), self.node(Element(V, d.lead + (k,)))
+                t = self.b.add(Op.MUL, (p, v), loc=loc)
+                out = t if out is None else self.b.add(Op.ADD, (out, t), loc=loc)
+        for r in d.rest:
+            out = self.b.add(Op.ADD, (out, self.node(r)), loc=loc)
         return out
 
     def name(self, array: int) -> str:
@@ -415,11 +518,11 @@ class _Reroll:
         todo = []
         for n in g.nodes:
             if n.op is Op.INPUT:
-                self.val[n.id] = ("n", b.add(Op.INPUT, (), name=n.name, origin=n.origin, shape=n.shape, loc=n.loc))
+                self.val[n.id] = Built(b.add(Op.INPUT, (), name=n.name, origin=n.origin, shape=n.shape, loc=n.loc))
             elif n.op is Op.CONST:
-                self.val[n.id] = ("n", b.const(n.attr) if n.name is None else self.copy(n, []))
+                self.val[n.id] = Built(b.const(n.attr) if n.name is None else self.copy(n, []))
             elif n.op is Op.ELEM and g[n.args[0]].op is Op.INPUT:
-                self.val[n.id] = ("e", self.val[n.args[0]][1], n.attr)
+                self.val[n.id] = Element(self.val[n.args[0]].node, n.attr)
             elif not self.interior[n.id]:
                 todo.append(n)
         while todo:
@@ -432,16 +535,15 @@ class _Reroll:
             groups: dict[tuple, list] = {}
             for n in ready:
                 c = self.classify(n)
-                if c[0] == "now":
-                    self.val[n.id] = c[1]
+                if isinstance(c, Candidate):
+                    groups.setdefault(c.key, []).append((c.index, c.member))
                 else:
-                    _, key, index, info = c
-                    groups.setdefault(key, []).append((index, info))
-            for key, members in groups.items():
-                self.build_group(key, members)
+                    self.val[n.id] = c
+            for members in groups.values():
+                self.build_group(members)
             todo = later
         outputs = [(role, self.node(self.val[i])) for role, i in g.outputs]
-        return b.build([self.val[i][1] for i in g.inputs], outputs)
+        return b.build([self.val[i].node for i in g.inputs], outputs)
 
 
 def reroll(graph: Graph, fallbacks: list | None = None) -> Graph:
