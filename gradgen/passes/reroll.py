@@ -377,22 +377,24 @@ class _Reroll:
     def pack_products(self, vals, loc):
         """Product terms a[i] * c[i] that cover all of a and c -> elements of one array a * c."""
 
-        def pair(v):  # (a, c) for a product of two elements at one index, else None
+        def pair(v):  # (a, c) for a term a[i] * c[i] (one index, arrays of one shape), else None
             if isinstance(v, Product) and isinstance(v.left, Element) and isinstance(v.right, Element):
-                return v.left.array, v.right.array
+                a, c = v.left, v.right
+                if a.index == c.index and self.shape(a.array) == self.shape(c.array):
+                    return a.array, c.array
             return None
 
         pairs: dict[tuple, list] = {}
         for v in vals:
-            ac = pair(v)
-            if ac and v.left.index == v.right.index and self.shape(ac[0]) == self.shape(ac[1]):
-                pairs.setdefault(ac, []).append(v.left.index)
+            if pair(v):
+                pairs.setdefault(pair(v), []).append(v.left.index)
         made = {}
         for (a, c), idxs in pairs.items():
             if len(set(idxs)) == len(idxs) and set(idxs) == set(_full(inner(self.shape(a)))):
                 made[(a, c)] = self.b.add(Op.MUL, (a, c), loc=loc)
         if not made:
             return vals
+        # only the terms counted above: a[0] * c[1] in the same chain is not (a * c)[0]
         return [Element(made[pair(v)], v.left.index) if pair(v) in made else v for v in vals]
 
     def copy_chain(self, root: int) -> int:
