@@ -1,135 +1,41 @@
-"""Re-rolling: scalar repetition -> array operations (an SLP vectoriser for traces).
+"""The re-rolling walk (`gradgen.passes.reroll`): one `_Reroll` per graph.
 
-A scalar trace of an MLP repeats one small subgraph per neuron, per weight
-and (in micrograd's plain batch loop) per example.  The leaves say where
-they came from -- `elem W0 (j, k)`, `elem X (b, k)` -- so the repetition is
-visible in the indices.  This pass walks the graph in waves: a node is
-ready when its arguments are resolved, each resolved value being a node
-built in the new graph (`Built`), an `Element` (array, index) of an array
-built so far, or a `Product` term `a * c` that waits for the sum chain it
-feeds.  Ready nodes become candidates (`Elementwise`, `DotRow`) grouped by
-what they compute:
-
-* **packs**: the same elementwise op over elements at the same index of the
-  same arrays (NumPy broadcasting allowed), covering every index once ->
-  one elementwise array op (`relu(z0)`, `W0 * W0`);
-* **dot rows**: a sum chain `b[j] + sum_k P[j, k] * v[k]` over one weight
-  matrix `P` and one vector `v`, for every row j -> `v @ P.T + b`
-  (a one-row `P` too: `z2 = h1 @ W2.T + b2` of shape (B, 1), whose one output
-  is read as the column `z2[:, 0]`, or `z2.T[0]` over stacked examples);
-* **reductions**: a sum chain over every element of an array -> `sum`
-  (the plain loop's `sum(losses)`, the L2 term `sum(p * p)`).
-
-What cannot be grouped -- a pack that misses indices, a chain that mixes
-arrays -- falls back to correct per-element code (`elem` reads, scalar ops;
-a dot row over part of a matrix becomes `v @ P[j]`), and each fallback is
-recorded with its model line and reason for `gradgen compile --report`.
-The arrays built are named by the rules of `gradgen.passes.layer_names`
-(`z0`, `h0`, ...).
-Element order of sums changes (BLAS, pairwise sums), so re-rolled code
-matches the engine to rounding, not bit for bit.
+`run()` resolves the old graph's nodes in waves; `classify` turns each ready
+node into a resolved value or a candidate (the dot-row recogniser:
+`dot_row`, over `element_row` or `scalar_row`); `build_group` makes one
+array op of a group's candidates (`elementwise`, `matmul`), or per-element
+code with a recorded fallback; `reduction` resolves a sum chain on its own.
+Node creation order is the output's order: dicts keep insertion order, sets are only tested.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
-from gradgen.ir.graph import Builder, Graph, Loc, Node
+from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner
 from gradgen.passes import layer_names
-
-
-@dataclass(frozen=True)
-class Fallback:
-    loc: Loc | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.loc.short() if self.loc else '?'}: {self.reason}"
-
-
-# -- resolved values: what an old node stands for in the new graph --------------------------
-@dataclass(frozen=True, slots=True)
-class Built:
-    """The value is node `node` of the new graph."""
-
-    node: int
-
-
-@dataclass(frozen=True, slots=True)
-class Element:
-    """The value is `array[index]` (index over the array's inner axes), not read yet."""
-
-    array: int
-    index: tuple
-
-
-@dataclass(frozen=True, slots=True)
-class Product:
-    """A term `left * right` of a sum chain, with an element among its factors: the chain decides
-    how it is computed (a dot row, a whole-array product, or one `mul`)."""
-
-    left: Built | Element
-    right: Built | Element
-    loc: Loc | None
-
-
-Value = Built | Element | Product
-
-
-def source(v: Built | Element) -> int:
-    """The node a value reads: an element's array, or the node itself."""
-    return v.array if isinstance(v, Element) else v.node
-
-
-def descr(v: Value) -> tuple | int:
-    """What a value contributes to a group's key: the same for every lane of one array op."""
-    if isinstance(v, Element):
-        return v.array
-    if isinstance(v, Product):
-        return ("p", descr(v.left), descr(v.right))
-    return ("n", v.node)
-
-
-# -- candidates: ready nodes that may join an array op -------------------------------------
-@dataclass(frozen=True, slots=True)
-class Elementwise:
-    """`node` (an elementwise op, or a sum chain of `vals`) at one index of an `out_inner` result."""
-
-    node: Node
-    vals: tuple
-    out_inner: tuple
-
-
-@dataclass(frozen=True, slots=True)
-class DotRow:
-    """`node` = `rest + sum_k P[row, k] * V[lead, k]` (`transposed`: `V @ P.T`), or with `P[k, row]`
-    (`V @ P`): row `row` of a result of inner shape `out_inner`."""
-
-    node: Node
-    weight: int
-    vector: int
-    transposed: bool
-    row: int
-    lead: tuple
-    rest: tuple
-    out_inner: tuple
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    key: tuple  # members with equal keys are lanes of one array op
-    index: tuple
-    member: Elementwise | DotRow
+from gradgen.passes.reroll.dot_rows import DotRows
+from gradgen.passes.reroll.values import (
+    Built,
+    Candidate,
+    DotRow,
+    Element,
+    Elementwise,
+    Fallback,
+    Product,
+    Value,
+    descr,
+    source,
+)
 
 
 def _full(shape) -> list[tuple]:
     return list(itertools.product(*(range(d) for d in shape)))
 
 
-class _Reroll:
+class _Reroll(DotRows):
     def __init__(self, g: Graph):
         self.g = g
         self.b = Builder(g.name)
@@ -260,86 +166,6 @@ class _Reroll:
                 key = ("ew", Op.ADD, "chain", tuple(descr(v) for v in vals))
                 return Candidate(key, index, Elementwise(n, tuple(vals), out_inner))
         return Built(self.reduction(n, vals))
-
-    def dot_row(self, n, prods, rest) -> Candidate | None:
-        """The chain `n` = `rest + sum_k P[j, k] * v_k` (or `P[k, j] * v_k`) as row j of a matrix
-        product, or None.  The v_k are the last axis of one array's elements, `V[lead, k]`, or
-        each its own node (scalars the model computed one by one), which are packed into V."""
-        scalars = any(isinstance(f, Built) for t in prods for f in (t.left, t.right))
-        row = self.scalar_row(prods) if scalars else self.element_row(prods)
-        if row is None:
-            return None
-        P, V, transposed, j, lead, out_inner = row
-        index = lead + (j,)
-        for r in rest:  # a bias b[j], aligned with the row
-            if isinstance(r, Element) and not self.lines_up(r, index, out_inner):
-                return None
-            if isinstance(r, Element) and scalars and r.index != index:
-                return None  # a packed vector has no leading axes: the bias is b[j] itself
-        key = ("dot", P, V, transposed, tuple(descr(r) for r in rest))
-        return Candidate(key, index, DotRow(n, P, V, transposed, j, lead, tuple(rest), out_inner))
-
-    def element_row(self, prods):
-        """Terms `P[j, k] * V[lead, k]` for every k once: (P, V, transposed, j, lead, out_inner), or None."""
-        first = prods[0]
-        right_first = self.is_param(first.right.array)
-        for swap in (right_first, not right_first):
-            terms = [(t.right, t.left) if swap else (t.left, t.right) for t in prods]  # (P's, V's)
-            P, V = terms[0][0].array, terms[0][1].array
-            sp, sv = self.shape(P), self.shape(V)
-            if batched(sp) or len(sp) != 2 or not inner(sv):
-                continue
-            n_k = inner(sv)[-1]
-            for transposed in (True, False):  # V @ P.T (P[j, k]) or V @ P (P[k, j])
-                kax = 1 if transposed else 0
-                if sp[kax] != n_k or len(prods) != n_k:
-                    continue
-                seen, j, lead, ok = set(), None, None, True
-                for p, v in terms:
-                    if p.array != P or v.array != V:
-                        ok = False
-                        break
-                    k, jj, ll = p.index[kax], p.index[1 - kax], v.index[:-1]
-                    if v.index[-1] != k or (j is not None and (jj != j or ll != lead)):
-                        ok = False
-                        break
-                    j, lead = jj, ll
-                    seen.add(k)
-                if ok and len(seen) == n_k:
-                    return P, V, transposed, j, lead, inner(sv)[:-1] + (sp[1 - kax],)
-        return None
-
-    def scalar_row(self, prods):
-        """Terms `P[j, k] * x_k`, each x_k its own node, for every k once: V is the x_k packed."""
-        terms = [(t.left, t.right) if isinstance(t.left, Element) else (t.right, t.left) for t in prods]
-        if any(not isinstance(p, Element) or not isinstance(x, Built) for p, x in terms):
-            return None
-        P = terms[0][0].array
-        sp = self.shape(P)
-        if batched(sp) or len(sp) != 2 or any(p.array != P for p, _ in terms):
-            return None
-        by_k, j = {}, terms[0][0].index[0]
-        for p, x in terms:
-            if p.index[0] != j or p.index[1] in by_k:
-                return None
-            by_k[p.index[1]] = x.node
-        if sorted(by_k) != list(range(sp[1])):
-            return None
-        V = self.vector(tuple(by_k[k] for k in range(sp[1])))
-        if V is None:
-            return None
-        return P, V, True, j, (), (sp[0],)
-
-    def vector(self, xs: tuple) -> int | None:
-        """The nodes `xs` (scalars, or per-example scalars) packed into one vector, once."""
-        if xs not in self._vectors:
-            shapes = {self.shape(x) for x in xs}
-            if len(shapes) != 1 or shapes.pop() not in ((), ("B",)):
-                return None
-            is_batched = self.shape(xs[0]) == ("B",)
-            layout = (is_batched, (len(xs),), tuple((k,) for k in range(len(xs))))
-            self._vectors[xs] = self.b.add(Op.PACK, xs, layout)
-        return self._vectors[xs]
 
     def reduction(self, n, vals) -> int:
         """A sum chain resolved on its own: whole arrays summed, everything else added in order."""
@@ -546,14 +372,3 @@ class _Reroll:
             todo = later
         outputs = [(role, self.node(self.val[i])) for role, i in g.outputs]
         return b.build([self.val[i].node for i in g.inputs], outputs)
-
-
-def reroll(graph: Graph, fallbacks: list | None = None) -> Graph:
-    """Re-roll `graph`'s scalar repetition into array ops; append fallbacks to `fallbacks`."""
-    if not any(n.op is Op.ELEM for n in graph.nodes):
-        return graph  # nothing came from an array: scalar code stays as it is
-    r = _Reroll(graph)
-    out = r.run()
-    if fallbacks is not None:
-        fallbacks.extend(r.fallbacks)
-    return out
