@@ -45,7 +45,8 @@ class DotRows:
         right_first = self.is_param(first.right.array)
         for swap in (right_first, not right_first):
             terms = [(t.right, t.left) if swap else (t.left, t.right) for t in prods]  # (P's, V's)
-            P, V = terms[0][0].array, terms[0][1].array
+            p0, v0 = terms[0]
+            P, V = p0.array, v0.array
             sp, sv = self.shape(P), self.shape(V)
             if batched(sp) or len(sp) != 2 or not inner(sv):
                 continue
@@ -74,11 +75,12 @@ class DotRows:
         terms = [(t.left, t.right) if isinstance(t.left, Element) else (t.right, t.left) for t in prods]
         if any(not isinstance(p, Element) or not isinstance(x, Built) for p, x in terms):
             return None
-        P = terms[0][0].array
+        p0 = terms[0][0]  # P[j, k] of the first term
+        P = p0.array
         sp = self.shape(P)
         if batched(sp) or len(sp) != 2 or any(p.array != P for p, _ in terms):
             return None
-        by_k, j = {}, terms[0][0].index[0]
+        by_k, j = {}, p0.index[0]
         for p, x in terms:
             if p.index[0] != j or p.index[1] in by_k:
                 return None
