@@ -280,6 +280,23 @@ def test_sum_counting_an_element_twice_falls_back():
     assert reasons(fallbacks) == ["a sum over some elements of an array is computed per element"]
 
 
+def test_cross_term_beside_an_l2_term_is_not_read_from_the_square():
+    """Negative: W0[0, 0] * W0[0, 1] in the chain of sum(p * p) stays a product of its own two
+    elements (it is not (W0 * W0)[0, 0]); the whole squares are still summed.  Before the fix this
+    read the square's element and gave the wrong number (the interpreter check in `rerolled`)."""
+    M = mlp(2, [3, 1])
+    W = [n.w for n in M.layers[0].neurons]
+
+    def l2(s):
+        return s * (sum(p * p for p in M.parameters()) + W[0][0] * W[0][1])
+
+    before, after, fallbacks = rerolled(l2, dict(s=1.0), M)
+    squared = [n for n in after.nodes if n.op is Op.MUL and n.args[0] == n.args[1] and after[n.args[0]].op is Op.INPUT]
+    assert sorted(after[n.args[0]].name for n in squared) == ["W0", "W1", "b0", "b1"]
+    assert sorted(n.attr for n in elem_reads(after, "W0")) == [(0, 0), (0, 1)]
+    assert reasons(fallbacks) == ["a sum over some elements of an array is computed per element"]
+
+
 def test_l2_over_some_parameters_falls_back():
     """Negative: an L2 term that skips the first weight is not a sum of whole arrays: one fallback (W0)."""
     M = mlp(2, [3, 1])
