@@ -417,7 +417,7 @@ ARRAY_HEAD = (
 
 MODULE_LEVEL = sorted(
     ["_check_args", "_np_sigmoid", "_pack", "_sigmoid", "math", "np"]  # _check_args: the old helper's name
-    + ["_args", "_convert_args", "_spec", "torch", "_torch_pack", "_tensors", "_convert_tensors"]
+    + ["_args", "torch", "_torch_pack", "_tensors"]
 )
 
 
