@@ -14,19 +14,15 @@ import numpy as np
 
 
 def _args(table, *args, _seen={}):
-    """The arguments as float64 arrays of their shapes (B from the data) and floats.
-
-    `table`: "f W0:16,2 X:B,2 k:" (the function, then each argument's shape), then after
-    "; " the data arrays whose batch size the trace fixed.  `_seen`: shapes that passed.
-    """
+    """The arguments as float64 arrays of their shapes (B from the data) and floats."""
     try:  # the fast path: float64 arrays of shapes checked before
         if [x.dtype for x in args] == _seen[table, tuple([x.shape for x in args])]:
             return args
     except (AttributeError, KeyError, TypeError):
         pass  # a list, a float, a float32 array, shapes not seen yet, ...
-    head, _, data = table.partition("; ")
+    head, _, data = table.partition("; ")  # "f W0:16,2 X:B,2 k:; X": X's shape is fixed
     fname, *spec = head.split()
-    out, rows = [], None  # rows: (B, the argument it was read from)
+    out, B, first = [], None, None  # B: the rows of the first batched argument
     for x, (name, dims) in zip(args, (a.split(":") for a in spec)):
         shape = tuple(d if d == "B" else int(d) for d in dims.split(",") if d)
         show, err = str(shape).replace("'", ""), None  # (B, 2)
@@ -43,21 +39,19 @@ def _args(table, *args, _seen={}):
             err = f"{want} an array of dtype {x.dtype}"
         elif shape[0] == "B" and not x.shape:
             err = f"{want} a 0-d array"
+        elif shape[0] == "B" and not x.shape[0]:
+            err = "has no rows: a batch needs at least one example"
         elif shape[0] == "B":
-            rows = rows or (x.shape[0], name)
-            if x.shape[0] == 0:
-                err = "has no rows: a batch needs at least one example"
-            elif x.shape != (rows[0],) + shape[1:]:
-                err = (
-                    f"has shape {x.shape}, but {fname} takes {show} with B = {rows[0]}"
-                    f" (the rows of {rows[1]}): every batched array has one row"
-                    " per example"
-                )
+            B, first = B or x.shape[0], first or name
+            if x.shape != (B,) + shape[1:]:
+                err = f"has shape {x.shape}, but {fname} takes {show} with B = {B}"
+                err += f" (the rows of {first}): every batched array has one row"
+                err += " per example"
         elif x.shape != shape:
-            err = f"has shape {x.shape}, but {fname} was compiled for {show}" + (
-                " (the batch size is fixed by the traced example: use gradgen.mean"
-                " for any batch size)" * (name in data.split())
-            )
+            err = f"has shape {x.shape}, but {fname} was compiled for {show}"
+            if name in data.split():
+                err += " (the batch size is fixed by the traced example:"
+                err += " use gradgen.mean for any batch size)"
         if err:
             raise ValueError(f"{fname}: {name} {err}")
         out.append(float(x) if shape == () else np.asarray(x, dtype=np.float64))

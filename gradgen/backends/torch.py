@@ -152,19 +152,15 @@ PACK_HELPER = '''def _torch_pack(device, shape, batched, indices, *pieces):
 '''
 
 TENSORS_HELPER = '''def _tensors(table, *args, _seen={}):
-    """The arguments as float64 tensors of their shapes (B from the data).
-
-    `table`: "f W0:16,2 X:B,2 k:" (the function, then each argument's shape), then after
-    "; " the data arrays whose batch size the trace fixed.  `_seen`: shapes that passed.
-    """
+    """The arguments as float64 tensors of their shapes (B from the data)."""
     try:  # the fast path: float64 tensors of shapes checked before
         if [x.dtype for x in args] == _seen[table, tuple([x.shape for x in args])]:
             return args
     except (AttributeError, KeyError, TypeError):
         pass  # a list, a float, a float32 tensor, shapes not seen yet, ...
-    head, _, data = table.partition("; ")
+    head, _, data = table.partition("; ")  # "f W0:16,2 X:B,2 k:; X": X's shape is fixed
     fname, *spec = head.split()
-    out, rows = [], None  # rows: (B, the argument it was read from)
+    out, B, first = [], None, None  # B: the rows of the first batched argument
     for x, (name, dims) in zip(args, (a.split(":") for a in spec)):
         shape = tuple(d if d == "B" else int(d) for d in dims.split(",") if d)
         show, err = str(shape).replace("'", ""), None  # (B, 2)
@@ -180,21 +176,19 @@ TENSORS_HELPER = '''def _tensors(table, *args, _seen={}):
             err = f"{want} a tensor of dtype {x.dtype}"
         elif shape[:1] == ("B",) and not x.dim():
             err = f"{want} a 0-d tensor"
+        elif shape[:1] == ("B",) and not x.shape[0]:
+            err = "has no rows: a batch needs at least one example"
         elif shape[:1] == ("B",):
-            rows = rows or (x.shape[0], name)
-            if x.shape[0] == 0:
-                err = "has no rows: a batch needs at least one example"
-            elif tuple(x.shape) != (rows[0],) + shape[1:]:
-                err = (
-                    f"has shape {tuple(x.shape)}, but {fname} takes {show}"
-                    f" with B = {rows[0]} (the rows of {rows[1]}): every batched"
-                    " array has one row per example"
-                )
+            B, first = B or x.shape[0], first or name
+            if tuple(x.shape) != (B,) + shape[1:]:
+                err = f"has shape {tuple(x.shape)}, but {fname} takes {show} with"
+                err += f" B = {B} (the rows of {first}): every batched array has one"
+                err += " row per example"
         elif tuple(x.shape) != shape:
-            err = f"has shape {tuple(x.shape)}, but {fname} was compiled for {show}" + (
-                " (the batch size is fixed by the traced example: use gradgen.mean"
-                " for any batch size)" * (name in data.split())
-            )
+            err = f"has shape {tuple(x.shape)}, but {fname} was compiled for {show}"
+            if name in data.split():
+                err += " (the batch size is fixed by the traced example:"
+                err += " use gradgen.mean for any batch size)"
         if err:
             raise ValueError(f"{fname}: {name} {err}")
         out.append(x.to(torch.float64))
