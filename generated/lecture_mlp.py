@@ -15,28 +15,18 @@ argument, each with its argument's shape; the data (xs and ys) get none.
 import numpy as np
 
 
-def _args(spec, *args):
+def _args(table, *args, _seen={}):
     """The arguments as float64 arrays of their shapes (B from the data) and floats."""
-    fname, names, shapes, data, first, fast, known = spec
-    try:
-        B = None if first is None else args[first].shape[0]
-        want = known.get(B)
-        if want is None:  # the shapes for this B, and the dtypes: compared as two lists
-            want = [tuple(B if d == "B" else d for d in s) for s in shapes]
-            want = known[B] = want, [np.dtype(np.float64)] * len(shapes)
-        if fast and B != 0 and [x.shape for x in args] == want[0]:
-            if [x.dtype for x in args] == want[1]:
-                return args
-    except (AttributeError, IndexError, TypeError, ValueError):
-        pass  # a list, a tensor, a float, ...
-    return _convert_args(spec, args)
-
-
-def _convert_args(spec, args):
-    """`_args` for the rest: float32, int, ... converted to float64, or a ValueError."""
-    fname, names, shapes, data = spec[:4]
-    out, rows = [], None  # rows: (B, the argument it was read from)
-    for name, x, shape in zip(names, args, shapes):
+    try:  # the fast path: float64 arrays of shapes checked before
+        if [x.dtype for x in args] == _seen[table, tuple([x.shape for x in args])]:
+            return args
+    except (AttributeError, KeyError, TypeError):
+        pass  # a list, a float, a float32 array, shapes not seen yet, ...
+    head, _, data = table.partition("; ")  # "f W0:16,2 X:B,2 k:; X": X's shape is fixed
+    fname, *spec = head.split()
+    out, B, first = [], None, None  # B: the rows of the first batched argument
+    for x, (name, dims) in zip(args, (a.split(":") for a in spec)):
+        shape = tuple(d if d == "B" else int(d) for d in dims.split(",") if d)
         show, err = str(shape).replace("'", ""), None  # (B, 2)
         want = f"must be a float64 NumPy array of shape {show}, got"
         if shape == ():
@@ -51,36 +41,28 @@ def _convert_args(spec, args):
             err = f"{want} an array of dtype {x.dtype}"
         elif shape[0] == "B" and not x.shape:
             err = f"{want} a 0-d array"
+        elif shape[0] == "B" and not x.shape[0]:
+            err = "has no rows: a batch needs at least one example"
         elif shape[0] == "B":
-            rows = rows or (x.shape[0], name)
-            if x.shape[0] == 0:
-                err = "has no rows: a batch needs at least one example"
-            elif x.shape != (rows[0],) + shape[1:]:
-                err = (
-                    f"has shape {x.shape}, but {fname} takes {show} with B = {rows[0]}"
-                    f" (the rows of {rows[1]}): every batched array has one row"
-                    " per example"
-                )
+            B, first = B or x.shape[0], first or name
+            if x.shape != (B,) + shape[1:]:
+                err = f"has shape {x.shape}, but {fname} takes {show} with B = {B}"
+                err += f" (the rows of {first}): every batched array has one row"
+                err += " per example"
         elif x.shape != shape:
-            err = f"has shape {x.shape}, but {fname} was compiled for {show}" + (
-                " (the batch size is fixed by the traced example: use gradgen.mean"
-                " for any batch size)" * (name in data)
-            )
+            err = f"has shape {x.shape}, but {fname} was compiled for {show}"
+            if name in data.split():
+                err += " (the batch size is fixed by the traced example:"
+                err += " use gradgen.mean for any batch size)"
         if err:
             raise ValueError(f"{fname}: {name} {err}")
         out.append(float(x) if shape == () else np.asarray(x, dtype=np.float64))
+    if all(type(x) is np.ndarray and a is x for a, x in zip(out, args)):
+        _seen[table, tuple([x.shape for x in args])] = [x.dtype for x in args]
     return tuple(out)
 
 
-def _spec(fname, args, data=""):
-    """An argument table: "W0:16,2 X:B,2 k:" (names: shapes), "X" (the data arrays)."""
-    names, dims = zip(*(a.split(":") for a in args.split()))
-    shapes = [tuple(d if d == "B" else int(d) for d in s.split(",") if d) for s in dims]
-    first = next((i for i, s in enumerate(shapes) if s[:1] == ("B",)), None)
-    return fname, names, shapes, data.split(), first, all(shapes), {}
-
-
-_loss_args = _spec("loss", "W0:4,3 b0:4 W1:4,4 b1:4 W2:1,4 b2:1 xs:4,3 ys:4", "xs ys")
+_loss_args = "loss W0:4,3 b0:4 W1:4,4 b1:4 W2:1,4 b2:1 xs:4,3 ys:4; xs ys"
 
 
 def loss(W0, b0, W1, b1, W2, b2, xs, ys):
@@ -98,9 +80,7 @@ def loss(W0, b0, W1, b1, W2, b2, xs, ys):
     return out
 
 
-_loss_grad_args = _spec(
-    "loss_grad", "W0:4,3 b0:4 W1:4,4 b1:4 W2:1,4 b2:1 xs:4,3 ys:4", "xs ys"
-)
+_loss_grad_args = "loss_grad W0:4,3 b0:4 W1:4,4 b1:4 W2:1,4 b2:1 xs:4,3 ys:4; xs ys"
 
 
 def loss_grad(W0, b0, W1, b1, W2, b2, xs, ys):

@@ -309,3 +309,17 @@ def test_cuda_tensors_in_give_cuda_tensors_out(compiled):
     assert close(value.item(), want_value)
     for g, w in zip(grads, want_grads):
         assert close(g.cpu().numpy(), w)
+
+
+def test_torch_scalar_argument_as_a_tensor_of_any_real_dtype(compiled):
+    """A scalar argument may be a 0-d tensor of any real dtype (made float64); a tensor of another shape
+    is a ValueError naming it (it used to be an IndexError from the check itself)."""
+    mod, _ = compiled["neuron", "torch"]
+    want = mod.neuron(2.0, 0.0, -3.0, 1.0, 6.881373587019543)
+    x1s = (torch.tensor(2.0), torch.tensor(2), torch.tensor(2.0, dtype=torch.float64))
+    for x1 in x1s:
+        got = mod.neuron(x1, 0.0, -3.0, 1.0, 6.881373587019543)
+        assert got.dtype == torch.float64 and got.item() == pytest.approx(want.item(), rel=1e-7)
+    with pytest.raises(ValueError) as e:
+        mod.neuron_grad(torch.ones(3), 0.0, -3.0, 1.0, 6.881373587019543)
+    assert str(e.value) == "neuron_grad: x1 has shape (3,), but neuron_grad was compiled for ()"

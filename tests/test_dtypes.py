@@ -363,3 +363,40 @@ def test_wrong_shapes_still_name_the_argument():
         mod.loss_grad(*p, X[:0], y[:0])
     with pytest.raises(ValueError, match=r"X must be a float64 NumPy array of shape \(B, 2\), got float"):
         mod.loss_grad(*p, 1.0, y)
+
+
+def test_fixed_batch_data_message_says_to_use_mean():
+    """A data array whose batch size the trace fixed (lecture_mlp's xs, ys) names gradgen.mean when its
+    shape is wrong; a parameter of the wrong shape does not."""
+    _, fns = load_model(str(ROOT / "examples" / "lecture_mlp.py"))
+    mod = compile_function(*fns)
+    args = example_args(fns[0], mod.functions[0].grad_opt)
+    *p, xs, ys = args
+    hint = " (the batch size is fixed by the traced example: use gradgen.mean for any batch size)"
+    for f in ("loss", "loss_grad"):
+        with pytest.raises(ValueError) as e:
+            getattr(mod, f)(*p, xs[:3], ys)
+        assert str(e.value) == f"{f}: xs has shape (3, 3), but {f} was compiled for (4, 3)" + hint
+        with pytest.raises(ValueError) as e:
+            getattr(mod, f)(p[0].T, *p[1:], xs, ys)
+        assert str(e.value) == f"{f}: W0 has shape (3, 4), but {f} was compiled for (4, 3)"
+
+
+def test_argument_check_remembers_only_what_it_checked():
+    """The fast path (shapes seen before) never lets through what the full check refuses: after good
+    calls with B = 5 and B = 3, mixed batch sizes, float32 and a list are still refused or converted,
+    and the results equal a fresh module's."""
+    module, params, X, y, mod = mlp()
+    p = list(params.values())
+    fresh = compile_function(mean(module, 2, 4)[0])  # a second module: its own remembered shapes
+    X3, y3 = X[:3].copy(), y[:3].copy()
+    for _ in range(2):
+        assert mod.loss_grad(*p, X, y)[0] == fresh.loss_grad(*p, X, y)[0]
+        assert mod.loss_grad(*p, X3, y3)[0] == fresh.loss_grad(*p, X3, y3)[0]
+    with pytest.raises(ValueError, match=r"^loss_grad: y has shape \(4,\), but loss_grad takes \(B,\) with B = 3 "):
+        mod.loss_grad(*p, X3, y)
+    with pytest.raises(ValueError, match=r"^loss_grad: y must be a float64 NumPy array of shape \(B,\), got list"):
+        mod.loss_grad(*p, X3, list(y3))
+    value, grads = mod.loss_grad(*p, X3.astype(np.float32), y3)
+    assert value == fresh.loss_grad(*p, X3.astype(np.float32).astype(float), y3)[0]
+    assert all(g.dtype == np.float64 for g in grads)

@@ -183,8 +183,8 @@ def audit(text: str) -> None:
             assert [(a.name, a.asname) for a in stmt.names] in ([("math", None)], [("numpy", "np")], [("torch", None)])
         elif isinstance(stmt, ast.FunctionDef):
             pass
-        elif isinstance(stmt, ast.Assign) and ast.unparse(stmt.value.func) == "_spec":  # an argument table
-            assert [ast.unparse(t) for t in stmt.targets] == [f"_{stmt.value.args[0].value}_args"]
+        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):  # an argument table
+            assert [ast.unparse(t) for t in stmt.targets] == [f"_{stmt.value.value.split()[0]}_args"]
         else:  # the module docstring is the only other statement
             assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant), ast.dump(stmt)
             assert isinstance(stmt.value.value, str)
@@ -218,14 +218,13 @@ def audit(text: str) -> None:
     helper_bodies = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in HELPERS]
     in_helpers = {id(c) for h in helper_bodies for c in ast.walk(h)}
     docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Module))}
-    # argument tables, `_f_args = _spec("f", "W0:16,2 X:B,2 k:", "X")`: names and shapes only
+    # argument tables, `_f_args = "f W0:16,2 X:B,2 k:; X"`: names and shapes only
     tables = set()
     for n in tree.body:
-        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and ast.unparse(n.value.func) == "_spec":
-            fname, spec, *data = n.value.args
-            assert fname.value.isidentifier() and re.fullmatch(r"([A-Za-z_]\w*:[\dB,]*)( [A-Za-z_]\w*:[\dB,]*)*", spec.value)
-            assert all(re.fullmatch(r"[A-Za-z_]\w*( [A-Za-z_]\w*)*", d.value) for d in data), ast.unparse(n)
-            tables |= {id(spec), *(id(d) for d in data)}
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant):
+            name, arg = r"[A-Za-z_]\w*", r" [A-Za-z_]\w*:[\dB,]*"
+            assert re.fullmatch(rf"{name}({arg})*(; {name}( {name})*)?", n.value.value), ast.unparse(n)
+            tables.add(id(n.value))
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if id(node) in docstrings or id(node) in in_helpers:

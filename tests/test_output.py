@@ -417,7 +417,7 @@ ARRAY_HEAD = (
 
 MODULE_LEVEL = sorted(
     ["_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
-    + ["_args", "_convert_args", "_spec", "torch", "_torch_pack", "_tensors", "_convert_tensors"]
+    + ["_args", "torch", "_torch_pack", "_tensors"]
 )
 
 

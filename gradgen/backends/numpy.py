@@ -16,14 +16,15 @@ applied to it (`expand` of a scalar is `np.array(x, ndmin=1)`); `step` on an arr
 a float mask, `(x > 0.0).astype(float)`.
 
 The argument check is one line per function, `W0, ..., y = _args(_loss_args, W0, ..., y)`,
-against a module-level table (`_loss_args = _spec("loss", "W0:16,2 ... y:B", "X y")`).
+against a module-level table, one string (`_loss_args = "loss W0:16,2 ... X:B,2 y:B"`: the
+function, then each argument's shape; after "; " the data arrays of fixed shape).
 An array argument must be a NumPy array of its compiled shape (`B` is read from
 the data) whose dtype is a real number type; one that is not float64 (float32, an
 int array) is converted to float64, so values and gradients always come back
 float64; anything else (a list, a torch tensor, a bool, complex or object array,
 a wrong shape) is a `ValueError` naming the argument.  A scalar argument is
-converted with `float()`.  The fast path (every argument a float64 array of its
-shape) is one list comparison; `_convert_args` does the rest.
+converted with `float()`.  The fast path (float64 arrays of shapes that passed the
+check before) is one dict lookup and one list comparison; the rest reads the table.
 '''
 
 from __future__ import annotations
@@ -96,11 +97,12 @@ def pack_layout(n) -> str:
 
 
 def arg_table(graph, fname: str, names: list[str]) -> tuple[str, str]:
-    """(table name, `_spec(...)` call) for the argument check of `fname`."""
+    """(table name, table literal) for the argument check of `fname`: "f W0:16,2 X:B,2 k:",
+    then "; X" naming the data arrays of fixed shape (their message says to use gradgen.mean)."""
     nodes = [graph.nodes[i] for i in graph.inputs]
     spec = " ".join(f"{nm}:{dims_text(n.shape)}" for nm, n in zip(names, nodes))
-    data = " ".join(nm for nm, n in zip(names, nodes) if n.shape and n.origin is not None and n.origin.kind == "arg")
-    return f"_{fname}_args", f"_spec({fname!r}, {spec!r}" + (f", {data!r})" if data else ")")
+    data = [nm for nm, n in zip(names, nodes) if n.shape and not batched(n.shape) and n.origin is not None and n.origin.kind == "arg"]
+    return f"_{fname}_args", f'"{fname} {spec}' + (f"; {' '.join(data)}" if data else "") + '"'
 
 
 def check_lines(graph, fname: str, names: list[str], helper: str = "_args") -> tuple[list[str], list[str]]:
@@ -130,7 +132,7 @@ class NumpyBackend(PythonBackend):
     name = "numpy"
     imports = {"math": "import math", "np": "import numpy as np"}
     always = frozenset({"np"})
-    module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_spec", "_args", "_convert_args"})
+    module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_args"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH
     formats = _OWN
@@ -188,7 +190,7 @@ class NumpyBackend(PythonBackend):
         if not any(graph.nodes[i].shape for i in graph.inputs):
             return [], [], set()
         tables, body = check_lines(graph, fname, names)
-        return tables, body, {"_spec", "_args", "_convert_args"}
+        return tables, body, {"_args"}
 
     def doc_grad(self, base, grads):
         return f"Value of {base} and its gradient with respect to {', '.join(grads)}."
@@ -203,36 +205,18 @@ PACK_HELPER = '''def _pack(shape, batched, indices, *pieces):
     return out
 '''
 
-SPEC_HELPER = '''def _spec(fname, args, data=""):
-    """An argument table: "W0:16,2 X:B,2 k:" (names: shapes), "X" (the data arrays)."""
-    names, dims = zip(*(a.split(":") for a in args.split()))
-    shapes = [tuple(d if d == "B" else int(d) for d in s.split(",") if d) for s in dims]
-    first = next((i for i, s in enumerate(shapes) if s[:1] == ("B",)), None)
-    return fname, names, shapes, data.split(), first, all(shapes), {}
-'''
-
-ARGS_HELPER = '''def _args(spec, *args):
+ARGS_HELPER = '''def _args(table, *args, _seen={}):
     """The arguments as float64 arrays of their shapes (B from the data) and floats."""
-    fname, names, shapes, data, first, fast, known = spec
-    try:
-        B = None if first is None else args[first].shape[0]
-        want = known.get(B)
-        if want is None:  # the shapes for this B, and the dtypes: compared as two lists
-            want = [tuple(B if d == "B" else d for d in s) for s in shapes]
-            want = known[B] = want, [np.dtype(np.float64)] * len(shapes)
-        if fast and B != 0 and [x.shape for x in args] == want[0]:
-            if [x.dtype for x in args] == want[1]:
-                return args
-    except (AttributeError, IndexError, TypeError, ValueError):
-        pass  # a list, a tensor, a float, ...
-    return _convert_args(spec, args)
-'''
-
-CONVERT_HELPER = '''def _convert_args(spec, args):
-    """`_args` for the rest: float32, int, ... converted to float64, or a ValueError."""
-    fname, names, shapes, data = spec[:4]
-    out, rows = [], None  # rows: (B, the argument it was read from)
-    for name, x, shape in zip(names, args, shapes):
+    try:  # the fast path: float64 arrays of shapes checked before
+        if [x.dtype for x in args] == _seen[table, tuple([x.shape for x in args])]:
+            return args
+    except (AttributeError, KeyError, TypeError):
+        pass  # a list, a float, a float32 array, shapes not seen yet, ...
+    head, _, data = table.partition("; ")  # "f W0:16,2 X:B,2 k:; X": X's shape is fixed
+    fname, *spec = head.split()
+    out, B, first = [], None, None  # B: the rows of the first batched argument
+    for x, (name, dims) in zip(args, (a.split(":") for a in spec)):
+        shape = tuple(d if d == "B" else int(d) for d in dims.split(",") if d)
         show, err = str(shape).replace("'", ""), None  # (B, 2)
         want = f"must be a float64 NumPy array of shape {show}, got"
         if shape == ():
@@ -247,24 +231,24 @@ CONVERT_HELPER = '''def _convert_args(spec, args):
             err = f"{want} an array of dtype {x.dtype}"
         elif shape[0] == "B" and not x.shape:
             err = f"{want} a 0-d array"
+        elif shape[0] == "B" and not x.shape[0]:
+            err = "has no rows: a batch needs at least one example"
         elif shape[0] == "B":
-            rows = rows or (x.shape[0], name)
-            if x.shape[0] == 0:
-                err = "has no rows: a batch needs at least one example"
-            elif x.shape != (rows[0],) + shape[1:]:
-                err = (
-                    f"has shape {x.shape}, but {fname} takes {show} with B = {rows[0]}"
-                    f" (the rows of {rows[1]}): every batched array has one row"
-                    " per example"
-                )
+            B, first = B or x.shape[0], first or name
+            if x.shape != (B,) + shape[1:]:
+                err = f"has shape {x.shape}, but {fname} takes {show} with B = {B}"
+                err += f" (the rows of {first}): every batched array has one row"
+                err += " per example"
         elif x.shape != shape:
-            err = f"has shape {x.shape}, but {fname} was compiled for {show}" + (
-                " (the batch size is fixed by the traced example: use gradgen.mean"
-                " for any batch size)" * (name in data)
-            )
+            err = f"has shape {x.shape}, but {fname} was compiled for {show}"
+            if name in data.split():
+                err += " (the batch size is fixed by the traced example:"
+                err += " use gradgen.mean for any batch size)"
         if err:
             raise ValueError(f"{fname}: {name} {err}")
         out.append(float(x) if shape == () else np.asarray(x, dtype=np.float64))
+    if all(type(x) is np.ndarray and a is x for a, x in zip(out, args)):
+        _seen[table, tuple([x.shape for x in args])] = [x.dtype for x in args]
     return tuple(out)
 '''
 
@@ -278,9 +262,7 @@ NumpyBackend.helpers = {
     **PythonBackend.helpers,
     "_np_sigmoid": _np_sigmoid_source,
     "_pack": lambda: (PACK_HELPER, ("np",)),
-    "_spec": lambda: (SPEC_HELPER, ()),
-    "_args": lambda: (ARGS_HELPER, ()),
-    "_convert_args": lambda: (CONVERT_HELPER, ("np",)),
+    "_args": lambda: (ARGS_HELPER, ("np",)),
 }
 NUMPY = NumpyBackend()
 FORMATS = {op: spelling(op) for op in Op if spelling(op) is not None}

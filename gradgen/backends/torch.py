@@ -21,16 +21,7 @@ computed from an argument is a tensor; values computed from constants and `B` al
 from __future__ import annotations
 
 from gradgen.backends.base import ATOM, MUL, Backend, Format, as_tuple, literal
-from gradgen.backends.numpy import (
-    ARGS_HELPER as NP_ARGS,
-    NUMPY,
-    SPEC_HELPER,
-    _axes,
-    _index,
-    check_lines,
-    in_order,
-    is_array_graph,
-)
+from gradgen.backends.numpy import NUMPY, _axes, _index, check_lines, in_order, is_array_graph
 from gradgen.backends.numpy import FRESH, pack_layout
 from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON
 from gradgen.ir.ops import Op
@@ -64,7 +55,7 @@ class TorchBackend(Backend):
     name = "torch"
     imports = {"torch": "import torch"}
     always = frozenset({"torch"})
-    module_names = frozenset({"torch", "_torch_pack", "_spec", "_tensors", "_convert_tensors"})
+    module_names = frozenset({"torch", "_torch_pack", "_tensors"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH  # tensors are updated in place only when fresh: never an argument, never a view
     formats = FORMATS
@@ -140,7 +131,7 @@ class TorchBackend(Backend):
         if not graph.inputs:
             return [], [], set()
         tables, body = check_lines(graph, fname, names, "_tensors")
-        return tables, body, {"_spec", "_tensors", "_convert_tensors"}
+        return tables, body, {"_tensors"}
 
     def result(self, i, text, sched):
         if self._flags(sched)[i]:
@@ -160,19 +151,18 @@ PACK_HELPER = '''def _torch_pack(device, shape, batched, indices, *pieces):
     return out
 '''
 
-TENSORS_HELPER = (
-    NP_ARGS.replace("def _args(", "def _tensors(")
-    .replace("[np.dtype(np.float64)]", "[torch.float64]")
-    .replace("if fast and B != 0", "if B != 0")  # 0-d tensors take the fast path too
-    .replace("as float64 arrays of their shapes (B from the data) and floats", "as float64 tensors of their shapes")
-    .replace("_convert_args(spec, args)", "_convert_tensors(spec, args)")
-)
-
-CONVERT_HELPER = '''def _convert_tensors(spec, args):
-    """`_tensors` for the rest: numbers, float32, int, ... made float64, or a ValueError."""
-    fname, names, shapes, data = spec[:4]
-    out, rows = [], None  # rows: (B, the argument it was read from)
-    for name, x, shape in zip(names, args, shapes):
+TENSORS_HELPER = '''def _tensors(table, *args, _seen={}):
+    """The arguments as float64 tensors of their shapes (B from the data)."""
+    try:  # the fast path: float64 tensors of shapes checked before
+        if [x.dtype for x in args] == _seen[table, tuple([x.shape for x in args])]:
+            return args
+    except (AttributeError, KeyError, TypeError):
+        pass  # a list, a float, a float32 tensor, shapes not seen yet, ...
+    head, _, data = table.partition("; ")  # "f W0:16,2 X:B,2 k:; X": X's shape is fixed
+    fname, *spec = head.split()
+    out, B, first = [], None, None  # B: the rows of the first batched argument
+    for x, (name, dims) in zip(args, (a.split(":") for a in spec)):
+        shape = tuple(d if d == "B" else int(d) for d in dims.split(",") if d)
         show, err = str(shape).replace("'", ""), None  # (B, 2)
         want = f"must be a float64 torch tensor of shape {show}, got"
         if shape == () and not isinstance(x, torch.Tensor):
@@ -184,33 +174,31 @@ CONVERT_HELPER = '''def _convert_tensors(spec, args):
             err = f"{want} {got} (convert it with torch.as_tensor)"
         elif x.dtype == torch.bool or x.is_complex():
             err = f"{want} a tensor of dtype {x.dtype}"
-        elif shape[0] == "B" and not x.dim():
+        elif shape[:1] == ("B",) and not x.dim():
             err = f"{want} a 0-d tensor"
-        elif shape[0] == "B":
-            rows = rows or (x.shape[0], name)
-            if x.shape[0] == 0:
-                err = "has no rows: a batch needs at least one example"
-            elif tuple(x.shape) != (rows[0],) + shape[1:]:
-                err = (
-                    f"has shape {tuple(x.shape)}, but {fname} takes {show}"
-                    f" with B = {rows[0]} (the rows of {rows[1]}): every batched"
-                    " array has one row per example"
-                )
+        elif shape[:1] == ("B",) and not x.shape[0]:
+            err = "has no rows: a batch needs at least one example"
+        elif shape[:1] == ("B",):
+            B, first = B or x.shape[0], first or name
+            if tuple(x.shape) != (B,) + shape[1:]:
+                err = f"has shape {tuple(x.shape)}, but {fname} takes {show} with"
+                err += f" B = {B} (the rows of {first}): every batched array has one"
+                err += " row per example"
         elif tuple(x.shape) != shape:
-            err = f"has shape {tuple(x.shape)}, but {fname} was compiled for {show}" + (
-                " (the batch size is fixed by the traced example: use gradgen.mean"
-                " for any batch size)" * (name in data)
-            )
+            err = f"has shape {tuple(x.shape)}, but {fname} was compiled for {show}"
+            if name in data.split():
+                err += " (the batch size is fixed by the traced example:"
+                err += " use gradgen.mean for any batch size)"
         if err:
             raise ValueError(f"{fname}: {name} {err}")
         out.append(x.to(torch.float64))
+    if all(a is x for a, x in zip(out, args)):
+        _seen[table, tuple([x.shape for x in args])] = [x.dtype for x in args]
     return tuple(out)
 '''
 
 TorchBackend.helpers = {
     "_torch_pack": lambda: (PACK_HELPER, ("torch",)),
-    "_spec": lambda: (SPEC_HELPER, ()),
     "_tensors": lambda: (TENSORS_HELPER, ("torch",)),
-    "_convert_tensors": lambda: (CONVERT_HELPER, ("torch",)),
 }
 TORCH = TorchBackend()
