@@ -118,16 +118,14 @@ class Backend:
     reserved: frozenset = frozenset()  # module_names and the names its function bodies use (B)
     helpers: dict = {}  # name -> () -> (source, import keys)
     inplace_ok: frozenset = frozenset()
-    formats: dict = {}  # the backend's own table, read only through spelling()
-    needs_of: dict = {}  # op -> import key its spelling needs
     array = False  # whether the module's arguments are arrays (the docstring says so)
 
     def spelling(self, op: Op):
-        """How this backend writes the elementwise op `op`: the registry's entry, else the own table."""
-        spell = getattr(OPS[op], "spell", None) or {}
-        if spell.get(self.name) is not None:
-            return spell[self.name]
-        return self.formats[op]  # KeyError: not an elementwise op of this backend
+        """How this backend writes the elementwise op `op`: the op registry's entry for it."""
+        f = OPS[op].spell.get(self.name)
+        if f is None:
+            raise KeyError(op)  # not an elementwise op this backend spells
+        return f
 
     def estimate(self, op: Op) -> int:
         """Length of `op`'s spelling without operands, for the scheduler's inlining estimate."""
@@ -140,10 +138,9 @@ class Backend:
         return literal(value)
 
     def spelling_needs(self, op: Op, f) -> set[str]:
-        """The import keys a spelling uses: `needs_of[op]`, and each key its template calls
-        (`math.tanh({0})` -> math): read from the declared spelling, never from the output."""
-        out = {k for k in self.imports if f"{k}." in f.template}
-        return out | ({self.needs_of[op]} if op in self.needs_of else set())
+        """The import keys a spelling uses, each key its template calls (`math.tanh({0})` ->
+        math): read from the declared spelling, never from the output."""
+        return {k for k in self.imports if f"{k}." in f.template}
 
     def literal_needs(self, text: str) -> set[str]:
         return {"math"} if "math." in text else set()

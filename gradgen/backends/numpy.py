@@ -33,31 +33,10 @@ import inspect
 import itertools
 
 from gradgen import mathfn
-from gradgen.backends.base import ATOM, MUL, Format, as_tuple, is_array_graph  # noqa: F401 (is_array_graph: api)
-from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON, PythonBackend
+from gradgen.backends.base import ATOM, Format, as_tuple, is_array_graph  # noqa: F401 (is_array_graph: api)
+from gradgen.backends.python import PYTHON, PythonBackend
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, show
-
-_OWN = {  # until the op registry spells them; read only through spelling()
-    **SCALAR_FORMATS,
-    Op.EXP: Format("np.exp({0})", ATOM, (0,)),
-    Op.LOG: Format("np.log({0})", ATOM, (0,)),
-    Op.TANH: Format("np.tanh({0})", ATOM, (0,)),
-    Op.RELU: Format("np.maximum({0}, 0.0)", ATOM, (0,)),
-    Op.SIGMOID: Format("_np_sigmoid({0})", ATOM, (0,), "_np_sigmoid"),
-    Op.STEP: Format("({0} > 0.0).astype(float)", ATOM, (0,)),  # a float mask, as the IR says
-    Op.MATMUL: Format("{0} @ {1}", MUL, (MUL, MUL + 1)),
-    Op.TRANSPOSE: Format("{0}.T", ATOM, (ATOM,)),
-}
-_FRESH = frozenset(
-    {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.MATMUL}
-    | {Op.SUM, Op.PACK, Op.BCAST}
-)
-
-# ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a scalar
-# (every op the two backends spell differently: set below, from their spellings)
-SCALAR_SPELLED = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.RELU, Op.SIGMOID, Op.STEP})
-
 
 def dims_text(shape) -> str:
     """A shape as the argument table writes it: `16,2`, `B,2`, `` for a scalar."""
@@ -116,8 +95,8 @@ def check_lines(graph, fname: str, names: list[str], helper: str = "_args") -> t
     return [f"{table} = {call}"], body
 
 
-# results that may be updated in place: the registry's `fresh` facts once it has them
-FRESH = frozenset(op for op in Op if OPS[op].fresh) if hasattr(OPS[Op.ADD], "fresh") else _FRESH
+# results that may be updated in place (`g += c`): the registry's `fresh` facts
+FRESH = frozenset(op for op in Op if OPS[op].fresh)
 
 
 def spelling(op: Op) -> Format | None:
@@ -135,8 +114,6 @@ class NumpyBackend(PythonBackend):
     module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_args"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH
-    formats = _OWN
-    needs_of = {}
     array = True
 
     def expression(self, n, operand, sched, helpers, needs):
@@ -281,4 +258,6 @@ def _spelled_differently() -> frozenset:
     return frozenset(out)
 
 
+# ops whose NumPy spelling would give a 0-d array, a bool or an ulp-different float on a
+# scalar: every op the two backends spell differently (a scalar node uses the Python spelling)
 SCALAR_SPELLED = _spelled_differently()

@@ -19,23 +19,6 @@ from gradgen.ir.ops import Op
 __all__ = ["ATOM", "POW", "UNARY", "MUL", "ADD", "LINE", "Format", "FORMATS", "PythonBackend", "PYTHON"]
 __all__ += ["literal", "emit_function", "Emitted", "HELPERS"]
 
-_OWN: dict[Op, Format] = {  # until the op registry spells them; read only through spelling()
-    Op.ADD: Format("{0} + {1}", ADD, (ADD, ADD + 1)),
-    Op.SUB: Format("{0} - {1}", ADD, (ADD, ADD + 1)),
-    Op.MUL: Format("{0} * {1}", MUL, (MUL, MUL + 1)),
-    Op.DIV: Format("{0} / {1}", MUL, (MUL, MUL + 1)),
-    Op.NEG: Format("-{0}", UNARY, (UNARY + 1,)),  # -(x**2): black's spelling of -x**2
-    Op.POW: Format("{0}**{k}", POW, (ATOM,)),
-    Op.EXP: Format("math.exp({0})", ATOM, (0,)),
-    Op.LOG: Format("math.log({0})", ATOM, (0,)),
-    Op.TANH: Format("math.tanh({0})", ATOM, (0,)),
-    Op.RELU: Format("max({0}, 0.0)", ATOM, (0,)),
-    Op.SIGMOID: Format("_sigmoid({0})", ATOM, (0,), "_sigmoid"),
-    Op.STEP: Format("float({0} > 0.0)", ATOM, (0,)),
-    Op.COPY: Format("{0}", ATOM, (0,)),
-}
-
-MATH = {Op.EXP: "math", Op.LOG: "math", Op.TANH: "math"}  # ops whose spelling needs `import math`
 
 
 def _sigmoid_source():
@@ -56,8 +39,6 @@ class PythonBackend(Backend):
     module_names = reserved = frozenset({"math", "_sigmoid"})
     helpers = {"_sigmoid": _sigmoid_source}
     inplace_ok = frozenset(Op)  # a float is a value: `g += c` rebinds the name
-    formats = _OWN
-    needs_of = MATH
 
 
 PYTHON = PythonBackend()

@@ -20,24 +20,13 @@ computed from an argument is a tensor; values computed from constants and `B` al
 
 from __future__ import annotations
 
-from gradgen.backends.base import ATOM, MUL, Backend, Format, as_tuple, literal
+from gradgen.backends.base import ATOM, Backend, literal
 from gradgen.backends.numpy import NUMPY, _axes, _index, check_lines, in_order, is_array_graph
 from gradgen.backends.numpy import FRESH, pack_layout
-from gradgen.backends.python import FORMATS as SCALAR_FORMATS, PYTHON
-from gradgen.ir.ops import Op
-from gradgen.ir.shapes import batched, show
+from gradgen.backends.python import PYTHON
+from gradgen.ir.ops import OPS, Op
+from gradgen.ir.shapes import show
 
-FORMATS = {
-    **{op: f for op, f in SCALAR_FORMATS.items() if op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.COPY)},
-    Op.EXP: Format("torch.exp({0})", ATOM, (0,)),
-    Op.LOG: Format("torch.log({0})", ATOM, (0,)),
-    Op.TANH: Format("torch.tanh({0})", ATOM, (0,)),
-    Op.RELU: Format("torch.relu({0})", ATOM, (0,)),
-    Op.SIGMOID: Format("torch.sigmoid({0})", ATOM, (0,)),
-    Op.STEP: Format("({0} > 0.0).double()", ATOM, (0,)),  # a float mask, as the IR says
-    Op.MATMUL: Format("{0} @ {1}", MUL, (MUL, MUL + 1)),
-    Op.TRANSPOSE: Format("{0}.T", ATOM, (ATOM,)),
-}
 ARITHMETIC = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.COPY, Op.BATCH, Op.CONST})
 F64 = "dtype=torch.float64"
 
@@ -58,7 +47,6 @@ class TorchBackend(Backend):
     module_names = frozenset({"torch", "_torch_pack", "_tensors"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH  # tensors are updated in place only when fresh: never an argument, never a view
-    formats = FORMATS
     array = True
 
     def layout_like(self, graph):
@@ -79,7 +67,7 @@ class TorchBackend(Backend):
 
     def expression(self, n, operand, sched, helpers, needs):
         tensor = self._flags(sched)
-        if n.op not in ARITHMETIC and n.op in FORMATS and not any(tensor[a] for a in n.args):
+        if n.op not in ARITHMETIC and OPS[n.op].spell.get("torch") is not None and not any(tensor[a] for a in n.args):
             # a float in: made a 0-d tensor first (torch.exp takes tensors only)
             x = f"torch.tensor({operand(n.args[0], 0)}, {F64})"
             return self.spelling(n.op).template.format(x), ATOM
