@@ -23,13 +23,17 @@ ATTR = "__gradgen_export__"
 class ExportInfo:
     example: tuple | dict | None = None
     params: object = None
+    step: object = None  # an optimizer from gradgen.optim (sgd(), adam(), ...): emit <name>_step
+    hessian: bool = False  # emit <name>_hessian (functions of scalars)
+    hvp: bool = False  # emit <name>_hvp
+    jvp: bool = False  # emit <name>_jvp (forward mode)
 
 
-def export(fn=None, *, example=None, params=None):
+def export(fn=None, *, example=None, params=None, step=None, hessian=False, hvp=False, jvp=False):
     """Mark `fn` for `gradgen compile`; usable as `@export` or `@export(example=..., params=...)`."""
 
     def mark(f):
-        setattr(f, ATTR, ExportInfo(example=example, params=params))
+        setattr(f, ATTR, ExportInfo(example, params, step, bool(hessian), bool(hvp), bool(jvp)))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -47,3 +51,9 @@ def example_of(fn):
 def params_of(fn):
     info = getattr(fn, ATTR, None)
     return None if info is None else info.params
+
+
+def info_of(fn) -> ExportInfo:
+    """The export's settings (defaults for an unmarked function)."""
+    info = getattr(fn, ATTR, None)
+    return info if isinstance(info, ExportInfo) else ExportInfo()

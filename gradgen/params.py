@@ -9,7 +9,14 @@ would hold them:
     neurons.{j}.w.{k}, neurons.{j}.b (a Layer)  ->  W[j, k], b[j]
     w.{k}, b (a Neuron)                          ->  w[k], b (a scalar)
 
-Any other name is a scalar array named after it (dots become `_`).  These
+Any other name is a scalar array named after it (dots become `_`).
+
+The parameters come from `model.named_parameters()` when the model has it
+(gradgen.nn); for any other module (micrograd's own `nn.Module`, the
+lecture's classes, a user's class) from its structure: `named_values(model)`
+walks its attributes (objects, lists, tuples, dicts) for engine Values
+(`gradgen.frontend.engines.is_engine_value`), giving each its attribute
+path, in `model.parameters()` order when the model has that method.  These
 are the names of the compiled functions' parameter arguments, and
 
     read(model)          -> {"W0": array, "b0": array, ...}   (copies of .data)
@@ -23,6 +30,7 @@ training loop can switch between them in one line.
 from __future__ import annotations
 
 import re
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,10 +60,79 @@ def _place(name: str) -> tuple[str, tuple[int, ...]]:
     return re.sub(r"\W", "_", name), ()
 
 
+def named_values(model) -> list[tuple[str, object]]:
+    """[(dotted path, Value)] of `model`'s parameters: `named_parameters()`, else its structure.
+
+    The structural walk visits attributes in definition order, list and tuple
+    items in order, dict items in insertion order (string keys only), nested
+    objects by their own attributes, each object once; every engine Value it
+    reaches is a parameter, once, under the first path that reaches it.  When
+    the model has `parameters()`, that list decides which Values and in what
+    order (a Value no path reaches is `p<k>`, its position).
+    """
+    if callable(getattr(model, "named_parameters", None)):
+        return list(model.named_parameters())
+    found = _walk(model)
+    params = getattr(model, "parameters", None)
+    if not callable(params):
+        return found
+    path = {}
+    for name, v in found:
+        path.setdefault(id(v), name)
+    out, seen = [], set()
+    for k, v in enumerate(params()):
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append((path.get(id(v), f"p{k}"), v))
+    return out
+
+
+_MAX_DEPTH = 32
+_NOT_MODULES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType, np.ndarray)
+
+
+def _walk(root) -> list[tuple[str, object]]:
+    """(path, Value) for every engine Value reachable from `root`'s attributes (iteratively)."""
+    from gradgen.frontend.engines import is_engine_value
+
+    out, seen_values, seen_objects = [], set(), {id(root)}
+    stack = [(name, v, 0) for name, v in reversed(list(_children(root)))]
+    while stack:
+        path, x, depth = stack.pop()
+        if is_engine_value(x):
+            if id(x) not in seen_values:
+                seen_values.add(id(x))
+                out.append((path, x))
+            continue
+        if depth >= _MAX_DEPTH or id(x) in seen_objects or isinstance(x, (str, bytes, int, float, type)):
+            continue
+        if not isinstance(x, (list, tuple, dict)) and not hasattr(x, "__dict__"):
+            continue
+        if isinstance(x, _NOT_MODULES):
+            continue
+        seen_objects.add(id(x))
+        kids = list(_children(x))
+        stack.extend((f"{path}.{name}", v, depth + 1) for name, v in reversed(kids))
+    return out
+
+
+def _children(x):
+    """(name, child) of a container or object, in order."""
+    if isinstance(x, (list, tuple)):
+        return [(str(i), v) for i, v in enumerate(x)]
+    if isinstance(x, dict):
+        return [(k, v) for k, v in x.items() if isinstance(k, str) and k.isidentifier()]
+    try:
+        attrs = vars(x)
+    except TypeError:
+        return []
+    return [(k, v) for k, v in attrs.items() if not k.startswith("__")]
+
+
 def arrays(model, prefix: str = "") -> list[ParamArray]:
-    """The parameter arrays of `model` (anything with `named_parameters()`), in parameter order."""
+    """The parameter arrays of `model` (see `named_values`), in parameter order."""
     groups: dict[str, dict[tuple, object]] = {}
-    for pname, value in model.named_parameters():
+    for pname, value in named_values(model):
         array, index = _place(pname)
         cells = groups.setdefault(prefix + array, {})
         if index in cells:
