@@ -22,6 +22,8 @@ from gradgen.export import export  # noqa: E402
 from gradgen import nn  # noqa: E402,F401
 from gradgen import params  # noqa: E402,F401
 from gradgen.batch import each, mean  # noqa: E402
+from gradgen import optim  # noqa: E402,F401
+from gradgen.optim import adam, sgd  # noqa: E402
 
 
 def compile_function(*fns, check=False, rerolling=True, backend="numpy"):
@@ -46,6 +48,9 @@ __all__ = [
     "params",
     "mean",
     "each",
+    "optim",
+    "sgd",
+    "adam",
     "compile_function",
     "compile_file",
     "__version__",

@@ -23,7 +23,9 @@ from gradgen.backends.base import emit_function
 from gradgen.backends.schedule import forward_part, schedule
 from gradgen.backends.module import Header, file_header, function_header, module_source
 from gradgen.errors import GradgenError
-from gradgen.export import example_of, params_of
+from gradgen.export import example_of, info_of, params_of
+from gradgen.backends.step import check_step, emit_step
+from gradgen.frontend.trace import def_line
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
 from gradgen.ir.verify import verify
@@ -150,7 +152,10 @@ def build_source(
     t1 = time.perf_counter()
     functions, summary = [], []
     notes: list = []  # (name, Signature with the emitted names, has a gradient)
-    for ir in irs:
+    for fn, ir in zip(fns, irs):
+        opt = info_of(fn).step
+        if opt is not None:
+            check_step(fn, ir, opt, (fn.__code__.co_filename, def_line(fn)))
         # every name in the docstrings is one the emitter chose (through the namespace)
         progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
@@ -171,6 +176,11 @@ def build_source(
         summary.append(f"{ir.name}({sig}) -> value")
         summary.append(f"{ir.name}_grad({sig}) -> (value, gradients)")
         notes.append((ir.name, ir.signature.renamed(f.params), True))
+        if opt is not None:  # <name>_step and <name>_train (gradgen.backends.step)
+            functions += emit_step(ir.name, g, opt, b)
+            st = ", state" if opt.stateful else ""
+            summary.append(f"{ir.name}_step({sig}, lr{st}) -> value before the update (in place)")
+            summary.append(f"{ir.name}_train({sig}, lrs{st}) -> the losses of len(lrs) steps")
     t2 = time.perf_counter()
     progress.phase("formatting (black)", None)
     header = source_path if isinstance(source_path, Header) else file_header(source_path, out_dir, backend)
