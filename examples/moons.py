@@ -41,7 +41,7 @@ def score_of(x):
 
 
 # the example fixes the arrays' shapes; their first axis is the batch (any size)
-@gradgen.export(example=dict(X=np.zeros((1, 2)), y=np.zeros(1)))
+@gradgen.export(example=dict(X=np.zeros((1, 2)), y=np.zeros(1)), step=gradgen.sgd())
 def loss(X, y):
     data_loss = gradgen.mean(svm_loss, X, y)
     alpha = 1e-4
@@ -97,10 +97,8 @@ def main(argv=None):
     compiled = compiled_module()
 
     def compiled_step(Xb, yb, lr):
-        total_loss, grads = compiled.loss_grad(*params.values(), Xb, yb)
-        s = compiled.scores(*params.values(), Xb)
-        for p, g in zip(params.values(), grads):
-            p -= lr * g  # sgd, in place
+        s = compiled.scores(*params.values(), Xb)  # before the update, as the loss
+        total_loss = compiled.loss_step(*params.values(), Xb, yb, lr)  # sgd, in place
         return total_loss, np.mean((yb > 0) == (s > 0))
 
     def interpreted_step(Xb, yb, lr):

@@ -4,6 +4,8 @@
 
     loss(W0, b0, W1, b1, W2, b2, X, y) -> value
     loss_grad(W0, b0, W1, b1, W2, b2, X, y) -> (value, gradients)
+    loss_step(W0, b0, W1, b1, W2, b2, X, y, lr) -> value before the update (in place)
+    loss_train(W0, b0, W1, b1, W2, b2, X, y, lrs) -> the losses of len(lrs) steps
     scores(W0, b0, W1, b1, W2, b2, X) -> array of shape (B,)
 
 W0..b2 are model's parameter arrays (gradgen.params.read(model)); X (B, 2)
@@ -137,6 +139,30 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     g_b0 += 0.0002 * b0  # mul: d(b0 * b0)/db0 = 2 * b0   [moons.py:48]
     g_W0 += 0.0002 * W0  # mul: d(W0 * W0)/dW0 = 2 * W0   [moons.py:48]
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
+
+
+def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
+    """One SGD step on W0..b2, in place; returns the loss before the update."""
+    # floats and lists cannot change in place
+    if not all(hasattr(x, "__isub__") for x in (W0, b0, W1, b1, W2, b2)):
+        raise TypeError(
+            "loss_step updates W0, b0, W1, b1, W2 and b2 in place: pass arrays (np.array(x) for a number), not floats or lists"
+        )
+    value, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2) = loss_grad(
+        W0, b0, W1, b1, W2, b2, X, y
+    )
+    W0 -= lr * g_W0
+    b0 -= lr * g_b0
+    W1 -= lr * g_W1
+    b1 -= lr * g_b1
+    W2 -= lr * g_W2
+    b2 -= lr * g_b2
+    return value
+
+
+def loss_train(W0, b0, W1, b1, W2, b2, X, y, lrs):
+    """len(lrs) steps of loss_step in one call, the k-th with learning rate lrs[k]; returns the losses (a list)."""
+    return [loss_step(W0, b0, W1, b1, W2, b2, X, y, lr) for lr in lrs]
 
 
 _scores_args = "scores W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1 X:B,2"
