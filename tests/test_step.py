@@ -176,3 +176,29 @@ def test_optimizer_arguments_checked():
         gradgen.sgd(nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         gradgen.adam(betas=(1.0, 0.9))
+
+
+def test_torch_backend_step_matches_numpy():
+    opt = gradgen.adam()
+    model, compiled = mlp_module(opt)
+    tcompiled = gradgen.compile_function(mlp_fn(model, opt), backend="torch")
+    X, y = moons_like(30, seed=5)
+    ps = [a.copy() for a in gradgen.params.read(model).values()]
+    ts = [torch.tensor(a) for a in ps]
+    s1, s2 = opt.init(ps), opt.init(ts)
+    l1 = compiled.loss_train(*ps, X, y, [0.05] * 10, s1)
+    l2 = tcompiled.loss_train(*ts, torch.tensor(X), torch.tensor(y), [0.05] * 10, s2)
+    np.testing.assert_allclose([float(v) for v in l2], l1, rtol=1e-12)
+    for a, t in zip(ps, ts):
+        np.testing.assert_allclose(t.numpy(), a, rtol=1e-10, atol=1e-14)
+
+
+def mlp_fn(model, opt):
+    def svm(x, yi):
+        return (1 + -yi * model(x)).relu()
+
+    @gradgen.export(example=dict(X=np.zeros((1, 2)), y=np.zeros(1)), params=model, step=opt)
+    def loss(X, y):
+        return gradgen.mean(svm, X, y) + 1e-4 * sum(p * p for p in model.parameters())
+
+    return loss
