@@ -9,14 +9,8 @@ needs no import.  Names are chosen clear of the function's arguments.
 from __future__ import annotations
 
 from gradgen.backends.base import Emitted
-
-
-def _fresh(name: str, taken: set) -> str:
-    out, k = name, 1
-    while out in taken:
-        out, k = f"{name}_{k}", k + 1
-    taken.add(out)
-    return out
+from gradgen.names import Namespace
+from gradgen.optim import SGD
 
 
 def _num(x: float) -> str:
@@ -27,11 +21,11 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
     """[`<name>_step`, `<name>_train`] for the gradient function `grad` (emitted as `<name>_grad`)."""
     params = list(grad.params)
     wrt = list(grad.grads)
-    taken = set(params) | {name, name + "_grad", name + "_step", name + "_train"}
-    lr = _fresh("lr", taken)
-    state = _fresh("state", taken) if opt.stateful else None
-    value = _fresh("value", taken)
-    gs = [_fresh(f"g_{p}", taken) for p in wrt]
+    ns = Namespace(reserved=set(params) | {name, name + "_grad", name + "_step", name + "_train"})
+    lr = ns.create("lr")
+    state = ns.create("state") if opt.stateful else None
+    value = ns.create("value")
+    gs = [ns.create(f"g_{p}") for p in wrt]
     call = ", ".join(params)
     args = params + [lr] + ([state] if state else [])
     sig = list(grad.signature) + [lr] + ([state] if state else [])
@@ -58,7 +52,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
     bufs = {}
     if state:
         for key in opt.state_keys:
-            names = [_fresh(f"{'v' if key == 'exp_avg_sq' else 'm'}_{p}", taken) for p in wrt]
+            names = [ns.create(f"{'v' if key == 'exp_avg_sq' else 'm'}_{p}") for p in wrt]
             bufs[key] = names
         n = len(wrt)
         keys = " and ".join(opt.state_keys)
@@ -71,7 +65,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
         for key, names in bufs.items():
             items = ", ".join(names) + ("," if n == 1 else "")
             lines.append(f'    {items} = {state}["{key}"]')
-    if opt.__class__.__name__ == "SGD":
+    if isinstance(opt, SGD):
         for p, g in zip(wrt, gs):
             if opt.momentum:
                 b = bufs["momentum_buffer"][wrt.index(p)]
@@ -84,7 +78,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
                 lines.append(f"    {p} -= {lr} * {g}")
     else:  # Adam, as torch.optim.Adam computes it
         b1, b2 = opt.betas
-        t, c1, c2 = _fresh("t", taken), _fresh("step_size", taken), _fresh("bias2_sqrt", taken)
+        t, c1, c2 = ns.create("t"), ns.create("step_size"), ns.create("bias2_sqrt")
         lines += [
             f'    {state}["step"] += 1',
             f'    {t} = {state}["step"]',
@@ -103,7 +97,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
     lines.append(f"    return {value}")
     step = Emitted(lines, set(), set(), args, sig, wrt, backend)
 
-    lrs = "lrs" if "lrs" not in set(params) else _fresh("lrs", set(params))
+    lrs = "lrs" if "lrs" not in set(params) else Namespace(reserved=set(params)).create("lrs")
     targs = params + [lrs] + ([state] if state else [])
     tsig = list(grad.signature) + [lrs] + ([state] if state else [])
     inner = ", ".join(params + [lr] + ([state] if state else []))
