@@ -123,6 +123,61 @@ def test_residual_demo_runs_the_same_on_both_engines(capsys):
     assert nums(compiled)[2] < nums(compiled)[0]
 
 
+# -- the RNN cell, unrolled over 4 steps ---------------------------------------------------------
+def _rnn_torch(p, X, y):
+    h = torch.tanh(X[:, 0] @ p["Wx"].T + p["b"])
+    for t in range(1, X.shape[1]):
+        h = torch.tanh(X[:, t] @ p["Wx"].T + h @ p["Wh"].T + p["b"])
+    return ((h @ p["wo"] + p["bo"] - y) ** 2).mean()
+
+
+def test_rnn_cell_compiled_engine_torch():
+    _, module, _ = _load("rnn_cell")
+    X, y = module.make_data()
+    _three_ways("rnn_cell", "cell", _rnn_torch, (X, y))
+
+
+def test_rnn_cell_gets_arrays_and_matmul_code():
+    _, module, _ = _load("rnn_cell")
+    assert {k: v.shape for k, v in read(module.cell).items()} == {
+        "Wx": (8, 3),
+        "Wh": (8, 8),
+        "b": (8,),
+        "wo": (8,),
+        "bo": (),
+    }
+    code = _emitted("rnn_cell")
+    assert "def loss_grad(Wx, Wh, b, wo, bo, X, y):" in code
+    # each step's mixed chain b + Wx x_t + Wh h splits into two matrix products
+    assert "zx_3 = X_3 @ Wx_T + hx_2 @ Wh_T + b" in code
+    assert "(hx_3 * wo).sum(axis=1) + bo" in code  # the readout: a 1-D weight
+    forward = code.split("def loss_grad")[1].split("# forward")[1].split("# backward")[0]
+    assert forward.count("\n") < 25
+    assert "Wx[" not in code and "Wh[" not in code and "wo[" not in code  # no per-element reads
+
+
+@pytest.mark.parametrize("stem", ["residual", "rnn_cell"])
+def test_examples_reroll_with_no_fallback(stem):
+    from gradgen.api import lower
+
+    _, _, fns = _load(stem)
+    assert lower(fns["loss"], check=True).fallbacks == []
+
+
+def test_params_round_trip_on_the_rnn_cell():
+    _, module, _ = _load("rnn_cell")
+    cell = module.cell
+    before = read(cell)
+    write(cell, {k: v * 2.0 for k, v in before.items()})
+    assert cell.Wh[2][5].data == before["Wh"][2, 5] * 2.0
+    assert cell.bo.data == before["bo"] * 2.0
+    write(cell, before)
+    for k, v in read(cell).items():
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match=r"parameter Wx has shape \(8, 3\), got an array of shape \(3, 8\)"):
+        write(cell, dict(before, Wx=before["Wx"].T))
+
+
 # -- grouping rules ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "path, placed",

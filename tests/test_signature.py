@@ -60,6 +60,11 @@ EXPECTED = {
     ("examples/activations.py", "smooth_step"): ([S("x"), S("y")], ()),
     ("examples/micrograd_tests.py", "sanity_check"): ([S("x")], ()),
     ("examples/micrograd_tests.py", "more_ops"): ([S("a"), S("b")], ()),
+    ("examples/rnn_cell.py", "loss"): (
+        [P("Wx", (8, 3), "cell"), P("Wh", (8, 8), "cell"), P("b", (8,), "cell"), P("wo", (8,), "cell")]
+        + [P("bo", (), "cell"), D("X", ("B", 4, 3)), D("y", ("B",))],
+        (),
+    ),
     ("examples/residual.py", "loss"): (
         [P("W1", (8, 4), "block"), P("b1", (8,), "block"), P("W2", (4, 8), "block"), P("b2", (4,), "block")]
         + [D("X", ("B", 4)), D("T", ("B", 4))],
