@@ -35,13 +35,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_PATTERNS = (
-    (re.compile(r"layers\.(\d+)\.neurons\.(\d+)\.w\.(\d+)"), lambda m: (f"W{m[1]}", (int(m[2]), int(m[3])))),
-    (re.compile(r"layers\.(\d+)\.neurons\.(\d+)\.b"), lambda m: (f"b{m[1]}", (int(m[2]),))),
-    (re.compile(r"neurons\.(\d+)\.w\.(\d+)"), lambda m: ("W", (int(m[1]), int(m[2])))),
-    (re.compile(r"neurons\.(\d+)\.b"), lambda m: ("b", (int(m[1]),))),
-    (re.compile(r"w\.(\d+)"), lambda m: ("w", (int(m[1]),))),
+from gradgen.errors import GradgenError
+
+# gradgen.nn's structure, wherever it sits in a path: a Layer's neurons are rows of one matrix
+_NN = (
+    (re.compile(r"(^|\.)layers\.(\d+)\.neurons\.(\d+)\.w\.(\d+)$"), r"\1W\2.\3.\4"),
+    (re.compile(r"(^|\.)layers\.(\d+)\.neurons\.(\d+)\.b$"), r"\1b\2.\3"),
+    (re.compile(r"(^|\.)neurons\.(\d+)\.w\.(\d+)$"), r"\1W.\2.\3"),
+    (re.compile(r"(^|\.)neurons\.(\d+)\.b$"), r"\1b.\2"),
 )
+
+
+class GroupingError(GradgenError, ValueError):
+    """No array layout for a module's parameters (one line, saying what to rename)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,25 @@ class ParamArray:
 
 
 def _place(name: str) -> tuple[str, tuple[int, ...]]:
-    for pattern, place in _PATTERNS:
-        m = pattern.fullmatch(name)
-        if m:
-            return place(m)
-    return re.sub(r"\W", "_", name), ()
+    """(array name, index) of the parameter at path `name` (see the module docstring)."""
+    for pattern, repl in _NN:
+        name, hit = pattern.subn(repl, name)
+        if hit:
+            break
+    segs = name.split(".")
+    k = len(segs)
+    while k > 0 and segs[k - 1].isdigit():
+        k -= 1
+    head: list[str] = []
+    for seg in segs[:k]:  # blocks.0.fc1 -> blocks0_fc1: a numeric segment joins the name before it
+        if seg.isdigit() and head:
+            head[-1] += seg
+        else:
+            head.append(re.sub(r"\W", "_", seg))
+    array = "_".join(head) or "p"
+    if not array.isidentifier():
+        array = "p_" + array
+    return array, tuple(int(i) for i in segs[k:])
 
 
 def named_values(model) -> list[tuple[str, object]]:
@@ -130,26 +150,56 @@ def _children(x):
 
 
 def arrays(model, prefix: str = "") -> list[ParamArray]:
-    """The parameter arrays of `model` (see `named_values`), in parameter order."""
-    groups: dict[str, dict[tuple, object]] = {}
+    """The parameter arrays of `model` (see `named_values`), in parameter order.
+
+    A group whose indices do not fill a box (a ragged list of lists, a list
+    with a non-Value in it) is split along its first index: `ws.1.0` joins
+    `ws1[0]`.  Two parameters at one array element are refused (GroupingError).
+    """
+    groups: dict[str, dict[tuple, tuple]] = {}
     for pname, value in named_values(model):
         array, index = _place(pname)
-        cells = groups.setdefault(prefix + array, {})
-        if index in cells:
-            raise ValueError(f"parameters {pname} and another both map to {prefix}{array}{list(index)}")
-        cells[index] = value
-    out = []
-    for name, cells in groups.items():
-        rank = {len(i) for i in cells}
-        if len(rank) != 1:
-            raise ValueError(f"parameter array {name} mixes indices of different ranks")
-        shape = tuple(max(i[k] for i in cells) + 1 for k in range(rank.pop()))
+        groups.setdefault(prefix + array, {}).setdefault(index, []).append((pname, value))
+    out: list[ParamArray] = []
+    taken: dict[str, str] = {}  # array name -> a parameter path in it
+    pending = list(groups.items())[::-1]
+    while pending:
+        name, cells = pending.pop()
+        for index, found in cells.items():
+            if len(found) > 1:
+                raise _clash(found[0][0], found[1][0], name, index)
+        shape = _box(cells)
+        if shape is None:  # ragged: one array per first index, in order
+            parts: dict[str, dict] = {}
+            for index, found in cells.items():
+                parts.setdefault(f"{name}{index[0]}" if index else name, {})[index[1:]] = found
+            pending.extend(reversed(list(parts.items())))
+            continue
+        first = next(iter(cells.values()))[0][0]
+        if name in taken:
+            raise _clash(taken[name], first, name, None)
+        taken[name] = first
         order = sorted(cells)
-        if len(order) != int(np.prod(shape, dtype=int)):
-            raise ValueError(f"parameter array {name} of shape {shape} has holes")
-        values = tuple(cells[i] for i in order)
+        values = tuple(cells[i][0][1] for i in order)
         out.append(ParamArray(name, shape, values, {id(v): i for v, i in zip(values, order)}))
     return out
+
+
+def _box(cells) -> tuple[int, ...] | None:
+    """The shape whose every index `cells` holds exactly, or None."""
+    ranks = {len(i) for i in cells}
+    if len(ranks) != 1:
+        return None
+    shape = tuple(max(i[k] for i in cells) + 1 for k in range(ranks.pop()))
+    return shape if len(cells) == int(np.prod(shape, dtype=int)) else None
+
+
+def _clash(path_a: str, path_b: str, array: str, index) -> GroupingError:
+    at = f"{array}[{', '.join(map(str, index))}]" if index else array
+    return GroupingError(
+        f"parameters {path_a} and {path_b} both become the parameter array {at}; "
+        "rename one of the attributes that hold them"
+    )
 
 
 def read(model, prefix: str = "") -> dict[str, np.ndarray]:

@@ -60,6 +60,16 @@ EXPECTED = {
     ("examples/activations.py", "smooth_step"): ([S("x"), S("y")], ()),
     ("examples/micrograd_tests.py", "sanity_check"): ([S("x")], ()),
     ("examples/micrograd_tests.py", "more_ops"): ([S("a"), S("b")], ()),
+    ("examples/rnn_cell.py", "loss"): (
+        [P("Wx", (8, 3), "cell"), P("Wh", (8, 8), "cell"), P("b", (8,), "cell"), P("wo", (8,), "cell")]
+        + [P("bo", (), "cell"), D("X", ("B", 4, 3)), D("y", ("B",))],
+        (),
+    ),
+    ("examples/residual.py", "loss"): (
+        [P("W1", (8, 4), "block"), P("b1", (8,), "block"), P("W2", (4, 8), "block"), P("b2", (4,), "block")]
+        + [D("X", ("B", 4)), D("T", ("B", 4))],
+        (),
+    ),
     ("tests/learners/all_ops.py", "f"): ([S("a"), S("b")], ()),
     ("tests/learners/custom_module.py", "step"): ([P("w", (2,), "cell"), P("b", (), "cell"), S("x1"), S("x2"), S("h")], ()),
     ("tests/learners/dead_units.py", "loss"): (mlp("model", [2, 4, 1], "model_") + [D("X", ("B", 2)), D("y", ("B",))], ()),

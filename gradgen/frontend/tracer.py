@@ -52,6 +52,7 @@ class _Trace:
         self.modules: list = []  # (prefix, module) whose parameters may be used
         self._param_of: dict[int, tuple] = {}  # id(Value) -> (module no, array name, index)
         self._param_inputs: dict[int, dict[str, int]] = {}  # module no -> array name -> input id
+        self._layouts: dict[int, list] = {}  # module no -> its gradgen.params arrays
         self._elems: dict[tuple, int] = {}  # (array id, index) -> elem node
         self.plain_used: set[int] = set()  # array inputs indexed directly
         self.batched: set[int] = set()  # array inputs given to gradgen.mean
@@ -66,6 +67,7 @@ class _Trace:
                 layout = params_mod.arrays(module, prefix)
             except ValueError as e:
                 raise GradgenError(f"cannot group the parameters of {type(module).__name__}: {e}", self.model_file)
+            self._layouts[m] = layout  # (read once: while tracing, the Values are _Params)
             for arr in layout:
                 for v in arr.values:
                     self._param_of.setdefault(id(v), (m, arr.name, arr.index_of[id(v)]))
@@ -73,14 +75,13 @@ class _Trace:
                 self._module_inputs(m)
 
     def param_values(self) -> list:
-        return [v for _, module in self.modules for v in module.parameters()]
+        return [v for _, module in self.modules for _, v in params_mod.named_values(module)]
 
     def _module_inputs(self, m: int) -> dict[str, int]:
         if m not in self._param_inputs:
-            prefix, module = self.modules[m]
             self._param_inputs[m] = {
                 arr.name: self.b.add(Op.INPUT, (), name=arr.name, origin=Origin("param", arr.name), shape=arr.shape)
-                for arr in params_mod.arrays(module, prefix)
+                for arr in self._layouts[m]
             }
         return self._param_inputs[m]
 

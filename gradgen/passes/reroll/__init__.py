@@ -17,6 +17,12 @@ what they compute:
   matrix `P` and one vector `v`, for every row j -> `v @ P.T + b`
   (a one-row `P` too: `z2 = h1 @ W2.T + b2` of shape (B, 1), whose one output
   is read as the column `z2[:, 0]`, or `z2.T[0]` over stacked examples);
+* **mixed rows**: a sum chain over several weights, `b[j] + sum_k Wx[j, k] x[k]
+  + sum_i Wh[j, i] h[i]` (an RNN step), splits into one dot row per weight ->
+  `x @ Wx_T + h @ Wh_T + b`; a vector `V[lead, k]` with leading axes whose
+  rows come one slice at a time (`X[:, t]`, step by step) is that slice;
+* **readouts**: `c + sum_k w[k] * V[lead, k]` over a 1-D weight `w` ->
+  `(V[lead] * w).sum(axis=-1) + c`;
 * **reductions**: a sum chain over every element of an array -> `sum`
   (the plain loop's `sum(losses)`, the L2 term `sum(p * p)`).
 

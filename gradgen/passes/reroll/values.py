@@ -85,7 +85,8 @@ class Elementwise:
 @dataclass(frozen=True, slots=True)
 class DotRow:
     """`node` = `rest + sum_k P[row, k] * V[lead, k]` (`transposed`: `V @ P.T`), or with `P[k, row]`
-    (`V @ P`): row `row` of a result of inner shape `out_inner`."""
+    (`V @ P`): row `row` of a result of inner shape `out_inner`; `more` adds further dot parts
+    over other weights (a mixed chain `b + Wx x + Wh h`, each vector without leading axes)."""
 
     node: Node
     weight: int
@@ -95,6 +96,7 @@ class DotRow:
     lead: tuple
     rest: tuple
     out_inner: tuple
+    more: tuple = ()  # further (weight, vector, transposed) dot parts of the same row: `+ h @ Wh.T`
 
 
 @dataclass(frozen=True, slots=True)

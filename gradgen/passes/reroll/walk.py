@@ -11,6 +11,7 @@ Node creation order is the output's order: dicts keep insertion order, sets are 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import OPS, Op
@@ -156,6 +157,9 @@ class _Reroll(DotRows):
             dot = self.dot_row(n, prods, rest)
             if dot is not None:
                 return dot
+            readout = self.vector_dot(n, prods, rest)
+            if readout is not None:
+                return Built(self.rename(readout, n))
         flat = [x for v in vals for x in ((v.left, v.right) if isinstance(v, Product) else (v,))]
         if any(isinstance(v, Element) for v in flat):
             aligned = self.aligned(flat)
@@ -261,6 +265,8 @@ class _Reroll(DotRows):
                 return
             out = self.elementwise(first)
         else:
+            if not complete and first.lead and self.by_lead(members):
+                return  # the rows of one slice V[lead] (x_t = X[:, t]), each slice its own matmul
             if not complete:
                 rows = sorted({m.row for _, m in members})
                 self.fall(n, f"dot products with rows {rows} of {self.name(first.weight)} only are computed row by row")
@@ -285,6 +291,23 @@ class _Reroll(DotRows):
                 self.b.set_meta(out, name=m.name)
             elif m.name is not None:  # read as an element later (score = z2[:, 0]): its name
                 self._elem_meta[(out, idx)] = (m.name, m.loc)
+
+    def by_lead(self, members) -> bool:
+        """Dot rows over slices `V[lead]` of their vector, every row of each slice present: one
+        matmul per slice (`X[:, t] @ Wx.T`), True; else nothing built, False."""
+        slices: dict[tuple, list] = {}
+        for idx, m in members:
+            k = len(m.lead)
+            sliced = replace(m, vector=None, lead=(), out_inner=m.out_inner[k:])
+            slices.setdefault(m.lead, []).append((idx[k:], sliced))
+        for part in slices.values():
+            indices = [idx for idx, _ in part]
+            if len(set(indices)) != len(indices) or set(indices) != set(_full(part[0][1].out_inner)):
+                return False
+        for lead, part in slices.items():
+            V = self.node(Element(members[0][1].vector, lead))
+            self.build_group([(idx, replace(m, vector=V)) for idx, m in part])
+        return True
 
     def elementwise(self, first: Elementwise) -> int:
         """The array op every lane of `first`'s group computes."""
@@ -311,8 +334,10 @@ class _Reroll(DotRows):
     def matmul(self, first: DotRow) -> int:
         """`V @ P.T + rest` (or `V @ P + rest`): every row of `first`'s group at once."""
         n = first.node
-        w = self.b.add(Op.TRANSPOSE, (first.weight,), loc=n.loc) if first.transposed else first.weight
-        out = self.b.add(Op.MATMUL, (first.vector, w), loc=n.loc)
+        out = self.b.add(Op.MATMUL, (first.vector, self.weight(first.weight, first.transposed, first.more, n)), loc=n.loc)
+        for P, V, transposed in first.more:  # + h @ Wh.T
+            w = self.weight(P, transposed, first.more, n)
+            out = self.b.add(Op.ADD, (out, self.b.add(Op.MATMUL, (V, w), loc=n.loc)), loc=n.loc)
         for r in first.rest:
             out = self.b.add(Op.ADD, (out, self.broadcast_arg(source(r), len(first.out_inner))), loc=n.loc)
         suffix = layer_names.layer_suffix(self.name(first.weight))
@@ -320,6 +345,13 @@ class _Reroll(DotRows):
             self.hint[out] = suffix
             self.b.set_meta(out, name=layer_names.preactivation(suffix))
         return out
+
+    def weight(self, P: int, transposed: bool, more: tuple, n) -> int:
+        """`P.T` (or `P`) for a matmul; in a mixed chain (an RNN step, repeated) named `Wx_T`."""
+        if not transposed:
+            return P
+        name = f"{self.name(P)}_T" if more else None
+        return self.b.add(Op.TRANSPOSE, (P,), name=name, loc=n.loc)
 
     def row_dot(self, d: DotRow) -> int:
         """Row `d.row` on its own: `v @ P[j]`, or per element for a column of P."""
@@ -333,6 +365,9 @@ class _Reroll(DotRows):
                 p, v = self.node(Element(P, (k, d.row))), self.node(Element(V, d.lead + (k,)))
                 t = self.b.add(Op.MUL, (p, v), loc=loc)
                 out = t if out is None else self.b.add(Op.ADD, (out, t), loc=loc)
+        for P, V, transposed in d.more:
+            part = self.row_dot(DotRow(d.node, P, V, transposed, d.row, (), (), d.out_inner))
+            out = self.b.add(Op.ADD, (out, part), loc=loc)
         for r in d.rest:
             out = self.b.add(Op.ADD, (out, self.node(r)), loc=loc)
         return out
