@@ -81,6 +81,7 @@ def demo_loss(X, y):
 def make_data():
     from sklearn.datasets import make_moons
 
+    np.random.seed(1337)  # (as at the demo's top: the data do not depend on what ran before)
     X, y = make_moons(n_samples=100, noise=0.1)
     return X, y * 2 - 1  # make y be -1 or 1
 

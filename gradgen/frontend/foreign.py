@@ -652,7 +652,7 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
             line,
         )
     arg_inputs = [run.inputs[a] for a in names]
-    if t.b.nodes[out].op is Op.CONST or (t.b.nodes[out].op is Op.INPUT and out not in arg_inputs and False):
+    if t.b.nodes[out].op is Op.CONST:
         raise GradgenError(
             f"{name} returns a Value that does not depend on its arguments; compute the result from the arguments",
             file,
