@@ -45,8 +45,11 @@ def _rows(what: str, fn, arrays):
 
 def mean(fn, *arrays):
     """Mean of `fn(example)` over the examples (rows) of `arrays`."""
+    from gradgen.frontend import foreign
     from gradgen.frontend.arrays import batch_mean
 
+    if foreign.active() is not None:  # compiling a foreign engine's function
+        return foreign.active().batch("mean", fn, arrays, mean=True)
     losses = _rows("mean", fn, arrays)
     if losses is None:
         return batch_mean(fn, arrays)
@@ -57,7 +60,10 @@ def mean(fn, *arrays):
 
 def each(fn, *arrays):
     """`[fn(example) for example in the rows of arrays]`; traced, a per-example array."""
+    from gradgen.frontend import foreign
     from gradgen.frontend.arrays import batch_each
 
+    if foreign.active() is not None:
+        return foreign.active().batch("each", fn, arrays, mean=False)
     values = _rows("each", fn, arrays)
     return batch_each(fn, arrays) if values is None else values

@@ -81,6 +81,10 @@ def trace_function(fn, name: str | None = None, example=None, params=None) -> tu
             file,
             def_line(fn),
         )
+    from gradgen.frontend import foreign
+
+    if foreign.wants(fn, params):  # micrograd's package, the lecture's Value, a fork: run and walk
+        return foreign.trace_foreign(fn, name, example, params, file)
     sig = arguments(fn, file)
     arg_names = [a for a, _ in sig]
     shapes = example_shapes(fn, arg_names, example, file)
