@@ -29,6 +29,7 @@ training loop can switch between them in one line.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import types
 from dataclasses import dataclass
@@ -129,8 +130,31 @@ def _children(x):
     return [(k, v) for k, v in attrs.items() if not k.startswith("__")]
 
 
+_CACHES: list[dict] = []  # while `cached()` runs: (id(model), prefix) -> (model, its arrays)
+
+
+@contextlib.contextmanager
+def cached():
+    """Within it, `arrays(model, prefix)` is computed once per model and prefix (a trace: the
+    model does not change while it runs, and a wide MLP's layout takes seconds)."""
+    _CACHES.append({})
+    try:
+        yield
+    finally:
+        _CACHES.pop()
+
+
 def arrays(model, prefix: str = "") -> list[ParamArray]:
     """The parameter arrays of `model` (see `named_values`), in parameter order."""
+    if not _CACHES:
+        return _arrays(model, prefix)
+    hit = _CACHES[-1].get((id(model), prefix))
+    if hit is None or hit[0] is not model:
+        hit = _CACHES[-1][(id(model), prefix)] = (model, _arrays(model, prefix))
+    return hit[1]
+
+
+def _arrays(model, prefix: str) -> list[ParamArray]:
     groups: dict[str, dict[tuple, object]] = {}
     for pname, value in named_values(model):
         array, index = _place(pname)
