@@ -30,6 +30,7 @@ training loop can switch between them in one line.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import types
 from dataclasses import dataclass
@@ -155,6 +156,9 @@ def arrays(model, prefix: str = "") -> list[ParamArray]:
 
 
 def _arrays(model, prefix: str) -> list[ParamArray]:
+    fast = _nn_arrays(model, prefix)
+    if fast is not None:
+        return fast
     groups: dict[str, dict[tuple, object]] = {}
     for pname, value in named_values(model):
         array, index = _place(pname)
@@ -173,6 +177,34 @@ def _arrays(model, prefix: str) -> list[ParamArray]:
             raise ValueError(f"parameter array {name} of shape {shape} has holes")
         values = tuple(cells[i] for i in order)
         out.append(ParamArray(name, shape, values, {id(v): i for v, i in zip(values, order)}))
+    return out
+
+
+def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
+    """The layout of a plain `gradgen.nn` MLP or Layer, straight from its neurons (what the
+    names give, without making and parsing one name per parameter), or None for anything else."""
+    from gradgen import nn
+
+    if type(model) is nn.MLP and all(type(layer) is nn.Layer for layer in model.layers):
+        layers = [(str(i), layer) for i, layer in enumerate(model.layers)]
+    elif type(model) is nn.Layer:
+        layers = [("", model)]
+    else:
+        return None
+    out = []
+    for suffix, layer in layers:
+        neurons = layer.neurons
+        if not neurons or any(type(n) is not nn.Neuron for n in neurons):
+            return None
+        nin = len(neurons[0].w)
+        if nin == 0 or any(len(n.w) != nin for n in neurons):
+            return None
+        w = tuple(v for n in neurons for v in n.w)
+        b = tuple(n.b for n in neurons)
+        for name, values, shape in ((f"W{suffix}", w, (len(neurons), nin)), (f"b{suffix}", b, (len(neurons),))):
+            index = list(itertools.product(*(range(d) for d in shape)))
+            # (a Value two neurons share: its last place, as the general path gives)
+            out.append(ParamArray(prefix + name, shape, values, dict(zip(map(id, values), index))))
     return out
 
 
