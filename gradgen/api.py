@@ -63,11 +63,18 @@ class CompiledModule:
         return getattr(self.module, name)
 
 
-def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = True) -> FunctionIR:
-    """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again."""
+def lower(
+    fn, check: bool = False, stats: list | None = None, rerolling: bool = True, phases: dict | None = None
+) -> FunctionIR:
+    """Trace `fn`, optimise, re-roll into array ops, differentiate, optimise again.
+
+    `phases`, when given, accumulates seconds per phase: trace, passes, reroll, autodiff.
+    """
     name = fn.__name__
+    clock = _Phases(phases)
     progress.phase(f"tracing {name}", progress.tracing_nodes)
     fwd, sig = trace_function(fn, example=example_of(fn), params=params_of(fn))
+    clock.lap("trace")
     progress.phase(f"optimising {name}", len(fwd.nodes))
     if check:
         verify(fwd)
@@ -75,6 +82,7 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
     # of passes before re-rolling is enough (a second one costs ~10 s on the wide MLP)
     will_reroll = rerolling and any(n.op is Op.ELEM for n in fwd.nodes)
     traced_opt = fwd_opt = optimize(fwd, check=check, stats=stats, max_rounds=1 if will_reroll else 8)
+    clock.lap("passes")
     fallbacks: list = []
     if rerolling:
         t0 = time.perf_counter()
@@ -83,11 +91,13 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
         fwd_opt = reroll(fwd_opt, fallbacks)
         if stats is not None:
             stats.append(PassStat(fwd_opt.name, "reroll", before, len(fwd_opt.nodes), time.perf_counter() - t0))
+        clock.lap("reroll")
         if fwd_opt is not traced_opt:
             if check:
                 verify(fwd_opt)
             progress.phase(f"optimising {name}", len(fwd_opt.nodes))
             fwd_opt = optimize(fwd_opt, check=check, stats=stats)
+            clock.lap("passes")
     if fwd_opt[fwd_opt.output("value")].shape:
         # a value per example (gradgen.each): a forward function only
         return FunctionIR(name, fwd, None, fwd_opt, None, fallbacks, traced_opt, sig.defaults(), sig)
@@ -97,9 +107,24 @@ def lower(fn, check: bool = False, stats: list | None = None, rerolling: bool = 
     g = grad(fwd_opt, wrt=differentiable_inputs(fwd_opt))
     if check:
         verify(g)
+    clock.lap("autodiff")
     progress.phase(f"optimising the gradient of {name}", len(g.nodes))
     g_opt = optimize(g, check=check, stats=stats)
+    clock.lap("passes")
     return FunctionIR(name, fwd, g, fwd_opt, g_opt, fallbacks, traced_opt, sig.defaults(), sig)
+
+
+class _Phases:
+    """Seconds per phase, added into a dict (or nothing without one)."""
+
+    def __init__(self, into: dict | None):
+        self.into, self.t = into, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[phase] = self.into.get(phase, 0.0) + now - self.t
+        self.t = now
 
 
 def differentiable_inputs(graph: Graph) -> list[int]:
@@ -148,7 +173,8 @@ def build_source(
         raise GradgenError(f"unknown backend {backend!r}: choose one of {', '.join(NAMES)}")
     stats: list[PassStat] = []
     t0 = time.perf_counter()
-    irs = [lower(f, check=check, stats=stats, rerolling=rerolling) for f in fns]
+    phases: dict[str, float] = {}
+    irs = [lower(f, check=check, stats=stats, rerolling=rerolling, phases=phases) for f in fns]
     t1 = time.perf_counter()
     functions, summary = [], []
     notes: list = []  # (name, Signature with the emitted names, has a gradient)
@@ -187,6 +213,7 @@ def build_source(
     text = module_source(header, out_dir, functions, summary, arguments_text(notes))
     t3 = time.perf_counter()
     seconds = {"trace+passes": t1 - t0, "emit": t2 - t1, "black": t3 - t2}
+    seconds.update((f"phase:{k}", v) for k, v in phases.items())
     return text, irs, stats, seconds
 
 

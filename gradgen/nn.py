@@ -104,6 +104,12 @@ class Neuron(Module):
             return out
         return out.relu() if self.act == "relu" else out.tanh()
 
+    def parameters(self):
+        # named_parameters' Values without making their names (a wide MLP has 10^5 of them)
+        if type(self).named_parameters is not Neuron.named_parameters:
+            return super().parameters()
+        return self.w + [self.b]
+
     def named_parameters(self, prefix: str = ""):
         named = [(f"{prefix}w.{i}", wi) for i, wi in enumerate(self.w)]
         return named + [(f"{prefix}b", self.b)]
@@ -118,8 +124,17 @@ class Layer(Module):
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
-        out = [n(x) for n in self.neurons]
+        from gradgen.frontend import layers  # inside a trace, a full row records array ops
+
+        out = layers.call(self, x)
+        if out is None:
+            out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
+
+    def parameters(self):
+        if type(self).named_parameters is not Layer.named_parameters:
+            return super().parameters()
+        return [p for n in self.neurons for p in n.parameters()]
 
     def named_parameters(self, prefix: str = ""):
         return [
@@ -150,6 +165,11 @@ class MLP(Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def parameters(self):
+        if type(self).named_parameters is not MLP.named_parameters:
+            return super().parameters()
+        return [p for layer in self.layers for p in layer.parameters()]
 
     def named_parameters(self, prefix: str = ""):
         return [

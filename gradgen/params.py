@@ -29,6 +29,8 @@ training loop can switch between them in one line.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import types
 from dataclasses import dataclass
@@ -149,6 +151,20 @@ def _children(x):
     return [(k, v) for k, v in attrs.items() if not k.startswith("__")]
 
 
+_CACHES: list[dict] = []  # while `cached()` runs: (id(model), prefix) -> (model, its arrays)
+
+
+@contextlib.contextmanager
+def cached():
+    """Within it, `arrays(model, prefix)` is computed once per model and prefix (a trace: the
+    model does not change while it runs, and a wide MLP's layout takes seconds)."""
+    _CACHES.append({})
+    try:
+        yield
+    finally:
+        _CACHES.pop()
+
+
 def arrays(model, prefix: str = "") -> list[ParamArray]:
     """The parameter arrays of `model` (see `named_values`), in parameter order.
 
@@ -156,7 +172,19 @@ def arrays(model, prefix: str = "") -> list[ParamArray]:
     with a non-Value in it) is split along its first index: `ws.1.0` joins
     `ws1[0]`.  Two parameters at one array element are refused (GroupingError).
     """
-    groups: dict[str, dict[tuple, tuple]] = {}
+    if not _CACHES:
+        return _arrays(model, prefix)
+    hit = _CACHES[-1].get((id(model), prefix))
+    if hit is None or hit[0] is not model:
+        hit = _CACHES[-1][(id(model), prefix)] = (model, _arrays(model, prefix))
+    return hit[1]
+
+
+def _arrays(model, prefix: str) -> list[ParamArray]:
+    fast = _nn_arrays(model, prefix)
+    if fast is not None:
+        return fast
+    groups: dict[str, dict[tuple, list]] = {}
     for pname, value in named_values(model):
         array, index = _place(pname)
         groups.setdefault(prefix + array, {}).setdefault(index, []).append((pname, value))
@@ -200,6 +228,34 @@ def _clash(path_a: str, path_b: str, array: str, index) -> GroupingError:
         f"parameters {path_a} and {path_b} both become the parameter array {at}; "
         "rename one of the attributes that hold them"
     )
+
+
+def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
+    """The layout of a plain `gradgen.nn` MLP or Layer, straight from its neurons (what the
+    names give, without making and parsing one name per parameter), or None for anything else."""
+    from gradgen import nn
+
+    if type(model) is nn.MLP and all(type(layer) is nn.Layer for layer in model.layers):
+        layers = [(str(i), layer) for i, layer in enumerate(model.layers)]
+    elif type(model) is nn.Layer:
+        layers = [("", model)]
+    else:
+        return None
+    out = []
+    for suffix, layer in layers:
+        neurons = layer.neurons
+        if not neurons or any(type(n) is not nn.Neuron for n in neurons):
+            return None
+        nin = len(neurons[0].w)
+        if nin == 0 or any(len(n.w) != nin for n in neurons):
+            return None
+        w = tuple(v for n in neurons for v in n.w)
+        b = tuple(n.b for n in neurons)
+        for name, values, shape in ((f"W{suffix}", w, (len(neurons), nin)), (f"b{suffix}", b, (len(neurons),))):
+            index = list(itertools.product(*(range(d) for d in shape)))
+            # (a Value two neurons share: its last place, as the general path gives)
+            out.append(ParamArray(prefix + name, shape, values, dict(zip(map(id, values), index))))
+    return out
 
 
 def read(model, prefix: str = "") -> dict[str, np.ndarray]:

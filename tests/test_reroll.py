@@ -20,6 +20,7 @@ import random
 from collections import Counter
 
 import numpy as np
+import pytest
 
 import gradgen
 from gradgen import nn
@@ -29,9 +30,16 @@ from gradgen.ir.printer import format_graph
 from gradgen.ir.verify import verify
 from gradgen.passes import optimize
 from gradgen.passes.reroll import reroll
+from gradgen.frontend import layers
 from gradgen.frontend.trace import trace
 
 B = 5
+
+
+@pytest.fixture(autouse=True)
+def scalar_layers(monkeypatch):
+    """These cases re-roll the scalar trace: the trace-time layer path (tests/test_layers.py) is off."""
+    monkeypatch.setattr(layers, "ENABLED", False)
 
 
 def layer(nin: int, nout: int, seed: int = 0) -> nn.Layer:

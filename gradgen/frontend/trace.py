@@ -58,6 +58,12 @@ def signature_of(fn) -> Signature:
 
 
 def trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
+    """Trace `fn` (see `_trace_function`), with the parameter layouts computed once (params.cached)."""
+    with params_mod.cached():
+        return _trace_function(fn, name, example, params)
+
+
+def _trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
     """Trace `fn` into a forward IR graph and its `Signature`.
 
     Each argument is a scalar input, or an array input when `example` gives

@@ -50,9 +50,9 @@ class _Trace:
         self.return_line: int | None = None  # where it returned (for output errors)
         self._internal: dict[str, bool] = {}
         self.modules: list = []  # (prefix, module) whose parameters may be used
-        self._param_of: dict[int, tuple] = {}  # id(Value) -> (module no, array name, index)
+        self.layouts: list = []  # per module: its parameter arrays (gradgen.params.arrays)
+        self._param_index: dict[int, tuple] | None = None  # id(Value) -> (module no, array name, index)
         self._param_inputs: dict[int, dict[str, int]] = {}  # module no -> array name -> input id
-        self._layouts: dict[int, list] = {}  # module no -> its gradgen.params arrays
         self._elems: dict[tuple, int] = {}  # (array id, index) -> elem node
         self.plain_used: set[int] = set()  # array inputs indexed directly
         self.batched: set[int] = set()  # array inputs given to gradgen.mean
@@ -67,12 +67,24 @@ class _Trace:
                 layout = params_mod.arrays(module, prefix)
             except ValueError as e:
                 raise GradgenError(f"cannot group the parameters of {type(module).__name__}: {e}", self.model_file)
-            self._layouts[m] = layout  # (read once: while tracing, the Values are _Params)
-            for arr in layout:
-                for v in arr.values:
-                    self._param_of.setdefault(id(v), (m, arr.name, arr.index_of[id(v)]))
+            self.layouts.append(layout)
             if eager:
                 self._module_inputs(m)
+
+    @property
+    def _param_of(self) -> dict[int, tuple]:
+        """id(Value) -> (module no, array name, index), the first module's; built on first use
+        (a trace whose layers take their parameters as arrays never needs it)."""
+        if self._param_index is None:
+            found: dict[int, tuple] = {}
+            for m, layout in enumerate(self.layouts):
+                for arr in layout:
+                    name = arr.name
+                    for vid, index in arr.index_of.items():
+                        if vid not in found:
+                            found[vid] = (m, name, index)
+            self._param_index = found
+        return self._param_index
 
     def param_values(self) -> list:
         return [v for _, module in self.modules for _, v in params_mod.named_values(module)]
@@ -81,7 +93,7 @@ class _Trace:
         if m not in self._param_inputs:
             self._param_inputs[m] = {
                 arr.name: self.b.add(Op.INPUT, (), name=arr.name, origin=Origin("param", arr.name), shape=arr.shape)
-                for arr in self._layouts[m]
+                for arr in self.layouts[m]
             }
         return self._param_inputs[m]
 

@@ -17,6 +17,7 @@ from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner
 from gradgen.passes import layer_names
+from gradgen.passes.reroll import layers
 from gradgen.passes.reroll.dot_rows import DotRows
 from gradgen.passes.reroll.values import (
     Built,
@@ -47,6 +48,8 @@ class _Reroll(DotRows):
         self._vectors: dict[tuple, int] = {}  # scalar nodes -> their pack
         self.hint: dict[int, str] = {}  # array id -> suffix for names ("0" for W0 -> z0, h0)
         users = g.users()
+        self.users_of = users
+        self.layer_nodes = layers.find(g, users)  # the trace-time layer path's array ops
         self.uses = [len(u) for u in users]
         for _, i in g.outputs:
             self.uses[i] += 1
@@ -102,9 +105,13 @@ class _Reroll(DotRows):
     def classify(self, n) -> Value | Candidate:
         """What `n` stands for now, or the candidate it makes for an array op."""
         g = self.g
-        if n.op is Op.ADD and not self.interior[n.id]:
+        if n.op is Op.ADD and not self.interior[n.id] and n.id not in self.layer_nodes:
             return self.classify_chain(n, [self.val[t] for t in self._in_order(n.id)])
         vals = [self.val[a] for a in n.args]
+        if self.layer_nodes:
+            found = layers.classify(self, n, vals)
+            if found is not None:
+                return found
         if not OPS[n.op].elementwise or all(isinstance(v, Built) for v in vals):
             return Built(self.copy(n, [self.node(v) for v in vals]))
         if n.op is Op.MUL and self.user[n.id] is not None and g[self.user[n.id]].op is Op.ADD:
@@ -249,6 +256,8 @@ class _Reroll(DotRows):
         """One array op for the lanes `members` ((index, candidate) pairs), or per-element code
         if they miss indices."""
         first = members[0][1]
+        if isinstance(first, layers.LayerOp):
+            return layers.build(self, first)
         n, out_inner = first.node, first.out_inner
         indices = [idx for idx, _ in members]
         complete = len(set(indices)) == len(indices) and set(indices) == set(_full(out_inner))
@@ -386,11 +395,15 @@ class _Reroll(DotRows):
                 self.val[n.id] = Built(b.const(n.attr) if n.name is None else self.copy(n, []))
             elif n.op is Op.ELEM and g[n.args[0]].op is Op.INPUT:
                 self.val[n.id] = Element(self.val[n.args[0]].node, n.attr)
+            elif self.layer_nodes.get(n.id) == "t":
+                self.val[n.id] = layers.Waiting(n)  # built with its layer's add
             elif not self.interior[n.id]:
                 todo.append(n)
         while todo:
             ready, later = [], []
             for n in todo:
+                if n.id in self.val:
+                    continue  # an element of a layer array, resolved when the array was built
                 deps = self._in_order(n.id) if n.op is Op.ADD else n.args
                 (ready if all(d in self.val for d in deps) else later).append(n)
             if not ready:
@@ -404,6 +417,6 @@ class _Reroll(DotRows):
                     self.val[n.id] = c
             for members in groups.values():
                 self.build_group(members)
-            todo = later
+            todo = [n for n in later if n.id not in self.val]
         outputs = [(role, self.node(self.val[i])) for role, i in g.outputs]
         return b.build([self.val[i].node for i in g.inputs], outputs)
