@@ -203,7 +203,7 @@ def build_source(
         summary.append(f"{ir.name}_grad({sig}) -> (value, gradients)")
         notes.append((ir.name, ir.signature.renamed(f.params), True))
         if opt is not None:  # <name>_step and <name>_train (gradgen.backends.step)
-            functions += emit_step(ir.name, g, opt, b)
+            functions += b.step_functions(ir.name, emit_step(ir.name, g, opt, b), opt)
             st = ", state" if opt.stateful else ""
             summary.append(f"{ir.name}_step({sig}, lr{st}) -> value before the update (in place)")
             summary.append(f"{ir.name}_train({sig}, lrs{st}) -> the losses of len(lrs) steps")

@@ -36,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", default="generated", metavar="DIR", help="output directory (default: generated)")
     c.add_argument(
         "--backend",
-        choices=("numpy", "torch"),
+        choices=("numpy", "torch", "numba"),
         default="numpy",
-        help="numpy: plain Python for functions of floats, NumPy for arrays (default); torch: torch tensors",
+        help="numpy: plain Python for functions of floats, NumPy for arrays (default); torch: torch tensors; numba: the NumPy code compiled with numba's @njit",
     )
     c.add_argument("--check", action="store_true", help="write nothing; exit 1 if any module in DIR is out of date")
     c.add_argument(

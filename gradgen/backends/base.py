@@ -119,6 +119,7 @@ class Backend:
     helpers: dict = {}  # name -> () -> (source, import keys)
     inplace_ok: frozenset = frozenset()
     array = False  # whether the module's arguments are arrays (the docstring says so)
+    decorators: tuple = ()  # lines before each `def` (numba: `@njit(cache=False)`)
 
     def spelling(self, op: Op):
         """How this backend writes the elementwise op `op`: the op registry's entry for it."""
@@ -169,6 +170,10 @@ class Backend:
 
     def out_form(self, n, operand, sched):  # a hook: `np.add(a, b, out=g)` forms (none yet)
         return None
+
+    def step_functions(self, name: str, functions: list, opt) -> list:
+        """`<name>_step` and `<name>_train` (gradgen.backends.step) as this backend writes them."""
+        return functions
 
     def doc_grad(self, base: str, grads: list[str]) -> str:
         return f"Value of {base} and its gradient, one entry per argument."
@@ -326,5 +331,5 @@ def emit_function(
     by_name = {nodes[i].name: names[i] for i in graph.inputs}
     grad_names = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
-    lines = head + [f'    """{text}"""'] + pro + body + ret
+    lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
     return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph))

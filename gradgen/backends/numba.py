@@ -1,0 +1,155 @@
+'''The numba backend: the NumPy backend's code, compiled by numba (`@njit`).
+
+`gradgen compile --backend numba` (or `compile_file(..., backend="numba")`) writes the
+NumPy backend's functions line for line (the same schedule, names and rule comments),
+each decorated `@njit(cache=False)`, so `<name>`, `<name>_grad`, `<name>_step` and
+`<name>_train` run as machine code: numba fuses each line's elementwise work into one
+loop over the batch and calls BLAS for the products (`X @ W0.T`).  `<name>_step` calls
+`<name>_grad` inside compiled code, and `<name>_train` runs its K steps in one compiled
+loop (no Python between steps).  The module imports `njit` from numba (the `numba`
+extra: `pip install -e ".[numba]"`); the first call of each function compiles it (about
+a second), later calls run the machine code.
+
+The differences from the NumPy module, all forced by numba:
+
+* the argument check is compiled too: each array's shape is compared with its compiled
+  shape (`B` from the data), and a wrong one is a one-line `ValueError` naming the
+  function and the argument; the arguments must be float64 NumPy arrays (numba itself
+  rejects what it cannot type: lists, torch tensors);
+* `step` is `(x > 0.0).astype(np.float64)` on an array, `(1.0 if x > 0.0 else 0.0)` on a float; a float made an array is `np.full`;
+* `<name>_train` returns the losses as a float64 array (not a list);
+* stateful optimizers (SGD with momentum, Adam) are refused: their state is a dict;
+* an out-of-order `pack` (the `_pack` helper) is refused with a one-line error.
+'''
+
+from __future__ import annotations
+
+from gradgen.backends.base import ADD, ATOM, Emitted
+from gradgen.backends.numpy import NUMPY, NumpyBackend, dims_text
+from gradgen.errors import GradgenError
+from gradgen.ir.ops import Op
+from gradgen.ir.shapes import batched
+
+DECORATOR = "@njit(cache=False)"
+
+
+class NumbaBackend(NumpyBackend):
+    name = "numba"
+    imports = {"math": "import math", "np": "import numpy as np", "numba": "from numba import njit"}
+    always = frozenset({"np", "numba"})
+    module_names = frozenset({"math", "np", "njit", "_np_sigmoid", "_sigmoid"})
+    reserved = module_names | {"B"}
+    decorators = (DECORATOR,)
+
+    def spelling(self, op: Op):
+        f = NUMPY.spelling(op)
+        if ".astype(float)" in f.template:  # numba's astype takes a NumPy dtype
+            f = type(f)(f.template.replace(".astype(float)", ".astype(np.float64)"), f.prec, f.operand_prec, f.helper)
+        return f
+
+    def expression(self, n, operand, sched, helpers, needs):
+        if n.op in (Op.STEP, Op.SIGN) and not n.shape and not sched.rebind[n.id]:
+            # a float: numba's float() takes no bool, so the engine's float(x > 0.0) is a conditional
+            x = operand(n.args[0], ADD)
+            if n.op is Op.STEP:
+                return f"(1.0 if {x} > 0.0 else 0.0)", ATOM
+            return f"(1.0 if {x} > 0.0 else 0.0) - (1.0 if {x} < 0.0 else 0.0)", ADD
+        return super().expression(n, operand, sched, helpers, needs)
+
+    def special(self, n, operand, sched):
+        op, nodes = n.op, sched.graph.nodes
+        if op is Op.EXPAND and not nodes[n.args[0]].shape:  # a float made an array of shape (1,), (1, 1), ...
+            return f"np.full({(1,) * len(n.shape)}, {operand(n.args[0], 0)})", ATOM, None
+        if op is Op.SUM and tuple(n.attr) == tuple(range(len(nodes[n.args[0]].shape))):
+            x = nodes[n.args[0]]
+            if x.op is Op.MUL and not sched.line[x.id] and all(nodes[a].shape == x.shape for a in x.args):
+                # sum(a * b) over everything: one dot product (numba's vdot takes 1-D arrays)
+                a, b = (operand(i, ATOM) + (".ravel()" if len(x.shape) > 1 else "") for i in x.args)
+                return f"np.vdot({a}, {b})", ATOM, None
+        if op is Op.PACK:
+            from gradgen.backends.numpy import in_order
+
+            is_batched, shape, indices = n.attr
+            pieces = [operand(a, 0) for a in n.args]
+            if in_order(n) and is_batched and len(indices[0]) == 1:
+                return f"np.stack(({', '.join(pieces)},), axis=1)", ATOM, None
+            if not (in_order(n) and not is_batched):
+                raise GradgenError(
+                    f"{sched.graph.name}: the numba backend cannot build this array from its pieces "
+                    "(they do not fill it in order); use --backend numpy"
+                )
+        return super().special(n, operand, sched)
+
+    def prologue(self, graph, fname, names):
+        """Compiled shape checks (one line each), then `B = X.shape[0]` where the body uses B."""
+        nodes = [graph.nodes[i] for i in graph.inputs]
+        body: list[str] = []
+        first = next((nm for nm, n in zip(names, nodes) if batched(n.shape)), None)
+        for nm, n in zip(names, nodes):
+            if not n.shape:
+                continue
+            dims = [f"{nm}.shape[{k}] != {d}" for k, d in enumerate(n.shape) if d != "B"]
+            if batched(n.shape) and nm != first:
+                dims.insert(0, f"{nm}.shape[0] != {first}.shape[0]")
+            if not dims:
+                continue
+            shape = "(" + dims_text(n.shape).replace(",", ", ") + ("," if len(n.shape) == 1 else "") + ")"
+            rows = f" with B = the rows of {first}" if batched(n.shape) and nm != first else ""
+            body += [
+                f"    if {' or '.join(dims)}:",
+                f'        raise ValueError("{fname}: {nm} must have shape {shape}{rows}")',
+            ]
+        if first is not None and any(
+            m.op is Op.BATCH or m.op in (Op.BCAST, Op.PACK) and batched(m.shape) for m in graph.nodes
+        ):
+            body.append(f"    B = {first}.shape[0]")
+        return [], body, set()
+
+    def step_functions(self, name: str, functions: list[Emitted], opt) -> list[Emitted]:
+        """`<name>_step` and `<name>_train` (gradgen.backends.step) as compiled functions:
+        no in-place check (compiled code takes arrays only), and the K steps in one loop."""
+        if opt.stateful:
+            raise GradgenError(
+                f"{name}: the numba backend emits plain SGD steps only (no momentum, no Adam: their "
+                "state is a dict); use --backend numpy for this optimizer"
+            )
+        step, train = functions
+        lines, skip = [], 0
+        for ln in step.lines:
+            if ln.strip() == "# floats and lists cannot change in place":
+                skip = 2
+                continue
+            if skip:
+                skip -= 1
+                continue
+            lines.append(ln)
+        step.lines = [DECORATOR] + lines
+        params, lrs = train.params[:-1], train.params[-1]
+        lr = step.params[-1]
+        call = ", ".join(params + [lr])
+        train.lines = [
+            DECORATOR,
+            train.lines[0],
+            f'    """len({lrs}) steps of {name}_step in one compiled loop, the k-th with learning rate '
+            f'{lrs}[k]; returns the losses (a float64 array)."""',
+            f"    losses = np.empty(len({lrs}))",
+            f"    for k in range(len({lrs})):",
+            f"        {lr} = {lrs}[k]",
+            f"        losses[k] = {name}_step({call})",
+            "    return losses",
+        ]
+        train.needs = set(self.always)
+        step.needs = set(self.always)
+        return [step, train]
+
+
+def _jit_helper(name):
+    def source():
+        text, keys = NumpyBackend.helpers[name]()
+        return f"{DECORATOR}\n{text}", tuple(keys) + ("numba",)
+
+    return source
+
+
+NumbaBackend.helpers = {h: _jit_helper(h) for h in ("_np_sigmoid", "_sigmoid")}
+NUMBA = NumbaBackend()

@@ -1,0 +1,155 @@
+"""The numba backend (gradgen.backends.numba) against the NumPy backend.
+
+* every example compiles with backend="numba", and every function (value and gradient)
+  equals the NumPy backend's to 1e-12 relative: the scalar ones at the engine's points,
+  the array ones at random arrays of their compiled shapes (B = 5);
+* moons: 100 steps of loss_train (one compiled loop) and of loss_step follow the NumPy
+  backend's trajectory (losses and final parameters) within 1e-12 relative;
+* a wrong shape is a one-line ValueError naming the function and argument; stateful
+  optimizers are refused with a GradgenError; the module text is deterministic.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import gradgen  # noqa: E402
+from gradgen.errors import GradgenError  # noqa: E402
+from gradgen.frontend.loader import load_model  # noqa: E402
+from test_examples import CASES, EXAMPLES, example_point, random_points  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+REL = 1e-12
+
+
+def close(got, want, rel=REL, abs_=1e-14) -> bool:
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rel, atol=abs_))
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """stem -> (numba module, numpy module, {name: model function})."""
+    out = {}
+    for path in EXAMPLES:
+        _, fns = load_model(str(path))
+        nb = gradgen.compile_file(str(path), backend="numba")
+        ref = gradgen.compile_file(str(path), backend="numpy")
+        out[path.stem] = (nb, ref, {f.__name__: f for f in fns})
+    return out
+
+
+def test_every_example_compiles_to_njit_functions(compiled):
+    for stem, (nb, _, fns) in compiled.items():
+        assert "from numba import njit" in nb.source, stem
+        for name in fns:
+            assert isinstance(getattr(nb.module, name + "_grad", getattr(nb.module, name)), numba.core.dispatcher.Dispatcher)
+
+
+@pytest.mark.parametrize("stem,name", CASES, ids=[f"{s}.{n}" for s, n in CASES])
+def test_scalar_functions_equal_numpy_backend(compiled, stem, name):
+    nb, ref, fns = compiled[stem]
+    fn = fns[name]
+    for point in [example_point(fn)] + random_points(stem, fn):
+        want_v, want_g = getattr(ref.module, name + "_grad")(*point)
+        got_v, got_g = getattr(nb.module, name + "_grad")(*point)
+        assert close(got_v, want_v) and close(got_g, want_g), (name, point)
+        assert close(getattr(nb.module, name)(*point), want_v), (name, point)
+
+
+def random_args(table: str, B: int, seed: int):
+    """Random float64 arrays (and floats) of the shapes in an argument table ("f W0:16,2 X:B,2 k:")."""
+    rng = np.random.default_rng(seed)
+    head = table.partition("; ")[0].split()[1:]
+    out = []
+    for spec in head:
+        dims = [B if d == "B" else int(d) for d in spec.split(":")[1].split(",") if d]
+        out.append(rng.standard_normal(dims) if dims else float(rng.standard_normal()))
+    return out
+
+
+def array_functions(ref):
+    return [k[1:-5] for k in vars(ref.module) if k.startswith("_") and k.endswith("_args") and k != "_args"]
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in EXAMPLES])
+def test_array_functions_equal_numpy_backend(compiled, stem):
+    nb, ref, _ = compiled[stem]
+    names = array_functions(ref)
+    if not names:
+        pytest.skip(f"{stem} has no array functions")
+    for fname in names:
+        table = getattr(ref.module, f"_{fname}_args")
+        for seed in range(3):
+            args = random_args(table, 5, seed)
+            want = getattr(ref.module, fname)(*[np.copy(a) for a in args])
+            got = getattr(nb.module, fname)(*[np.copy(a) for a in args])
+            if fname.endswith("_grad"):
+                assert close(got[0], want[0]), (fname, seed)
+                assert len(got[1]) == len(want[1])
+                assert all(close(g, w) for g, w in zip(got[1], want[1])), (fname, seed)
+            else:
+                assert close(got, want), (fname, seed)
+
+
+@pytest.fixture(scope="module")
+def moons_data():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import moons
+
+    X, y = moons.make_data()
+    return X, y, list(gradgen.params.read(moons.model).values())
+
+
+def test_moons_trajectory_equals_numpy_backend(compiled, moons_data):
+    """100 steps (micrograd's schedule): loss_train and loss_step against the NumPy backend's loss_train."""
+    nb, ref, _ = compiled["moons"]
+    X, y, base = moons_data
+    lrs = [1.0 - 0.9 * k / 100 for k in range(100)]
+    p_ref = [a.copy() for a in base]
+    want = ref.module.loss_train(*p_ref, X, y, lrs)
+    p_train = [a.copy() for a in base]
+    got = nb.module.loss_train(*p_train, X, y, np.array(lrs))
+    assert isinstance(got, np.ndarray) and got.shape == (100,)
+    assert close(got, want, abs_=0.0)
+    assert all(close(a, b, abs_=1e-15) for a, b in zip(p_train, p_ref))
+    p_step = [a.copy() for a in base]
+    steps = [nb.module.loss_step(*p_step, X, y, lr) for lr in lrs]
+    assert close(steps, want, abs_=0.0)
+    assert all(close(a, b, abs_=1e-15) for a, b in zip(p_step, p_ref))
+    assert want[-1] < 0.1 * want[0]  # it trained
+
+
+def test_wrong_shape_is_one_line_value_error(compiled, moons_data):
+    nb, _, _ = compiled["moons"]
+    X, y, base = moons_data
+    with pytest.raises(ValueError, match=r"^loss_grad: y must have shape \(B,\) with B = the rows of X$"):
+        nb.module.loss_grad(*base, X, y[:-1])
+    with pytest.raises(ValueError, match=r"^loss_grad: X must have shape \(B, 2\)$"):
+        nb.module.loss_grad(*base, np.zeros((100, 3)), y)
+
+
+def test_stateful_optimizer_is_refused(tmp_path):
+    src = tmp_path / "adam_model.py"
+    src.write_text(
+        "import numpy as np\nimport gradgen\nfrom gradgen import nn\nmodel = nn.MLP(2, [3, 1])\n\n"
+        "@gradgen.export(example=dict(X=np.zeros((1, 2))), step=gradgen.adam())\n"
+        "def loss(X):\n    return gradgen.mean(lambda x: model(x).relu(), X)\n"
+    )
+    with pytest.raises(GradgenError, match="numba backend emits plain SGD"):
+        gradgen.compile_file(str(src), backend="numba")
+
+
+def test_deterministic_and_black_clean(compiled):
+    from gradgen.backends.module import format_source
+
+    path = str(ROOT / "examples" / "moons.py")
+    a = gradgen.compile_file(path, backend="numba").source
+    assert a == compiled["moons"][0].source
+    assert format_source(a, force=True) == a
