@@ -312,3 +312,38 @@ def test_newton_example_converges():
     ).stdout
     norms = [float(m) for m in re.findall(r"\|grad\| = ([0-9.e+-]+)", out)]
     assert len(norms) <= 8 and norms[-1] < 1e-10, out
+
+
+def test_check_verifies_second_order_and_catches_a_wrong_hvp(tmp_path):
+    from gradgen.tools.check import check_model
+
+    model = tmp_path / "neuron3.py"
+    model.write_text(NEURON)
+    (report,) = check_model(str(model), n_random=2)
+    rows = {r.comparison: r for r in report.rows}
+    for kind in ("hessian", "hvp", "jvp"):
+        assert rows[f"{kind} vs torch"].status == "PASS" and rows[f"{kind} vs torch"].compared > 0
+        fd = "finite diff" if kind == "jvp" else "finite diff of grad"
+        assert rows[f"{kind} vs {fd}"].status == "PASS"
+    assert not report.failed
+    out = tmp_path / "gen"
+    compile_file(str(model), str(out))
+    text = (out / "neuron3.py").read_text()
+    assert "(hv_x1, " in text
+    bad = tmp_path / "bad.py"
+    bad.write_text(text.replace("(hv_x1, ", "(hv_x1 * 1.001, "))
+    (report,) = check_model(str(model), module=str(bad), n_random=2)
+    rows = {r.comparison: r for r in report.rows}
+    assert report.failed and rows["hvp vs torch"].status == "FAIL" and rows["hvp vs finite diff of grad"].status == "FAIL"
+    assert rows["hessian vs torch"].status == "PASS"
+
+
+def test_check_second_order_rows_on_the_mlp(tmp_path):
+    from gradgen.tools.check import check_model
+
+    model = tmp_path / "mlp3.py"
+    model.write_text(MLP)
+    (report,) = check_model(str(model), n_random=1)
+    rows = {r.comparison: r for r in report.rows}
+    assert rows["hvp vs finite diff of grad"].status == "PASS" and rows["hvp vs finite diff of grad"].compared == 2 * 41  # 41 weights, 2 data sets
+    assert rows["jvp vs finite diff"].status == "PASS" and rows["hvp vs torch"].status == "SKIP"
