@@ -160,6 +160,14 @@ def build_source(
         # every name in the docstrings is one the emitter chose (through the namespace)
         progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
+            asked = [k for k in SECOND_KINDS if getattr(info_of(fn), k)]
+            if asked:
+                raise GradgenError(
+                    f"{fn.__name__}: {asked[0]}=True needs a scalar loss (this function returns one value "
+                    "per example); export the loss built with gradgen.mean instead",
+                    fn.__code__.co_filename,
+                    def_line(fn),
+                )
             doc = f"{ir.name} of each example: an array of shape (B,)."
             f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults, backend)
             functions.append(f)

@@ -347,3 +347,31 @@ def test_check_second_order_rows_on_the_mlp(tmp_path):
     rows = {r.comparison: r for r in report.rows}
     assert rows["hvp vs finite diff of grad"].status == "PASS" and rows["hvp vs finite diff of grad"].compared == 2 * 41  # 41 weights, 2 data sets
     assert rows["jvp vs finite diff"].status == "PASS" and rows["hvp vs torch"].status == "SKIP"
+
+
+def test_per_example_function_with_hvp_is_refused(tmp_path):
+    path = tmp_path / "each.py"
+    path.write_text(
+        "import numpy as np\nimport gradgen\nfrom gradgen import nn\nm = nn.MLP(2, [3, 1])\n\n"
+        "@gradgen.export(example=dict(X=np.zeros((1, 2))), hvp=True)\n"
+        "def scores(X):\n    return gradgen.each(m, X)\n"
+    )
+    with pytest.raises(GradgenError, match=r"each\.py:\d+: scores: hvp=True needs a scalar loss"):
+        compile_file(str(path))
+
+
+def test_defaults_are_dropped_where_seeds_follow(tmp_path):
+    path = tmp_path / "dflt.py"
+    path.write_text(
+        "import gradgen\n\n@gradgen.export(hvp=True, jvp=True, hessian=True)\n"
+        "def f(x, k=2.0):\n    return (x * k).tanh() * x\n"
+    )
+    m = compile_file(str(path))
+    assert "def f_grad(x, k=2.0)" in m.source and "def f_hvp(x, k, v_x, v_k)" in m.source
+    x, k = 0.7, 2.0
+    X = torch.tensor([x, k], dtype=T)
+    ft = lambda t: torch.tanh(t[0] * t[1]) * t[0]  # noqa: E731
+    _, _, H = m.f_hessian(x, k)
+    np.testing.assert_allclose(H, torch.autograd.functional.hessian(ft, X).numpy(), rtol=1e-12, atol=1e-15)
+    _, jv = m.f_jvp(x, k, 1.0, -0.5)
+    assert math.isclose(jv, float(torch.autograd.functional.jvp(ft, X, torch.tensor([1.0, -0.5], dtype=T))[1]), rel_tol=1e-12)
