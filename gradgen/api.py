@@ -25,6 +25,7 @@ from gradgen.backends.module import Header, file_header, function_header, module
 from gradgen.errors import GradgenError
 from gradgen.export import example_of, info_of, params_of
 from gradgen.backends.step import check_step, emit_step
+from gradgen.backends.second import KINDS as SECOND_KINDS, emit_second
 from gradgen.frontend.trace import def_line
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import Op
@@ -185,6 +186,14 @@ def build_source(
         # every name in the docstrings is one the emitter chose (through the namespace)
         progress.phase(f"emitting {ir.name}", len((ir.grad_opt or ir.forward_opt).nodes))
         if ir.grad_opt is None:  # per-example values (gradgen.each): no gradient function
+            asked = [k for k in SECOND_KINDS if getattr(info_of(fn), k)]
+            if asked:
+                raise GradgenError(
+                    f"{fn.__name__}: {asked[0]}=True needs a scalar loss (this function returns one value "
+                    "per example); export the loss built with gradgen.mean instead",
+                    fn.__code__.co_filename,
+                    def_line(fn),
+                )
             doc = f"{ir.name} of each example: an array of shape (B,)."
             f = _emit(ir.forward_opt, ir.name, "value", doc, ir.defaults, backend)
             functions.append(f)
@@ -207,6 +216,14 @@ def build_source(
             st = ", state" if opt.stateful else ""
             summary.append(f"{ir.name}_step({sig}, lr{st}) -> value before the update (in place)")
             summary.append(f"{ir.name}_train({sig}, lrs{st}) -> the losses of len(lrs) steps")
+        for kind in SECOND_KINDS:  # <name>_hvp, _hessian, _jvp (gradgen.backends.second)
+            if getattr(info_of(fn), kind):
+                try:
+                    sf, line = emit_second(ir, kind, backend_for(backend, ir.grad_opt))
+                except GradgenError as err:
+                    raise GradgenError(err.message, fn.__code__.co_filename, def_line(fn)) from None
+                functions.append(sf)
+                summary.append(line)
     t2 = time.perf_counter()
     progress.phase("formatting (black)", None)
     header = source_path if isinstance(source_path, Header) else file_header(source_path, out_dir, backend)

@@ -191,7 +191,7 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
             hints[n.id] = sanitize(n.name or fallback or n.op.value)
             continue
         if n.adj is not None:
-            name = ns.create("g_" + (hints[n.adj] or "v"), default="g")
+            name = ns.create(adjoint_hint(graph, n, hints), default="g")
         elif n.name is not None:
             name = ns.create(n.name)
         elif n.op is Op.CONST:
@@ -200,3 +200,27 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
             name = ns.create(fallback or n.op.value)
         names[n.id] = hints[n.id] = name
     return names
+
+
+def adjoint_hint(graph, n, hints) -> str:
+    """The name hint of an adjoint or tangent node `n` (`n.adj` set), by its order:
+
+    * first order: `g_y` (the gradient of forward value y);
+    * the hvp's second pass (`second == "v"`): `hv_y` for forward y (at an input x, `hv_x` is
+      (H v)_x), `t_y` for first-order `g_y` (its adjoint is y's tangent along v);
+    * the hessian's pass for column x (`second == x`): `h_y_x` (d2f/dy dx), `t_y_x` (dy/dx);
+    * forward mode (`second == "jvp"`): `t_y`, y's tangent.
+    """
+    target = graph.nodes[n.adj]
+    base = hints[n.adj] or "v"
+    if n.second is None:
+        return "g_" + base
+    if n.second == "jvp":
+        return "t_" + base
+    first_order = target.adj is not None and target.second is None
+    if first_order:
+        base = hints[target.adj] or "v"
+    if n.second == "v":
+        return ("t_" if first_order else "hv_") + base
+    col = next((hints[i] for i in graph.inputs if graph.nodes[i].name == n.second), n.second)
+    return ("t_" if first_order else "h_") + base + "_" + col

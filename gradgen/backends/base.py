@@ -240,6 +240,7 @@ def emit_function(
     backend: Backend | None = None,
     defaults: dict | None = None,
     sched=None,
+    ret=None,
 ) -> Emitted:
     """Source lines of `def fname(...)` computing `graph` with `backend` (default: `backend_for(graph)`).
 
@@ -247,6 +248,8 @@ def emit_function(
     `value, (g_1, ..., g_n)` from the VALUE and gradient outputs).  `doc` is the
     docstring, or None for a gradient function (the backend's `doc_grad`).
     `defaults` maps an argument's name (its input's origin) to its default, a float.
+    `ret`: builds the return statement instead, `ret(ref) -> lines` (`ref(i)`: how output node
+    i is written), for the second-order functions (gradgen.backends.second).
     """
     from gradgen.backends import backend_for
     from gradgen.backends.schedule import schedule
@@ -299,6 +302,8 @@ def emit_function(
         else:
             lines = [stmt]
         want = "backward" if n.rule is not None else "forward"
+        if n.second is not None and n.rule is not None:
+            want = "tangents (forward mode)" if n.second == "jvp" else "second order"
         if section is None and want == "forward":  # the forward code, reordered at its end
             forward.append((n.id, lines))
             continue
@@ -313,7 +318,10 @@ def emit_function(
 
     value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]
-    ret = [f"    return {value}"] if returns == "value" else backend.ret(value, grads)
+    if ret is not None:
+        ret = ret(lambda i: backend.result(i, ref(i), sched))
+    else:
+        ret = [f"    return {value}"] if returns == "value" else backend.ret(value, grads)
     defaults = defaults or {}
     params = [names[i] for i in graph.inputs]
     sig_params = []

@@ -60,9 +60,12 @@ class Node:
     step: int | None = None
     shape: tuple = ()  # see gradgen.ir.shapes; () for a scalar
     terms: tuple[int, ...] = ()  # backward: the forward nodes filling the rule comment's {a} {b} {x} {out}
+    # second order (gradgen.autodiff.second): the pass a node belongs to -- "v" (hvp), an
+    # input's name x (the hessian column d/dx) or "jvp" (forward-mode tangents); None: first order
+    second: str | None = None
 
 
-META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step", "terms")
+META_FIELDS = ("name", "origin", "loc", "adj", "rule", "step", "terms", "second")
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
                 rule, terms = WEIGHT_GRAD, (x.terms[0], n.terms[0], x.terms[2])
             else:
                 rule, terms = "matmul: d(x @ W.T)/dW = g.T @ x", ()
-            meta = dict(loc=n.loc, rule=rule, step=n.step, terms=terms)
+            meta = dict(loc=n.loc, rule=rule, step=n.step, second=n.second, terms=terms)
             t_b, t_a = _transposed(b, x.args[1], meta), _transposed(b, x.args[0], meta)
             return ("new", Op.MATMUL, [t_b, t_a], None, (rule, terms))
         return None
@@ -225,12 +225,16 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
     if n.rule is not None and t.rule is None and t.op is not Op.CONST:
         # a gradient equal to a forward value: name it with a copy rather
         # than turning the forward value into a backward line
-        meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
+        meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
         return b.add(Op.COPY, (target,), **meta)
-    meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
+    meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
     if t.op is Op.CONST and anonymous(t):
         return b.add(Op.CONST, (), t.attr, **meta)
     if anonymous(t):
+        if max((*n.terms, adj if adj is not None else -1), default=-1) >= target:
+            # its comment or adjoint names later nodes (a second-order rule folding onto an earlier
+            # value): a copy keeps ids ordered
+            return b.add(Op.COPY, (target,), **meta)
         b.set_meta(target, **meta)
     return target
 
@@ -255,11 +259,11 @@ def fold(graph: Graph) -> Graph:
             new[n.id] = alias(b, r[1], n, adj)
         elif r[0] == "const":
             plain = n.adj is None and n.name is None
-            meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, terms=n.terms)
+            meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
             new[n.id] = b.const(r[1], **meta)
         else:
             _, op, nargs, attr, *rule = r
             rule, terms = rule[0] if rule else (n.rule, n.terms)
-            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, terms=terms)
+            meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, second=n.second, terms=terms)
             new[n.id] = b.add(op, nargs, attr, **meta)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])

@@ -74,6 +74,7 @@ from gradgen.tools.check.points import (
     points_for,
     random_points,
 )
+from gradgen.tools.check.second import second_rows
 from gradgen.tools.check.report import (
     ATOL,
     CLEAN,
@@ -332,10 +333,13 @@ def check_model(
             )
             continue
         if layout.data:
-            reports.append(check_array_function(fn, compiled, layout, n_random, seed, tol))
-            continue
-        points, labels, notes = points_for(fn, mine, n_random, seed, layout)
-        report = check_function(fn, f, f_grad, points, labels, tol, use_torch, layout, seed)
-        report.notes[:0] = notes
+            report = check_array_function(fn, compiled, layout, n_random, seed, tol)
+        else:
+            points, labels, notes = points_for(fn, mine, n_random, seed, layout)
+            report = check_function(fn, f, f_grad, points, labels, tol, use_torch, layout, seed)
+            report.notes[:0] = notes
+        rows, notes = second_rows(fn, compiled, layout, report.points, tol, use_torch, seed)  # hvp, hessian, jvp
+        report.rows += rows
+        report.notes += notes
         reports.append(report)
     return reports
