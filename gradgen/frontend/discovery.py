@@ -56,7 +56,8 @@ def modules_of(fn, params=_EXPORTED) -> tuple[list[FoundModule], bool]:
     if params is None:
         found, eager = named, False
     else:
-        mods = list(params) if isinstance(params, (list, tuple)) and not _holds_values(params) else [params]
+        many = isinstance(params, (list, tuple)) and params and all(is_module(m) for m in params)
+        mods = list(params) if many else [params]  # (a list of Values is one module)
         for m in mods:
             if not _holds_values(m):
                 raise GradgenError(
