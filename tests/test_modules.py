@@ -444,3 +444,41 @@ def test_a_plain_object_and_a_closure_are_modules(tmp_path):
     d = 1 - np.tanh(0.5 - 4.0 + 0.25) ** 2
     np.testing.assert_allclose(grads[0], [d * 1.0, d * 2.0], rtol=1e-14)
     assert grads[1] == pytest.approx(d, rel=1e-14)
+
+
+def test_an_object_holding_the_model_is_not_a_second_module(tmp_path):
+    """A trainer (or any object) whose Values all belong to the model adds no module: no prefixes."""
+    src = (
+        "import gradgen\nfrom gradgen import Value\n"
+        "class Lin:\n    def __init__(self):\n        self.w = [Value(0.5), Value(-2.0)]\n"
+        "class Trainer:\n    def __init__(self, model):\n        self.model = model\n        self.lr = 0.1\n"
+        "lin = Lin()\ntrainer = Trainer(lin)\n"
+        "@gradgen.export\ndef f(x):\n    return lin.w[0] * x + lin.w[1]\n"
+    )
+    path = tmp_path / "trainer.py"
+    path.write_text(src)
+    _, fns = load_model(str(path))
+    from gradgen.frontend.discovery import modules_of
+
+    found, eager = modules_of(fns[0])
+    assert [(m.name, m.prefix) for m in found] == [("lin", "")]
+    mod = gradgen.compile_file(str(path))
+    value, (g_w, g_x) = mod.f_grad(np.array([0.5, -2.0]), 3.0)
+    assert value == 0.5 * 3.0 - 2.0
+    np.testing.assert_array_equal(g_w, [3.0, 1.0])
+    assert g_x == 0.5
+
+
+def test_refusal_a_global_value_outside_any_module(tmp_path):
+    src = "import gradgen\nfrom gradgen import Value\nc = Value(3.0)\n@gradgen.export\ndef f(x):\n    return x * c\n"
+    path = tmp_path / "loose.py"
+    path.write_text(src)
+    with pytest.raises(GradgenError) as e:
+        gradgen.compile_file(str(path))
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.endswith(
+        "loose.py:6: uses a Value that is neither an argument nor a parameter of a module (data=3.0); "
+        "pass it in as an argument, make it a module parameter (an attribute of an object the model "
+        "file holds, or give params=), or use a plain float for a constant"
+    )

@@ -93,7 +93,7 @@ def is_module(x) -> bool:
         return True
     if isinstance(x, (list, tuple, dict, type)) or not hasattr(x, "__dict__"):
         return False
-    if type(x).__module__ in ("builtins", "numpy") or callable(x) and not hasattr(type(x), "__call__"):
+    if type(x).__module__ in ("builtins", "numpy"):  # functions, modules, arrays
         return False
     return _holds_values(x)
 
