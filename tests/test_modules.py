@@ -108,15 +108,18 @@ def test_params_round_trip_on_the_residual_block():
     assert all((g == 0.25).all() for g in read_grads(block).values())
 
 
-def test_residual_demo_runs_the_same_on_both_engines(capsys):
-    _, module, _ = _load("residual")
-    saved = read(module.block)
+@pytest.mark.parametrize("stem, owner", [("residual", "block"), ("rnn_cell", "cell")])
+def test_demo_runs_the_same_on_both_engines(capsys, stem, owner):
+    """`python examples/<stem>.py` trains on generated/<stem>.py; --engine interpreted prints the same."""
+    _, module, _ = _load(stem)
+    model = getattr(module, owner)
+    saved = read(model)
     module.main(["--steps", "3"])
     compiled = capsys.readouterr().out.split()
-    write(module.block, saved)
+    write(model, saved)
     module.main(["--steps", "3", "--engine", "interpreted"])
     interpreted = capsys.readouterr().out.split()
-    write(module.block, saved)
+    write(model, saved)
     nums = lambda words: [float(w) for w in words[3::4]]  # noqa: E731  "step K loss L"
     assert len(nums(compiled)) == 3
     np.testing.assert_allclose(nums(compiled), nums(interpreted), rtol=1e-12)
