@@ -580,7 +580,7 @@ def test_output_does_not_depend_on_the_hash_seed(tmp_path):
         assert ir.returncode == 0, ir.stderr
         outputs.append((files, ir.stdout))
     (files0, ir0), (files1, ir1) = outputs
-    assert sorted(files0) == sorted(p.name for p in EXAMPLES) + ["odd.py"]
+    assert sorted(files0) == sorted([p.name for p in EXAMPLES] + ["odd.py"])
     for name in files0:
         assert files0[name] == files1[name], f"{name} differs between hash seeds"
     assert ir0 == ir1

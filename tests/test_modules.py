@@ -108,15 +108,18 @@ def test_params_round_trip_on_the_residual_block():
     assert all((g == 0.25).all() for g in read_grads(block).values())
 
 
-def test_residual_demo_runs_the_same_on_both_engines(capsys):
-    _, module, _ = _load("residual")
-    saved = read(module.block)
+@pytest.mark.parametrize("stem, owner", [("residual", "block"), ("rnn_cell", "cell")])
+def test_demo_runs_the_same_on_both_engines(capsys, stem, owner):
+    """`python examples/<stem>.py` trains on generated/<stem>.py; --engine interpreted prints the same."""
+    _, module, _ = _load(stem)
+    model = getattr(module, owner)
+    saved = read(model)
     module.main(["--steps", "3"])
     compiled = capsys.readouterr().out.split()
-    write(module.block, saved)
+    write(model, saved)
     module.main(["--steps", "3", "--engine", "interpreted"])
     interpreted = capsys.readouterr().out.split()
-    write(module.block, saved)
+    write(model, saved)
     nums = lambda words: [float(w) for w in words[3::4]]  # noqa: E731  "step K loss L"
     assert len(nums(compiled)) == 3
     np.testing.assert_allclose(nums(compiled), nums(interpreted), rtol=1e-12)
@@ -176,6 +179,126 @@ def test_params_round_trip_on_the_rnn_cell():
         np.testing.assert_array_equal(v, before[k])
     with pytest.raises(ValueError, match=r"parameter Wx has shape \(8, 3\), got an array of shape \(3, 8\)"):
         write(cell, dict(before, Wx=before["Wx"].T))
+
+
+# -- the same, written with gradgen.nn Layers held in attributes ---------------------------------
+RESIDUAL_LAYERS = """\
+import random
+import numpy as np
+import gradgen
+from gradgen import nn
+
+class Residual(nn.Module):
+    def __init__(self, d, h):
+        self.fc1 = nn.Layer(d, h)
+        self.fc2 = nn.Layer(h, d, nonlin=False)
+    def __call__(self, x):
+        return [xi + yi for xi, yi in zip(x, self.fc2(self.fc1(x)))]
+
+class Net(nn.Module):
+    def __init__(self):
+        self.blocks = [Residual(3, 5) for _ in range(2)]
+        self.head = nn.Neuron(3, nonlin=False)
+    def __call__(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+random.seed(3)
+net = Net()
+
+def sq(x, y):
+    return (net(x) - y) ** 2
+
+@gradgen.export(example=dict(X=np.zeros((1, 3)), y=np.zeros(1)))
+def loss(X, y):
+    return gradgen.mean(sq, X, y)
+"""
+
+RNN_LAYERS = """\
+import random
+import numpy as np
+import gradgen
+from gradgen import nn
+
+class Cell(nn.Module):
+    def __init__(self, d, h):
+        self.ih = nn.Layer(d, h, nonlin=False)
+        self.hh = nn.Layer(h, h, nonlin=False)
+        self.out = nn.Layer(h, 1, nonlin=False)
+    def __call__(self, xs):
+        h = [a.tanh() for a in self.ih(xs[0])]
+        for x in xs[1:]:
+            h = [(a + b).tanh() for a, b in zip(self.ih(x), self.hh(h))]
+        return self.out(h)
+
+random.seed(4)
+cell = Cell(2, 6)
+
+def sq(xs, y):
+    return (cell(xs) - y) ** 2
+
+@gradgen.export(example=dict(X=np.zeros((1, 5, 2)), y=np.zeros(1)))
+def loss(X, y):
+    return gradgen.mean(sq, X, y)
+"""
+
+
+def _compiled_vs_engine(tmp_path, source, stem, owner, data):
+    """compile `source`; its loss_grad equals the engine's backward() to rounding."""
+    path = tmp_path / f"{stem}.py"
+    path.write_text(source)
+    module, fns = load_model(str(path))
+    fns = {f.__name__: f for f in fns}
+    model = getattr(module, owner)
+    params = read(model)
+    compiled = gradgen.compile_file(str(path))
+    value, grads = compiled.loss_grad(*params.values(), *data)
+    model.zero_grad()
+    out = fns["loss"](*data)
+    out.backward()
+    assert value == pytest.approx(out.data, rel=REL)
+    for (name, want), got in zip(read_grads(model).items(), grads):
+        np.testing.assert_allclose(got, want, rtol=REL, atol=1e-13, err_msg=name)
+    return params, compiled
+
+
+def _source(path) -> str:
+    from gradgen.api import build_source
+
+    _, fns = load_model(str(path))
+    return build_source(fns, str(path))[0]
+
+
+def test_residual_blocks_of_layers(tmp_path):
+    rng = np.random.default_rng(1)
+    X, y = rng.uniform(-1, 1, (7, 3)), rng.uniform(-1, 1, 7)
+    params, _ = _compiled_vs_engine(tmp_path, RESIDUAL_LAYERS, "resn", "net", (X, y))
+    assert {k: v.shape for k, v in params.items()} == {
+        "blocks0_fc1_W": (5, 3),
+        "blocks0_fc1_b": (5,),
+        "blocks0_fc2_W": (3, 5),
+        "blocks0_fc2_b": (3,),
+        "blocks1_fc1_W": (5, 3),
+        "blocks1_fc1_b": (5,),
+        "blocks1_fc2_W": (3, 5),
+        "blocks1_fc2_b": (3,),
+        "head_w": (3,),
+        "head_b": (),
+    }
+    text = _source(tmp_path / "resn.py")
+    assert "z_blocks0_fc1 = X @ blocks0_fc1_W.T + blocks0_fc1_b" in text
+    assert "h_blocks0_fc1 = np.maximum(z_blocks0_fc1, 0.0)" in text
+
+
+def test_rnn_of_layers(tmp_path):
+    rng = np.random.default_rng(2)
+    X, y = rng.uniform(-1, 1, (6, 5, 2)), rng.uniform(-1, 1, 6)
+    params, _ = _compiled_vs_engine(tmp_path, RNN_LAYERS, "rnnn", "cell", (X, y))
+    assert list(params) == ["ih_W", "ih_b", "hh_W", "hh_b", "out_W", "out_b"]
+    text = _source(tmp_path / "rnnn.py")
+    assert "add_3 = X_4 @ ih_W_T + h_ih_3 @ hh_W_T" in text
+    assert "ih_W[" not in text and "hh_W[" not in text
 
 
 # -- grouping rules ------------------------------------------------------------------------------
@@ -324,3 +447,41 @@ def test_a_plain_object_and_a_closure_are_modules(tmp_path):
     d = 1 - np.tanh(0.5 - 4.0 + 0.25) ** 2
     np.testing.assert_allclose(grads[0], [d * 1.0, d * 2.0], rtol=1e-14)
     assert grads[1] == pytest.approx(d, rel=1e-14)
+
+
+def test_an_object_holding_the_model_is_not_a_second_module(tmp_path):
+    """A trainer (or any object) whose Values all belong to the model adds no module: no prefixes."""
+    src = (
+        "import gradgen\nfrom gradgen import Value\n"
+        "class Lin:\n    def __init__(self):\n        self.w = [Value(0.5), Value(-2.0)]\n"
+        "class Trainer:\n    def __init__(self, model):\n        self.model = model\n        self.lr = 0.1\n"
+        "lin = Lin()\ntrainer = Trainer(lin)\n"
+        "@gradgen.export\ndef f(x):\n    return lin.w[0] * x + lin.w[1]\n"
+    )
+    path = tmp_path / "trainer.py"
+    path.write_text(src)
+    _, fns = load_model(str(path))
+    from gradgen.frontend.discovery import modules_of
+
+    found, eager = modules_of(fns[0])
+    assert [(m.name, m.prefix) for m in found] == [("lin", "")]
+    mod = gradgen.compile_file(str(path))
+    value, (g_w, g_x) = mod.f_grad(np.array([0.5, -2.0]), 3.0)
+    assert value == 0.5 * 3.0 - 2.0
+    np.testing.assert_array_equal(g_w, [3.0, 1.0])
+    assert g_x == 0.5
+
+
+def test_refusal_a_global_value_outside_any_module(tmp_path):
+    src = "import gradgen\nfrom gradgen import Value\nc = Value(3.0)\n@gradgen.export\ndef f(x):\n    return x * c\n"
+    path = tmp_path / "loose.py"
+    path.write_text(src)
+    with pytest.raises(GradgenError) as e:
+        gradgen.compile_file(str(path))
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.endswith(
+        "loose.py:6: uses a Value that is neither an argument nor a parameter of a module (data=3.0); "
+        "pass it in as an argument, make it a module parameter (an attribute of an object the model "
+        "file holds, or give params=), or use a plain float for a constant"
+    )

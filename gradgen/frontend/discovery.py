@@ -56,7 +56,8 @@ def modules_of(fn, params=_EXPORTED) -> tuple[list[FoundModule], bool]:
     if params is None:
         found, eager = named, False
     else:
-        mods = list(params) if isinstance(params, (list, tuple)) and not _holds_values(params) else [params]
+        many = isinstance(params, (list, tuple)) and params and all(is_module(m) for m in params)
+        mods = list(params) if many else [params]  # (a list of Values is one module)
         for m in mods:
             if not _holds_values(m):
                 raise GradgenError(
@@ -92,7 +93,7 @@ def is_module(x) -> bool:
         return True
     if isinstance(x, (list, tuple, dict, type)) or not hasattr(x, "__dict__"):
         return False
-    if type(x).__module__ in ("builtins", "numpy") or callable(x) and not hasattr(type(x), "__call__"):
+    if type(x).__module__ in ("builtins", "numpy"):  # functions, modules, arrays
         return False
     return _holds_values(x)
 

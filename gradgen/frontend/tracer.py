@@ -146,8 +146,9 @@ class _Trace:
                 return self.b.const(float(Value.data.__get__(x)))
             data = Value.data.__get__(x)  # the slot itself: a _Param's .data property refuses
             raise self.fail(
-                f"uses a Value that is neither an argument nor a parameter of a gradgen.nn module "
-                f"(data={_short_repr(data)}); pass it in as an argument, make it a module parameter, "
+                f"uses a Value that is neither an argument nor a parameter of a module "
+                f"(data={_short_repr(data)}); pass it in as an argument, make it a module parameter "
+                "(an attribute of an object the model file holds, or give params=), "
                 "or use a plain float for a constant"
             )
         return self.b.const(float(x))
