@@ -415,19 +415,27 @@ class _Run:
         )
 
     def num(self, x: _Num, loc: Loc | None) -> int:
-        """The node of an argument element or of arithmetic on one."""
-        if id(x) in self.memo:
-            return self.memo[id(x)]
-        kind = x._e[0]
-        if kind == "leaf":
-            nid = self._element(x._e[1], loc)
-        else:
-            op, operands, attr = x._e
-            ids = [self.num(o, loc) if isinstance(o, _Num) else self.t.b.const(float(o)) for o in operands]
-            nid = self.t.b.add(op, ids, attr, loc=loc)
-        self.memo[id(x)] = nid
-        self.keep.append(x)
-        return nid
+        """The node of an argument element or of arithmetic on one (iteratively: chains can be long)."""
+        memo = self.memo
+        stack = [x]
+        while stack:
+            n = stack[-1]
+            if id(n) in memo:
+                stack.pop()
+                continue
+            if n._e[0] == "leaf":
+                memo[id(n)] = self._element(n._e[1], loc)
+            else:
+                op, operands, attr = n._e
+                pending = [o for o in operands if isinstance(o, _Num) and id(o) not in memo]
+                if pending:
+                    stack.extend(reversed(pending))
+                    continue
+                ids = [memo[id(o)] if isinstance(o, _Num) else self.t.b.const(float(o)) for o in operands]
+                memo[id(n)] = self.t.b.add(op, ids, attr, loc=loc)
+            self.keep.append(n)
+            stack.pop()
+        return memo[id(x)]
 
     def _element(self, key, loc: Loc | None) -> int:
         kind, name = key[0], key[1]
