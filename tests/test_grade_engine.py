@@ -321,3 +321,116 @@ def test_micrograds_relu_planted_wrong_fails(capsys, tmp_path, monkeypatch):
     (verdict,) = [l for l in out.splitlines() if l.startswith("FAIL f: ReLU")]
     assert "ReLU's backward in your Value class disagrees (d out/d x = 1 expected 0, at x = -0.25)" in verdict
     assert f"test_grade_engine.py:{relu.__code__.co_firstlineno + 3} [" in verdict
+
+
+# -- a fork: its own ops, non-commutative ones among them ----------------------------------
+
+FORK = '''
+import math
+
+import gradgen
+
+
+class V:
+    """A fork of the lecture's class: subtraction, division, log and sigmoid as ops of their own."""
+
+    def __init__(self, data, _children=(), _op=""):
+        self.data, self.grad = data, 0.0
+        self._backward = lambda: None
+        self._prev = set(_children)
+        self._op = _op
+
+    def _lift(self, other):
+        return other if isinstance(other, V) else V(other)
+
+    def __add__(self, other):
+        other = self._lift(other)
+        out = V(self.data + other.data, (self, other), "+")
+
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+    def __sub__(self, other):
+        other = self._lift(other)
+        out = V(self.data - other.data, (self, other), "-")
+
+        def _backward():
+            self.grad += out.grad
+            other.grad -= out.grad
+
+        out._backward = _backward
+        return out
+
+    def __truediv__(self, other):
+        other = self._lift(other)
+        out = V(self.data / other.data, (self, other), "/")
+
+        def _backward():
+            self.grad += out.grad / other.data
+            other.grad -= out.grad * self.data / other.data**2
+
+        out._backward = _backward
+        return out
+
+    def log(self):
+        out = V(math.log(self.data), (self,), "log")
+
+        def _backward():
+            self.grad += out.grad / self.data
+
+        out._backward = _backward
+        return out
+
+    def sigmoid(self):
+        s = 1 / (1 + math.exp(-self.data))
+        out = V(s, (self,), "sigmoid")
+
+        def _backward():
+            self.grad += s * (1 - s) * out.grad
+
+        out._backward = _backward
+        return out
+
+    def backward(self):
+        topo, seen, stack = [], set(), [(self, False)]
+        while stack:
+            v, done = stack.pop()
+            if done:
+                topo.append(v)
+            elif v not in seen:
+                seen.add(v)
+                stack.append((v, True))
+                stack.extend((c, False) for c in v._prev)
+        self.grad = 1.0
+        for v in reversed(topo):
+            v._backward()
+
+
+@gradgen.export(example=dict(x=0.75, y=2.5))
+def f(x, y):
+    return ((x - y) / (y + 1.0)).sigmoid() + (y / x).log() - (x - x)
+'''
+
+
+def test_a_fork_with_non_commutative_ops_passes_and_a_wrong_sub_fails(capsys, tmp_path):
+    """`-` and `/` are not symmetric: their children come as a set, and the grader tells which is
+    which from the forward; a sub whose backward adds to both children fails naming `-` and its line."""
+    path = tmp_path / "fork.py"
+    path.write_text(FORK)
+    rc, out, err = run(capsys, path, "--at", "x=0.75,y=2.5", "--at", "x=1.5,y=0.5")
+    assert rc == 0, out + err
+    assert rows(out)["your backward() per op"] == "PASS"
+    path.write_text(FORK.replace("other.grad -= out.grad\n", "other.grad += out.grad\n"))
+    rc, out, _ = run(capsys, path, "--at", "x=0.75,y=2.5")
+    assert rc == 1
+    (verdict,) = [l for l in out.splitlines() if l.startswith("FAIL f: ") and "Value class" in l]
+    # the first wrong node is x - x (one child in the set): its grad must not change, it gains 2
+    says = (
+        "FAIL f: sub ('-')'s backward in your Value class disagrees (d out/d a = 2 expected 0, at a = 0.75, b = 0.75)"
+    )
+    assert verdict.startswith(says)
+    assert f"fork.py:{FORK.splitlines().index('    def __sub__(self, other):') + 5} [" in verdict
