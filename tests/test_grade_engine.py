@@ -434,3 +434,51 @@ def test_a_fork_with_non_commutative_ops_passes_and_a_wrong_sub_fails(capsys, tm
     )
     assert verdict.startswith(says)
     assert f"fork.py:{FORK.splitlines().index('    def __sub__(self, other):') + 5} [" in verdict
+
+
+DEMO = """
+import random
+
+import numpy as np
+from micrograd.engine import Value
+from micrograd.nn import MLP
+
+import gradgen
+
+random.seed(1337)
+model = MLP(2, [8, 1])
+
+
+def svm_loss(x, yi):
+    score = model(list(map(Value, x)))
+    return (1 + -yi * score).relu()
+
+
+def score_of(x):
+    return model(list(map(Value, x)))
+
+
+@gradgen.export(example=dict(X=np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 0.5]]), y=np.array([1.0, -1.0, 1.0])))
+def loss(X, y):
+    return gradgen.mean(svm_loss, X, y) + 1e-4 * sum((p * p for p in model.parameters()))
+
+
+@gradgen.export(example=dict(X=np.zeros((1, 2))))
+def scores(X):
+    return gradgen.each(score_of, X)
+"""
+
+
+def test_micrograds_demo_loss_with_gradgen_mean_is_graded_on_data_sets(capsys, tmp_path):
+    """micrograd's demo wraps each row itself (`list(map(Value, x))`), so gradgen.mean hands it rows
+    of numbers while its backward() is graded; the per-example `scores` has nothing to grade."""
+    pytest.importorskip("micrograd")
+    path = tmp_path / "demo.py"
+    path.write_text(DEMO)
+    rc, out, err = run(capsys, path, "--points", "1")
+    assert rc == 0, out + err
+    assert re.search(r"loss\(X, y\).* on your Value class .*: 2 data sets \(1 example, 1 random\)", out)
+    got = rows(out)
+    assert got["your backward() vs finite diff"] == "PASS" and got["your backward() per op"] == "PASS"
+    assert "scores(X): skipped: per-example values: no gradient" in out
+    assert "skipped: your backward() raised" not in out

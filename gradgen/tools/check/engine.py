@@ -181,7 +181,10 @@ def _run(fn, engine: Engine, layout: Layout, xs):
         else:
             leaves[k] = engine.cls(float(x))
             args.append(leaves[k])
-    return fn(*args), leaves
+    from gradgen.batch import rows_as_numbers
+
+    with rows_as_numbers():  # gradgen.mean/each hand rows of numbers: the learner's code wraps them
+        return fn(*args), leaves
 
 
 def user_grad(engine: Engine):
@@ -305,20 +308,9 @@ def grade(fn, engine: Engine, layout: Layout, points, tol, use_torch: bool, seed
 # -- one function ----------------------------------------------------------------------
 
 
-def check_foreign(
-    fn,
-    engine: Engine,
-    compiled,
-    at,
-    n_random: int,
-    seed: int,
-    tol,
-    use_torch,
-    note=None,
-):
+def check_foreign(fn, engine: Engine, compiled, at, n_random: int, seed: int, tol, use_torch, note=None):
     """A function written with the learner's own Value class (`engine`): the compiled rows against
-    their backward() (when there is compiled code), then their backward() graded (`grade`).
-    """
+    their backward() (when there is compiled code), then their backward() graded (`grade`)."""
     from gradgen.errors import GradgenError
     from gradgen.tools.check import check_function
     from gradgen.tools.check.layout import signature, where
@@ -338,36 +330,29 @@ def check_foreign(
             )
         points, labels, texts = data_sets(fn, layout, n_random, seed)
         notes = []
+        if (f is not None and f_grad is None) or (f is None and points and _per_example(fn, engine, layout, points[0])):
+            return FunctionReport(fn.__name__, signature(fn), [], [], [], [], [], "per-example values: no gradient")
     else:
         points, labels, notes = points_for(fn, at, n_random, seed, layout, reference)
         texts = [f"--at {format_point(fn, xs)}" for xs in points]
     name = "your backward()"
     if f is not None and f_grad is not None:
-        report = check_function(
-            fn,
-            f,
-            f_grad,
-            points,
-            labels,
-            tol,
-            use_torch,
-            layout,
-            seed,
-            texts,
-            reference,
-            name,
-        )
+        report = check_function(fn, f, f_grad, points, labels, tol, use_torch, layout, seed, texts, reference, name)
     else:
-        why = note or f"compiled rows skipped: the module has no {fn.__name__}_grad"
-        report = FunctionReport(
-            fn.__name__,
-            signature(fn),
-            list(points),
-            list(labels),
-            [],
-            [why],
-            list(texts),
-        )
+        kept, why = [], [note or f"compiled rows skipped: the module has no {fn.__name__}_grad"]
+        for xs, label, text in zip(points, labels, texts):
+            try:
+                value, grads = reference(fn, xs, layout)
+                good = all(real(v) is not None for v in (value, *(g for _, g in elements(layout, grads))))
+            except Exception as e:
+                why.append(
+                    f"{text if layout.data else label + ' point ' + text} skipped: {name} raised {short_error(e)}"
+                )
+                continue
+            if good:
+                kept.append((xs, label, text))
+        xs_, labels_, texts_ = ([k[i] for k in kept] for i in range(3))
+        report = FunctionReport(fn.__name__, signature(fn), xs_, labels_, [], why, texts_)
     report.notes[:0] = notes
     rows, verdicts, more = grade(fn, engine, layout, report.points, tol, use_torch, seed)
     report.rows += rows
@@ -377,3 +362,12 @@ def check_foreign(
     if layout.data:
         report.unit = "data set"
     return report
+
+
+def _per_example(fn, engine: Engine, layout: Layout, xs) -> bool:
+    """`fn` returns a list of values (`gradgen.each`): nothing to differentiate."""
+    try:
+        out, _ = _run(fn, engine, layout, xs)
+    except Exception:
+        return False
+    return isinstance(out, (list, tuple, np.ndarray))

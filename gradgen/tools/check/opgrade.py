@@ -201,7 +201,8 @@ def grade_node(node, cls: type, p: int, g: OpGrade) -> None:
     g.row.add(float(node.data), want_value, f"{label} forward", p)
     if not _close(float(node.data), want_value):
         verdict(
-            f"{label}'s forward in your Value class disagrees ({label} at {at} gives {_g(node.data)}, expected {_g(want_value)})"
+            f"{label}'s forward in your Value class disagrees "
+            f"({label} at {at} gives {_g(node.data)}, expected {_g(want_value)})"
         )
         return
     local_of: dict[int, float] = {}  # d out / d child, summed over the operand positions it fills
