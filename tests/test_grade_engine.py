@@ -482,3 +482,47 @@ def test_micrograds_demo_loss_with_gradgen_mean_is_graded_on_data_sets(capsys, t
     assert got["your backward() vs finite diff"] == "PASS" and got["your backward() per op"] == "PASS"
     assert "scores(X): skipped: per-example values: no gradient" in out
     assert "skipped: your backward() raised" not in out
+
+
+def test_the_local_derivatives_match_torch():
+    """The grader's own table (opgrade.LOCAL) against torch.autograd.grad, float64, on a grid."""
+    torch = pytest.importorskip("torch")
+    from gradgen.tools.check import opgrade
+
+    unary = {
+        grading.Op.NEG: torch.neg,
+        grading.Op.EXP: torch.exp,
+        grading.Op.LOG: torch.log,
+        grading.Op.TANH: torch.tanh,
+        grading.Op.RELU: torch.relu,
+        grading.Op.SIGMOID: torch.sigmoid,
+        grading.Op.ABS: torch.abs,
+        grading.Op.SIN: torch.sin,
+        grading.Op.COS: torch.cos,
+    }
+    binary = {
+        grading.Op.ADD: torch.add,
+        grading.Op.SUB: torch.sub,
+        grading.Op.MUL: torch.mul,
+        grading.Op.DIV: torch.div,
+    }
+    assert set(unary) | set(binary) | {grading.Op.POW} == set(opgrade.LOCAL)
+    grid = [-1.75, -0.5, 0.25, 1.5, 3.0]
+    for op, f in unary.items():
+        for x in grid:
+            if op is grading.Op.LOG and x <= 0:
+                continue
+            t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            (want,) = torch.autograd.grad(f(t), t)
+            assert opgrade.LOCAL[op](x, None) == pytest.approx((want.item(),), rel=1e-12, abs=1e-15), op
+    for op, f in binary.items():
+        for a in grid:
+            for b in grid:
+                ta, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (a, b))
+                want = torch.autograd.grad(f(ta, tb), (ta, tb))
+                assert opgrade.LOCAL[op](a, b, None) == pytest.approx(tuple(w.item() for w in want), rel=1e-12), op
+    for k in (2.0, 3.0, -1.0, 0.5):
+        for x in (0.25, 1.5, 3.0):
+            t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            (want,) = torch.autograd.grad(t**k, t)
+            assert opgrade.LOCAL[grading.Op.POW](x, k) == pytest.approx((want.item(),), rel=1e-12)
