@@ -14,6 +14,14 @@ compares the value and every gradient with
   through every differentiable input (parameter arrays and scalar
   arguments) at once.
 
+For a function written with the learner's own micrograd-style Value class
+(`engine.find_engine`: micrograd's package, the lecture's class in the model
+file), the reference is the user's own `backward()` ("compiled vs your
+backward()"), and their backward() is graded beside it: against torch,
+finite differences of their forward, and op by op (a wrong `_backward` is a
+verdict naming the op and its file:line, and fails the check).  Models
+gradgen cannot compile still get those rows.
+
 The result is a `FunctionReport` per function, one `Row` per comparison
 with its worst absolute and relative error and where it occurred;
 `format_report` prints it as a table.  A function fails when a row fails or
@@ -27,6 +35,10 @@ The package, one job per module (each states its own contract):
   points in the engine's domain, data sets for array functions);
 * `oracles` -- the references: engine, torch float64, finite differences;
 * `report`  -- rows and tolerances, kinks (`add_fd`), the printed table;
+* `engine`  -- a learner's own Value class (micrograd's, the lecture's): their
+  backward() as the reference, graded against torch, finite differences and
+  op by op;
+* `opgrade` -- that class op by op (each `_backward` alone; file:line verdicts);
 * this module -- the driver that runs them per function, and the names
   `gradgen.cli`, `gradgen.tools.draw` and the tests use.
 """
@@ -36,6 +48,7 @@ from __future__ import annotations
 import os
 
 from gradgen.errors import GradgenError
+from gradgen.tools.check.engine import Engine, check_foreign, engine_layout, find_engine, grade, user_grad
 from gradgen.tools.check.layout import (
     Layout,
     arg_names,
@@ -109,6 +122,12 @@ __all__ = [
     "arg_names",
     "bind",
     "check_array_function",
+    "check_foreign",
+    "Engine",
+    "engine_layout",
+    "find_engine",
+    "grade",
+    "user_grad",
     "check_function",
     "check_model",
     "data_sets",
@@ -159,12 +178,16 @@ def check_function(
     layout: Layout | None = None,
     seed: int = 0,
     texts: list[str] | None = None,
+    reference=None,
+    reference_name: str = "engine",
 ) -> FunctionReport:
     """Compare compiled `f`/`f_grad` with the engine, torch and finite differences at `points`
-    (`texts`: how to see each point again; by default its `--at`)."""
+    (`texts`: how to see each point again; by default its `--at`).  `reference`: an oracle in
+    place of `engine_grad` (the user's own backward(), `engine.user_grad`), named `reference_name`."""
     layout = layout or Layout.plain(fn)
     texts = texts or [f"--at {format_point(fn, xs)}" for xs in points]
-    engine = Row("compiled vs engine", tol.rtol, tol.atol)
+    engine = Row(f"compiled vs {reference_name}", tol.rtol, tol.atol)
+    who = "the engine" if reference is None else reference_name
     torch_row = Row("compiled vs torch", tol.rtol, tol.atol)
     fd = Row("compiled vs finite diff", tol.fd_rtol, tol.fd_atol, slack=" + its error estimate")
     notes: list[str] = []
@@ -180,14 +203,14 @@ def check_function(
         p = len(kept)
         what = text if layout.data else f"{label} point {text}"
         try:
-            ref_value, ref_grads = engine_grad(fn, xs, layout)
+            ref_value, ref_grads = (reference or engine_grad)(fn, xs, layout)
             ref = elements(layout, ref_grads)
         except Exception as e:
-            notes.append(f"{what} skipped: the engine raised {short_error(e)}")
+            notes.append(f"{what} skipped: {who} raised {short_error(e)}")
             continue
         odd = [v for v in (ref_value, *(g for _, g in ref)) if real(v) is None]
         if odd:
-            notes.append(f"{what} skipped: the engine gives {describe(odd[0])} there")
+            notes.append(f"{what} skipped: {who} gives {describe(odd[0])} there")
             continue
         kept.append(xs)
         kept_labels.append(label)
@@ -299,10 +322,35 @@ def check_model(
                 sigs = "; ".join(signature(fn) for fn in fns)
                 given = ",".join(values)
                 raise GradgenError(f"--at {given} names the arguments of none of {sigs}; use --function NAME", path)
-    compiled = load_module_file(module) if module else compile_function(*fns).module
+    engines = {fn.__name__: find_engine(fn) for fn in fns}
+    compiled, alone = None, {}
+    try:
+        compiled = load_module_file(module) if module else compile_function(*fns).module
+    except GradgenError:  # a learner's engine is still graded: each function compiled on its own
+        if module or not any(engines.values()):
+            raise
+        for fn in fns:
+            try:
+                alone[fn.__name__] = (compile_function(fn).module, None)
+            except GradgenError as e:
+                if engines[fn.__name__] is None:
+                    raise
+                alone[fn.__name__] = (None, f"compiled rows skipped: gradgen compile refused {fn.__name__} ({e})")
     use_torch = torch_available()
     reports = []
     for fn in fns:
+        compiled = alone[fn.__name__][0] if fn.__name__ in alone else compiled
+        if engines[fn.__name__] is not None:  # the learner's own Value class: their backward() graded
+            mine = [v for v in at if len(fns) == 1 or fits(fn, v)] if at else None
+            if at and not mine:
+                reports.append(
+                    FunctionReport(fn.__name__, signature(fn), [], [], [], [], [], "no --at point names its arguments")
+                )
+                continue
+            note = alone.get(fn.__name__, (None, None))[1]
+            eng = engines[fn.__name__]
+            reports.append(check_foreign(fn, eng, compiled, mine, n_random, seed, tol, use_torch, note))
+            continue
         f = getattr(compiled, fn.__name__, None)
         f_grad = getattr(compiled, fn.__name__ + "_grad", None)
         if f is None:

@@ -94,8 +94,10 @@ def format_point(fn, xs) -> str:
     return ",".join(f"{k}={float(x)!r}" for k, x in zip(arg_names(fn), xs))
 
 
-def random_points(fn, n: int, seed: int, layout: Layout | None = None) -> tuple[list[tuple[float, ...]], int]:
-    """Up to `n` points in [-2, 2]^k where the engine's value and gradient are finite; (points, tries)."""
+def random_points(fn, n: int, seed: int, layout: Layout | None = None, reference=None):
+    """Up to `n` points in [-2, 2]^k where the engine's value and gradient are finite; (points, tries).
+    `reference`: the oracle that must give them (default `engine_grad`; the user's backward() for a
+    learner's own Value class)."""
     rng = random.Random(seed)
     k = len(arg_names(fn))
     points, tries = [], 0
@@ -103,7 +105,7 @@ def random_points(fn, n: int, seed: int, layout: Layout | None = None) -> tuple[
         tries += 1
         xs = tuple(rng.uniform(RANDOM_LOW, RANDOM_HIGH) for _ in range(k))
         try:
-            value, grads = engine_grad(fn, xs, layout)
+            value, grads = (reference or engine_grad)(fn, xs, layout)
         except Exception:  # outside the domain: log(-1), 1/0, overflow
             continue
         if finite(value) and all(finite(g) for _, g in elements(layout or Layout.plain(fn), grads)):
@@ -111,7 +113,7 @@ def random_points(fn, n: int, seed: int, layout: Layout | None = None) -> tuple[
     return points, tries
 
 
-def points_for(fn, at: list[dict] | None, n_random: int, seed: int, layout: Layout | None = None):
+def points_for(fn, at: list[dict] | None, n_random: int, seed: int, layout: Layout | None = None, reference=None):
     """(points, labels, notes) for `fn`: the --at points, or the example plus random ones."""
     if at:
         return [bind(fn, values) for values in at], ["--at"] * len(at), []
@@ -121,7 +123,7 @@ def points_for(fn, at: list[dict] | None, n_random: int, seed: int, layout: Layo
         points.append(ex)
         labels.append("example")
     if n_random > 0:
-        found, tries = random_points(fn, n_random, seed, layout)
+        found, tries = random_points(fn, n_random, seed, layout, reference)
         points += found
         labels += ["random"] * len(found)
         if len(found) < n_random:

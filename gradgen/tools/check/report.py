@@ -155,10 +155,12 @@ class FunctionReport:
     point_text: list[str]  # how to see each point again: an `--at` or a data set's seed
     skip: str | None = None  # why the function was not checked at all (not a failure)
     unit: str = "point"  # or "data set"
+    verdicts: list[str] = field(default_factory=list)  # a learner's engine: one line per wrong op (opgrade)
 
     @property
     def failed(self) -> bool:
-        return self.skip is None and (not self.points or any(r.status == "FAIL" for r in self.rows))
+        bad = not self.points or bool(self.verdicts) or any(r.status == "FAIL" for r in self.rows)
+        return self.skip is None and bad
 
 
 @dataclass
@@ -220,6 +222,7 @@ def format_report(r: FunctionReport) -> str:
     for p in sorted(set(shown)):
         lines.append(f"  p{p} ({r.labels[p]}): {r.point_text[p]}")
     lines += [f"  note: {n}" for n in r.notes]
+    lines += [f"  FAIL: {v}" for v in r.verdicts]
     return "\n".join(lines)
 
 
@@ -229,6 +232,7 @@ def summary(reports: list[FunctionReport]) -> str:
     for r in reports:
         if r.failed and not r.points:
             lines.append(f"FAIL {r.name}: no {r.unit} to check at")
+        lines += [f"FAIL {r.name}: {v}" for v in r.verdicts]
         for row in r.rows:
             if row.status == "FAIL":
                 _, output, p = row.worst
