@@ -46,7 +46,7 @@ class Loc:
         return f"{base}:{self.line}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     id: int
     op: Op
@@ -182,10 +182,36 @@ class Builder:
         self.nodes[nid] = replace(self.nodes[nid], **meta)
 
     def copy_node(self, node: Node, args: Iterable[int], adj: int | None) -> int:
-        """Append a copy of `node` (from another graph) with remapped args and `adj`."""
+        """Append a copy of `node` (from another graph) with remapped args and `adj`.
+
+        A node that keeps its id, arguments and adjoint is appended as itself (nodes are
+        immutable), so a pass that changes nothing builds a graph of the same objects
+        (`unchanged`).
+        """
         if node.op is Op.CONST and not _has_meta(node):
+            nid = len(self.nodes)
+            if nid == node.id and type(node.attr) is float and node.shape == ():
+                key = repr(node.attr)
+                if key not in self._consts:
+                    self._consts[key] = nid
+                    self.nodes.append(node)
+                    return nid
             return self.const(node.attr)
-        return self.add(node.op, args, node.attr, shape=node.shape, **{**_meta(node), "adj": adj})
+        args = tuple(args)
+        nid = len(self.nodes)
+        if nid == node.id and args == node.args and adj == node.adj:
+            self.nodes.append(node)
+            return nid
+        # the fields in declaration order (positional: much faster than keywords)
+        self.nodes.append(
+            Node(nid, node.op, args, node.attr, node.name, node.origin, node.loc, adj, node.rule, node.step, node.shape, node.terms)
+        )
+        return nid
+
+    def unchanged(self, graph: Graph) -> bool:
+        """The nodes built so far are `graph`'s own, one for one (a pass changed nothing)."""
+        nodes = graph.nodes
+        return len(self.nodes) == len(nodes) and all(a is b for a, b in zip(self.nodes, nodes))
 
     def build(self, inputs: Iterable[int], outputs: Iterable[tuple["Role | str", int]]) -> Graph:
         """The graph; a role may be given as its text ("value", "grad:x")."""
@@ -229,6 +255,10 @@ def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict
             n = replace(n, name="g_" + (fwd.name or fwd.op.value))
         if n.terms:  # renumbered; a comment whose terms are gone falls back to letters
             terms = tuple(new.get(follow(t)) for t in n.terms)
-            n = replace(n, terms=() if None in terms else terms)
+            terms = () if None in terms else terms
+            if terms != n.terms:
+                n = replace(n, terms=terms)
         new[n.id] = b.copy_node(n, [resolve(a) for a in n.args], adj)
+    if b.unchanged(graph):
+        return graph
     return b.build([new[i] for i in graph.inputs], [(r, resolve(i)) for r, i in graph.outputs])

@@ -39,7 +39,7 @@ def optimize(graph: Graph, check: bool = False, stats: list | None = None, max_r
                 stats.append(PassStat(graph.name, name, before, len(graph.nodes), time.perf_counter() - t0))
             if check:
                 verify(graph)
-        if graph == start:  # a fixed point (a rewrite can keep the node count)
+        if graph is start or graph == start:  # a fixed point (a rewrite can keep the node count)
             break
     return graph
 

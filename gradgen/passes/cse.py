@@ -35,4 +35,6 @@ def cse(graph: Graph) -> Graph:
         new[n.id] = b.copy_node(n, args, adj)
         if key is not None:
             seen[key] = new[n.id]
+    if b.unchanged(graph):
+        return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])

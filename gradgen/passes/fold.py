@@ -241,7 +241,10 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
 
 def remap_terms(n: Node, new: dict[int, int]) -> Node:
     """`n` with its comment terms (forward node ids) renumbered as the pass renumbered them."""
-    return replace(n, terms=tuple(new[t] for t in n.terms)) if n.terms else n
+    if not n.terms:
+        return n
+    terms = tuple(new[t] for t in n.terms)
+    return n if terms == n.terms else replace(n, terms=terms)
 
 
 def fold(graph: Graph) -> Graph:
@@ -266,4 +269,6 @@ def fold(graph: Graph) -> Graph:
             rule, terms = rule[0] if rule else (n.rule, n.terms)
             meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, second=n.second, terms=terms)
             new[n.id] = b.add(op, nargs, attr, **meta)
+    if b.unchanged(graph):
+        return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
