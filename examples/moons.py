@@ -6,6 +6,7 @@ whose `loss_grad` is a few lines of matrix code per layer.
 
     python examples/moons.py                        # 100 steps on the compiled module
     python examples/moons.py --engine interpreted   # the same on micrograd-style Values
+    python examples/moons.py --backend numba        # loss_step compiled by numba (pip install numba)
     python examples/moons.py --steps 20 --batch-size 32 --plot boundary.png
 
 Each step prints `step K loss L, accuracy A%` as micrograd's demo does
@@ -63,8 +64,11 @@ def make_data():
     return X, (y * 2 - 1).astype(np.float64)  # make y be -1 or 1
 
 
-def compiled_module():
-    """generated/moons.py (committed, kept up to date by CI)."""
+def compiled_module(backend="numpy"):
+    """generated/moons.py (committed, kept up to date by CI); for another backend, this
+    file compiled now (in memory) with it."""
+    if backend != "numpy":
+        return gradgen.compile_file(os.path.abspath(__file__), backend=backend).module
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, root)
     from generated import moons as compiled
@@ -86,6 +90,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--engine", choices=("compiled", "interpreted"), default="compiled")
+    ap.add_argument(
+        "--backend", choices=("numpy", "numba"), default="numpy", help="the compiled module's backend (default numpy)"
+    )
     ap.add_argument("--batch-size", type=int, default=None, help="fixed-size minibatches (default: full batch)")
     ap.add_argument("--plot", default="moons.png", help="where to save the decision boundary ('' for none)")
     ap.add_argument("--progress", action="store_true", help="show a progress line on stderr")
@@ -94,7 +101,7 @@ def main(argv=None):
     X, y = make_data()
     batch = batches(X, y, args.batch_size)
     params = gradgen.params.read(model)  # W0 (16, 2), b0 (16,), W1, b1, W2 (1, 16), b2 (1,)
-    compiled = compiled_module()
+    compiled = compiled_module(args.backend)
 
     def compiled_step(Xb, yb, lr):
         s = compiled.scores(*params.values(), Xb)  # before the update, as the loss

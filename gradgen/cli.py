@@ -1,6 +1,6 @@
 """The `gradgen` command line.
 
-    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll] [--backend {numpy,torch}] [--quiet]
+    gradgen compile MODEL.py [MODEL.py ...] [-o DIR] [--check] [--report] [--no-reroll] [--backend {numpy,torch,numba}] [--quiet]
     gradgen ir MODEL.py [--function NAME] [--grad] [--optimized]
     gradgen check MODEL.py [--module FILE] [--function NAME] [--at NAME=X,...] [--points N] [--seed S]
     gradgen graph MODEL.py -o FILE.svg|.png|.pdf|.dot [--function NAME] [--at NAME=X,...] [--backward]

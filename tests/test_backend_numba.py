@@ -153,3 +153,19 @@ def test_deterministic_and_black_clean(compiled):
     a = gradgen.compile_file(path, backend="numba").source
     assert a == compiled["moons"][0].source
     assert format_source(a, force=True) == a
+
+
+def test_moons_example_trains_on_numba(capsys):
+    """`python examples/moons.py --backend numba` prints the NumPy backend's lines (to 1e-12)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import moons
+
+    lines, start = {}, gradgen.params.read(moons.model)
+    for backend in ("numpy", "numba"):
+        gradgen.params.write(moons.model, start)  # main writes the trained parameters back
+        moons.main(["--steps", "5", "--plot", "", "--backend", backend])
+        lines[backend] = capsys.readouterr().out.splitlines()
+    assert len(lines["numba"]) == 5
+    for a, b in zip(lines["numpy"], lines["numba"]):
+        la, lb = float(a.split()[3].rstrip(",")), float(b.split()[3].rstrip(","))
+        assert abs(la - lb) <= 1e-12 * abs(la) and a.split()[-1] == b.split()[-1], (a, b)
