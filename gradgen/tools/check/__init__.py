@@ -27,6 +27,7 @@ The package, one job per module (each states its own contract):
   points in the engine's domain, data sets for array functions);
 * `oracles` -- the references: engine, torch float64, finite differences;
 * `report`  -- rows and tolerances, kinks (`add_fd`), the printed table;
+* `second`  -- the rows for exported hessian, hvp and jvp functions;
 * this module -- the driver that runs them per function, and the names
   `gradgen.cli`, `gradgen.tools.draw` and the tests use.
 """
