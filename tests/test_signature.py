@@ -60,6 +60,7 @@ EXPECTED = {
     ("examples/activations.py", "smooth_step"): ([S("x"), S("y")], ()),
     ("examples/micrograd_tests.py", "sanity_check"): ([S("x")], ()),
     ("examples/micrograd_tests.py", "more_ops"): ([S("a"), S("b")], ()),
+    ("examples/newton.py", "loss"): ([S("w0"), S("w1"), S("w2")], ()),
     ("tests/learners/all_ops.py", "f"): ([S("a"), S("b")], ()),
     ("tests/learners/custom_module.py", "step"): ([P("w", (2,), "cell"), P("b", (), "cell"), S("x1"), S("x2"), S("h")], ()),
     ("tests/learners/dead_units.py", "loss"): (mlp("model", [2, 4, 1], "model_") + [D("X", ("B", 2)), D("y", ("B",))], ()),
