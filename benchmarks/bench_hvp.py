@@ -20,16 +20,16 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-NEURON = '''
+NEURON = """
 import gradgen
 
 @gradgen.export(hvp=True)
 def neuron(x1, x2, w1, w2, b):
     n = x1 * w1 + x2 * w2 + b
     return n.tanh()
-'''
+"""
 
-LECTURE = '''
+LECTURE = """
 import random
 import gradgen
 from gradgen import nn
@@ -44,9 +44,9 @@ n = nn.MLP(3, [4, 4, 1], style="lecture")
 def mlp(xs, ys):
     ypred = [n(x) for x in xs]
     return sum((yout - ygt) ** 2 for ygt, yout in zip(ys, ypred))
-'''
+"""
 
-WIDE = '''
+WIDE = """
 import random
 import numpy as np
 import gradgen
@@ -63,7 +63,7 @@ def sq_err(x, yi):
 @gradgen.export(example=dict(X=np.zeros((1, 2)), y=np.zeros(1)), hvp=True)
 def wide(X, y):
     return gradgen.mean(sq_err, X, y)
-'''
+"""
 
 
 def _compile(text, stem):

@@ -1,7 +1,7 @@
 """The shape of `gradgen.tools`: one job per module, and no private cross-imports.
 
 `gradgen check` is a package (`gradgen/tools/check/`: layout, points,
-oracles, report, engine and opgrade (grading a learner's own Value class),
+oracles, report, engine and opgrade (grading a learner's own Value class), second (hvp, hessian, jvp rows),
 and the driver in `__init__`); each module states its contract in a
 docstring and reads in one sitting.  The tools reach into the
 rest of gradgen only through public names, except through the one function
@@ -52,7 +52,7 @@ def test_tools_import_no_private_names_but_through_modules_of():
 
 def test_the_check_package_has_one_job_per_module():
     modules = sorted(p.name for p in (TOOLS / "check").glob("*.py"))
-    assert modules == ["__init__.py", "engine.py", "layout.py", "opgrade.py", "oracles.py", "points.py", "report.py"]
+    assert modules == ["__init__.py", "engine.py", "layout.py", "opgrade.py", "oracles.py", "points.py", "report.py", "second.py"]
     for path in FILES:
         text = path.read_text(encoding="utf-8")
         assert ast.get_docstring(ast.parse(text)), f"{path.name} has no module docstring (its contract)"

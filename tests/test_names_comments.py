@@ -28,9 +28,11 @@ def _backward(path: Path) -> list[str]:
             on = False
         elif line.strip() == "# backward":
             on = True
+        elif on and line.strip().startswith("return"):  # (a return may span lines: newton's Hessian)
+            on = False
         elif on and line.strip().startswith("# "):
             pending = line
-        elif on and line.strip() and not line.strip().startswith("return"):
+        elif on and line.strip():
             out.append(line + pending)
             pending = ""
     return out

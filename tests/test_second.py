@@ -178,7 +178,7 @@ def test_second_derivative_of_every_rule_matches_torch_double_backward(op):
 
 
 # -- compiled functions ------------------------------------------------------------------
-NEURON = '''
+NEURON = """
 import gradgen
 
 @gradgen.export(hessian=True, hvp=True, jvp=True)
@@ -188,9 +188,9 @@ def neuron(x1, x2, w1, w2, b):
     n = x1w1 + x2w2 + b
     o = n.tanh()
     return o * o + (x1 * w2).sigmoid() / (1.0 + b * b)
-'''
+"""
 
-MLP = '''
+MLP = """
 import random
 import gradgen
 from gradgen import nn
@@ -205,7 +205,7 @@ n = nn.MLP(3, [4, 4, 1], style="lecture")
 def loss(xs, ys):
     ypred = [n(x) for x in xs]
     return sum((yout - ygt) ** 2 for ygt, yout in zip(ys, ypred))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +334,9 @@ def test_check_verifies_second_order_and_catches_a_wrong_hvp(tmp_path):
     bad.write_text(text.replace("(hv_x1, ", "(hv_x1 * 1.001, "))
     (report,) = check_model(str(model), module=str(bad), n_random=2)
     rows = {r.comparison: r for r in report.rows}
-    assert report.failed and rows["hvp vs torch"].status == "FAIL" and rows["hvp vs finite diff of grad"].status == "FAIL"
+    assert (
+        report.failed and rows["hvp vs torch"].status == "FAIL" and rows["hvp vs finite diff of grad"].status == "FAIL"
+    )
     assert rows["hessian vs torch"].status == "PASS"
 
 
@@ -345,7 +347,9 @@ def test_check_second_order_rows_on_the_mlp(tmp_path):
     model.write_text(MLP)
     (report,) = check_model(str(model), n_random=1)
     rows = {r.comparison: r for r in report.rows}
-    assert rows["hvp vs finite diff of grad"].status == "PASS" and rows["hvp vs finite diff of grad"].compared == 2 * 41  # 41 weights, 2 data sets
+    assert (
+        rows["hvp vs finite diff of grad"].status == "PASS" and rows["hvp vs finite diff of grad"].compared == 2 * 41
+    )  # 41 weights, 2 data sets
     assert rows["jvp vs finite diff"].status == "PASS" and rows["hvp vs torch"].status == "SKIP"
 
 
@@ -374,4 +378,6 @@ def test_defaults_are_dropped_where_seeds_follow(tmp_path):
     _, _, H = m.f_hessian(x, k)
     np.testing.assert_allclose(H, torch.autograd.functional.hessian(ft, X).numpy(), rtol=1e-12, atol=1e-15)
     _, jv = m.f_jvp(x, k, 1.0, -0.5)
-    assert math.isclose(jv, float(torch.autograd.functional.jvp(ft, X, torch.tensor([1.0, -0.5], dtype=T))[1]), rel_tol=1e-12)
+    assert math.isclose(
+        jv, float(torch.autograd.functional.jvp(ft, X, torch.tensor([1.0, -0.5], dtype=T))[1]), rel_tol=1e-12
+    )

@@ -70,6 +70,7 @@ EXPECTED = {
         + [D("X", ("B", 4)), D("T", ("B", 4))],
         (),
     ),
+    ("examples/newton.py", "loss"): ([S("w0"), S("w1"), S("w2")], ()),
     ("tests/learners/all_ops.py", "f"): ([S("a"), S("b")], ()),
     ("tests/learners/custom_module.py", "step"): ([P("w", (2,), "cell"), P("b", (), "cell"), S("x1"), S("x2"), S("h")], ()),
     ("tests/learners/dead_units.py", "loss"): (mlp("model", [2, 4, 1], "model_") + [D("X", ("B", 2)), D("y", ("B",))], ()),

@@ -39,6 +39,7 @@ The package, one job per module (each states its own contract):
   backward() as the reference, graded against torch, finite differences and
   op by op;
 * `opgrade` -- that class op by op (each `_backward` alone; file:line verdicts);
+* `second`  -- the rows for exported hessian, hvp and jvp functions;
 * this module -- the driver that runs them per function, and the names
   `gradgen.cli`, `gradgen.tools.draw` and the tests use.
 """
