@@ -143,7 +143,11 @@ def rows(out: str) -> dict[str, str]:
     """{comparison: its result (PASS, FAIL or SKIP)} for the rows of the (last) table in `out`."""
     found = {}
     for line in out.splitlines():
-        m = re.match(r"\s+(compiled vs (?:engine|torch|finite diff))\s.*?\b(PASS|FAIL|SKIP)\b", line)
+        m = re.match(
+            r"\s+((?:compiled|your backward\(\)) vs (?:engine|torch|finite diff|your backward\(\))"
+            r"|your backward\(\) per op)\s.*?\b(PASS|FAIL|SKIP)\b",
+            line,
+        )
         if m:
             found[m.group(1)] = m.group(2)
     return found
