@@ -22,6 +22,7 @@ Targets are for the full sizes; `--quick` prints them but marks nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ import tempfile
 import textwrap
 import time
 
+print = functools.partial(print, flush=True)  # rows appear as they finish, into a file too
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MLP_MODEL = """
