@@ -30,10 +30,11 @@ training loop can switch between them in one line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,7 +58,12 @@ class ParamArray:
     name: str
     shape: tuple[int, ...]
     values: tuple  # the Value objects, in C order of `shape`
-    index_of: dict  # id(Value) -> index into the array
+    layer: object = field(default=None, compare=False)  # the nn.Layer whose neurons these are, if any
+
+    @functools.cached_property
+    def index_of(self) -> dict:
+        """id(Value) -> its index into the array (a Value held twice: its last place)."""
+        return dict(zip(map(id, self.values), itertools.product(*(range(d) for d in self.shape))))
 
 
 def _place(name: str) -> tuple[str, tuple[int, ...]]:
@@ -209,7 +215,7 @@ def _arrays(model, prefix: str) -> list[ParamArray]:
         taken[name] = first
         order = sorted(cells)
         values = tuple(cells[i][0][1] for i in order)
-        out.append(ParamArray(name, shape, values, {id(v): i for v, i in zip(values, order)}))
+        out.append(ParamArray(name, shape, values))
     return out
 
 
@@ -252,9 +258,7 @@ def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
         w = tuple(v for n in neurons for v in n.w)
         b = tuple(n.b for n in neurons)
         for name, values, shape in ((f"W{suffix}", w, (len(neurons), nin)), (f"b{suffix}", b, (len(neurons),))):
-            index = list(itertools.product(*(range(d) for d in shape)))
-            # (a Value two neurons share: its last place, as the general path gives)
-            out.append(ParamArray(prefix + name, shape, values, dict(zip(map(id, values), index))))
+            out.append(ParamArray(prefix + name, shape, values, layer))
     return out
 
 

@@ -109,7 +109,10 @@ def _weights(t, layer, nin: int):
     # the rows of W and b in C order, one Value each: tuples of Values compare by identity
     if Wa.shape != (len(neurons), nin) or ba.shape != (len(neurons),):
         return None
-    if Wa.values != tuple(w for n in neurons for w in n.w) or ba.values != tuple(n.b for n in neurons):
+    made_here = Wa.layer is layer and ba.layer is layer  # the layout was read off these neurons
+    if not made_here and (
+        Wa.values != tuple(w for n in neurons for w in n.w) or ba.values != tuple(n.b for n in neurons)
+    ):
         return None
     inputs = t._module_inputs(m)
     W, b = inputs[Wa.name], inputs[ba.name]
@@ -120,7 +123,8 @@ def _place_of(t, w, b):
     """(module no, W's ParamArray, b's) when `w` is W[0, 0] and `b` is b[0] of one module's arrays
     (the first module holding `w`, as the tracer's lookup takes it), else None."""
     for m, layout in enumerate(t.layouts):
-        W = next((a for a in layout if id(w) in a.index_of), None)
+        W = next((a for a in layout if a.values and a.values[0] is w), None)
+        W = W or next((a for a in layout if id(w) in a.index_of), None)
         if W is None:
             continue
         B = next((a for a in layout if a.values and a.values[0] is b), None)
