@@ -203,6 +203,7 @@ class _Run:
         self.arrays: dict[int, str] = {}  # id(the list passed for an array argument) -> its name
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
+        self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
 
     # -- what the wrapped __init__ sees ----------------------------------------------------------
     def made_value(self, v, args, kwargs) -> None:
@@ -229,13 +230,18 @@ class _Run:
         """The model-file line that made a Value (else the innermost line outside gradgen and the engine)."""
         other = None
         f = frame
+        kinds = self.file_kinds
         while f is not None:
             code = f.f_code
-            if code not in self.class_codes and not is_internal(code.co_filename):
-                if os.path.abspath(code.co_filename) == self.file:
-                    return Loc(code.co_filename, f.f_lineno)
-                if other is None and not code.co_filename.startswith("<"):
-                    other = Loc(code.co_filename, f.f_lineno)
+            if code not in self.class_codes:
+                name = code.co_filename
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kinds[name] = _file_kind(name, self.file)
+                if kind == "model":
+                    return Loc(name, f.f_lineno)
+                if kind == "other" and other is None:
+                    other = Loc(name, f.f_lineno)
             f = f.f_back
         return other
 
@@ -272,7 +278,12 @@ class _Run:
 
         def global_(frame, event, arg):
             code = frame.f_code
-            if code in self.class_codes or os.path.abspath(code.co_filename) != self.file:
+            if code in self.class_codes:
+                return None
+            kind = self.file_kinds.get(code.co_filename)
+            if kind is None:
+                kind = self.file_kinds[code.co_filename] = _file_kind(code.co_filename, self.file)
+            if kind != "model":
                 return None
             return watch(len(self.keep), None if code is self.fn.__code__ else helper_name(code))
 
@@ -485,6 +496,12 @@ class _Run:
                 nid = self.memo.get(vid, self.known.get(vid))
                 if nid is not None and nodes[nid].name is None and nodes[nid].op not in (Op.INPUT, Op.ELEM, Op.CONST):
                     self.t.b.set_meta(nid, name=var)
+
+
+def _file_kind(name: str, model: str) -> str:
+    if is_internal(name) or name.startswith("<"):
+        return "skip"
+    return "model" if os.path.abspath(name) == model else "other"
 
 
 def _short(x) -> str:
