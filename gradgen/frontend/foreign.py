@@ -541,7 +541,7 @@ def _classes(fn, found: list) -> list:
     return out
 
 
-def _modules(fn, params) -> tuple[list[FoundModule], bool]:
+def modules(fn, params) -> tuple[list[FoundModule], bool]:
     if params is not None:
         mods = list(params) if isinstance(params, (list, tuple)) else [params]
         names = {id(v): k for k, v in reversed(list(fn.__globals__.items()))}
@@ -599,7 +599,7 @@ def trace_foreign(fn, name: str, example, params, file: str):
                 file,
                 def_line(fn),
             )
-    found, eager = _modules(fn, params)
+    found, eager = modules(fn, params)
     bad = [v for _, v in _globals(fn) if _engine_class(v) is False]
     classes = _classes(fn, found)
     if not classes:
