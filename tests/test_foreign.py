@@ -327,3 +327,14 @@ def f(xs):
     xs = np.linspace(-0.5, 2.0, 1500)
     value, _ = cm.f_grad(xs)
     assert math.isclose(value, float(np.sum(xs * xs) * np.sum(xs)), rel_tol=1e-12)
+
+
+def test_demo_loss_runs_interpreted_on_micrograd():
+    """The exported loss, called on numbers, runs on micrograd's engine (gradgen.mean passes it plain rows)."""
+    demo = fresh("micrograd_demo")
+    X, y = demo.make_data()
+    X, y = X[:10], y[:10]
+    out = demo.loss(X, y)
+    assert type(out) is demo.Value
+    value, _ = gradgen.compile_function(demo.loss).loss_grad(*gradgen.params.read(demo.model).values(), X, y)
+    assert math.isclose(value, out.data, rel_tol=1e-12)
