@@ -171,7 +171,15 @@ def wants(fn, params=None) -> bool:
     if params is not None:
         mods = params if isinstance(params, (list, tuple)) else [params]
         return any(_holds_foreign(m) for m in mods)
-    return any(_engine_class(v) is not None or _holds_foreign(v) for _, v in _globals(fn))
+    from gradgen import nn
+    from gradgen.engine import Value
+
+    found = _globals(fn)
+    if any(_engine_class(v) or _holds_foreign(v) for _, v in found):
+        return True
+    # an engine without _prev/_op is refused, unless the model computes on gradgen's own Values
+    mine = any(v is Value or v is nn or isinstance(v, nn.Module) for _, v in found)
+    return not mine and any(_engine_class(v) is False for _, v in found)
 
 
 # -- the run -----------------------------------------------------------------------------------------
