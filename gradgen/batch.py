@@ -44,6 +44,12 @@ def _example(row):
     return [_example(x) for x in row]
 
 
+def _numbers(row):
+    if np.ndim(row) == 0:
+        return float(row)
+    return [_numbers(x) for x in row]
+
+
 def _rows(what: str, fn, arrays):
     """`fn` on every example of `arrays`, interpreted; or None when `arrays` are being traced."""
     from gradgen.frontend.arrays import ArrayArg
@@ -55,7 +61,10 @@ def _rows(what: str, fn, arrays):
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"gradgen.{what}: the arrays have different lengths {[len(a) for a in arrays]}")
-    return [fn(*(_example(a[b]) for a in arrays)) for b in range(n)]
+    from gradgen.frontend import foreign
+
+    example = _numbers if foreign.wants(fn) else _example  # a foreign engine wraps numbers itself
+    return [fn(*(example(a[b]) for a in arrays)) for b in range(n)]
 
 
 def mean(fn, *arrays):

@@ -35,11 +35,11 @@ import gradgen
 import test_mlp
 from gradgen import Value, mathfn, nn
 from gradgen.api import compile_function
-from gradgen.export import example_of, params_of
+from gradgen.export import example_of
 from gradgen.ir.interp import evaluate, node_values
 from gradgen.ir.ops import Op
 from gradgen.frontend.loader import load_model
-from gradgen.frontend.discovery import modules_of
+from gradgen.tools.check.layout import modules_of  # (foreign engines' modules too)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -97,7 +97,7 @@ def check_module(mod, name: str, args: list, what: str):
 def example_args(fn, graph) -> list:
     """Arguments for `graph`'s inputs: the model's parameter arrays, random data (B = 3), scalar examples."""
     arrays = {}
-    for prefix, m in [(f.prefix, f.module) for f in modules_of(fn, params_of(fn))[0]]:
+    for prefix, m in modules_of(fn):
         arrays.update(gradgen.params.read(m, prefix))
     ex = example_of(fn) or {}
     rng = np.random.RandomState(0)

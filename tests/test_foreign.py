@@ -306,3 +306,35 @@ def f(x):
 def _line(src: str, text: str) -> int:
     """The 1-based line of `text` in the model file written from `src` (after dedent)."""
     return textwrap.dedent(src)[: textwrap.dedent(src).index(text)].count("\n") + 1
+
+
+def test_a_deep_graph_is_walked_without_recursion(tmp_path):
+    """A chain far deeper than Python's recursion limit: the walk (and the argument arithmetic) is iterative."""
+    src = FORK.replace('"""', "") + '''
+import numpy as np
+
+@gradgen.export(example=dict(xs=np.linspace(-1.0, 1.0, 1500)))
+def f(xs):
+    s = V(0.0)
+    t = 0.0
+    for x in xs:
+        s = s + x * x
+        t = t + x  # arithmetic on the argument's numbers: still the argument
+    return s * t
+'''
+    f = load_function(src, tmp_path)
+    cm = gradgen.compile_function(f)
+    xs = np.linspace(-0.5, 2.0, 1500)
+    value, _ = cm.f_grad(xs)
+    assert math.isclose(value, float(np.sum(xs * xs) * np.sum(xs)), rel_tol=1e-12)
+
+
+def test_demo_loss_runs_interpreted_on_micrograd():
+    """The exported loss, called on numbers, runs on micrograd's engine (gradgen.mean passes it plain rows)."""
+    demo = fresh("micrograd_demo")
+    X, y = demo.make_data()
+    X, y = X[:10], y[:10]
+    out = demo.loss(X, y)
+    assert type(out) is demo.Value
+    value, _ = gradgen.compile_function(demo.loss).loss_grad(*gradgen.params.read(demo.model).values(), X, y)
+    assert math.isclose(value, out.data, rel_tol=1e-12)

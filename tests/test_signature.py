@@ -54,6 +54,11 @@ EXPECTED = {
     ("examples/moons.py", "scores"): (mlp("model", [2, 16, 16, 1]) + [D("X", ("B", 2))], ("B",)),
     ("examples/lecture_mlp.py", "loss"): (mlp("n", [3, 4, 4, 1]) + [D("xs", (4, 3)), D("ys", (4,))], ()),
     ("examples/neuron.py", "neuron"): ([S("x1"), S("x2"), S("w1"), S("w2"), S("b")], ()),
+    # foreign engines (frontend/foreign.py): micrograd's package, the lecture's own Value class
+    ("examples/micrograd_demo.py", "loss"): (mlp("model", [2, 16, 16, 1]) + [D("X", ("B", 2)), D("y", ("B",))], ()),
+    ("examples/micrograd_demo.py", "scores"): (mlp("model", [2, 16, 16, 1]) + [D("X", ("B", 2))], ("B",)),
+    ("examples/lecture_value.py", "loss"): (mlp("m", [3, 4, 4, 1]) + [D("xs", (4, 3)), D("ys", (4,))], ()),
+    ("examples/lecture_value.py", "neuron"): ([S("x1"), S("x2"), S("w1"), S("w2"), S("b")], ()),
     ("examples/activations.py", "softplus_ratio"): ([S("x"), S("y")], ()),
     ("examples/activations.py", "logistic"): ([S("x"), S("w"), S("b")], ()),
     ("examples/activations.py", "powers"): ([S("x")], ()),

@@ -171,7 +171,15 @@ def wants(fn, params=None) -> bool:
     if params is not None:
         mods = params if isinstance(params, (list, tuple)) else [params]
         return any(_holds_foreign(m) for m in mods)
-    return any(_engine_class(v) is not None or _holds_foreign(v) for _, v in _globals(fn))
+    from gradgen import nn
+    from gradgen.engine import Value
+
+    found = _globals(fn)
+    if any(_engine_class(v) or _holds_foreign(v) for _, v in found):
+        return True
+    # an engine without _prev/_op is refused, unless the model computes on gradgen's own Values
+    mine = any(v is Value or v is nn or isinstance(v, nn.Module) for _, v in found)
+    return not mine and any(_engine_class(v) is False for _, v in found)
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -203,6 +211,7 @@ class _Run:
         self.arrays: dict[int, str] = {}  # id(the list passed for an array argument) -> its name
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
+        self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
 
     # -- what the wrapped __init__ sees ----------------------------------------------------------
     def made_value(self, v, args, kwargs) -> None:
@@ -229,13 +238,18 @@ class _Run:
         """The model-file line that made a Value (else the innermost line outside gradgen and the engine)."""
         other = None
         f = frame
+        kinds = self.file_kinds
         while f is not None:
             code = f.f_code
-            if code not in self.class_codes and not is_internal(code.co_filename):
-                if os.path.abspath(code.co_filename) == self.file:
-                    return Loc(code.co_filename, f.f_lineno)
-                if other is None and not code.co_filename.startswith("<"):
-                    other = Loc(code.co_filename, f.f_lineno)
+            if code not in self.class_codes:
+                name = code.co_filename
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kinds[name] = _file_kind(name, self.file)
+                if kind == "model":
+                    return Loc(name, f.f_lineno)
+                if kind == "other" and other is None:
+                    other = Loc(name, f.f_lineno)
             f = f.f_back
         return other
 
@@ -272,7 +286,12 @@ class _Run:
 
         def global_(frame, event, arg):
             code = frame.f_code
-            if code in self.class_codes or os.path.abspath(code.co_filename) != self.file:
+            if code in self.class_codes:
+                return None
+            kind = self.file_kinds.get(code.co_filename)
+            if kind is None:
+                kind = self.file_kinds[code.co_filename] = _file_kind(code.co_filename, self.file)
+            if kind != "model":
                 return None
             return watch(len(self.keep), None if code is self.fn.__code__ else helper_name(code))
 
@@ -487,6 +506,12 @@ class _Run:
                     self.t.b.set_meta(nid, name=var)
 
 
+def _file_kind(name: str, model: str) -> str:
+    if is_internal(name) or name.startswith("<"):
+        return "skip"
+    return "model" if os.path.abspath(name) == model else "other"
+
+
 def _short(x) -> str:
     return repr(float(x)) if isinstance(x, numbers.Real) else f"a {type(x).__name__}"
 
@@ -524,7 +549,16 @@ def _classes(fn, found: list) -> list:
     return out
 
 
-def _modules(fn, params) -> tuple[list[FoundModule], bool]:
+def engine_class(fn):
+    """The foreign engine's Value class `fn` computes on (the first found), or None for gradgen's own."""
+    if not wants(fn, getattr(getattr(fn, "__gradgen_export__", None), "params", None)):
+        return None
+    found, _ = modules(fn, getattr(getattr(fn, "__gradgen_export__", None), "params", None))
+    classes = _classes(fn, found)
+    return classes[0] if classes else None
+
+
+def modules(fn, params) -> tuple[list[FoundModule], bool]:
     if params is not None:
         mods = list(params) if isinstance(params, (list, tuple)) else [params]
         names = {id(v): k for k, v in reversed(list(fn.__globals__.items()))}
@@ -582,7 +616,7 @@ def trace_foreign(fn, name: str, example, params, file: str):
                 file,
                 def_line(fn),
             )
-    found, eager = _modules(fn, params)
+    found, eager = modules(fn, params)
     bad = [v for _, v in _globals(fn) if _engine_class(v) is False]
     classes = _classes(fn, found)
     if not classes:

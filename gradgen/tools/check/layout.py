@@ -52,8 +52,11 @@ def example_dict(fn) -> dict:
 def modules_of(fn) -> list:
     """[(array-name prefix, module)]: the model's `gradgen.nn` modules `fn` may read, named as the
     tracer names their parameter arrays.  The one place this package asks the front end."""
+    from gradgen.frontend import foreign
     from gradgen.frontend.discovery import modules_of as found
 
+    if foreign.wants(fn, params_of(fn)):  # a foreign engine's modules (micrograd's MLP, ...)
+        return [(m.prefix, m.module) for m in foreign.modules(fn, params_of(fn))[0]]
     return [(m.prefix, m.module) for m in found(fn, params_of(fn))[0]]
 
 

@@ -67,19 +67,22 @@ def engine_grad(fn, xs, layout: Layout | None = None):
     they are and get none."""
     from gradgen import params as params_mod
     from gradgen.engine import Value
+    from gradgen.frontend import foreign
 
     layout = layout or Layout.plain(fn)
+    own = foreign.engine_class(fn)  # the user's own engine (micrograd's, the lecture's), if any
     for _, m in layout.modules:
-        m.zero_grad()
+        for _, p in params_mod.named_values(m):
+            p.grad = 0.0  # (zero_grad(), which the lecture's classes do not have)
     leaves, args = {}, []
     for k, x in zip(layout.own, xs):
         if k in layout.data:
             args.append(x)
         else:
-            leaves[k] = Value(x, label=k)
+            leaves[k] = Value(x, label=k) if own is None else own(x)
             args.append(leaves[k])
     out = fn(*args)
-    if not isinstance(out, Value):  # a constant function
+    if not isinstance(out, own or Value):  # a constant function
         zeros = tuple(np.zeros(np.shape(layout.arrays[k])) for k in layout.params)
         return out, zeros + tuple(0.0 for _ in leaves)
     out.backward()
