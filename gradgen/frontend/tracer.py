@@ -49,6 +49,7 @@ class _Trace:
         self.code = None  # the exported function's code object
         self.return_line: int | None = None  # where it returned (for output errors)
         self._internal: dict[str, bool] = {}
+        self._locs: dict[tuple, Loc] = {}  # (file, line) -> its one Loc
         self.modules: list = []  # (prefix, module) whose parameters may be used
         self.layouts: list = []  # per module: its parameter arrays (gradgen.params.arrays)
         self._param_index: dict[int, tuple] | None = None  # id(Value) -> (module no, array name, index)
@@ -115,15 +116,23 @@ class _Trace:
         return self.elem(array, index) if index else array
 
     def loc(self) -> Loc | None:
-        """The innermost frame outside gradgen: the model line being traced."""
+        """The innermost frame outside gradgen: the model line being traced.
+
+        One `Loc` per (file, line), shared by the nodes of that line (saves a
+        record per node: a loop body's nodes all point at a few lines)."""
         f = sys._getframe(1)
+        internal_of = self._internal
         while f is not None:
             fn = f.f_code.co_filename
-            internal = self._internal.get(fn)
+            internal = internal_of.get(fn)
             if internal is None:
-                internal = self._internal[fn] = is_internal(fn)
+                internal = internal_of[fn] = is_internal(fn)
             if not internal:
-                return Loc(fn, f.f_lineno)
+                key = (fn, f.f_lineno)
+                loc = self._locs.get(key)
+                if loc is None:
+                    loc = self._locs[key] = Loc(fn, f.f_lineno)
+                return loc
             f = f.f_back
         return None
 

@@ -179,7 +179,7 @@ class Builder:
         return self._consts[key]
 
     def set_meta(self, nid: int, **meta) -> None:
-        self.nodes[nid] = replace(self.nodes[nid], **meta)
+        self.nodes[nid] = _replace(self.nodes[nid], meta)
 
     def copy_node(self, node: Node, args: Iterable[int], adj: int | None) -> int:
         """Append a copy of `node` (from another graph) with remapped args and `adj`.
@@ -216,6 +216,20 @@ class Builder:
     def build(self, inputs: Iterable[int], outputs: Iterable[tuple["Role | str", int]]) -> Graph:
         """The graph; a role may be given as its text ("value", "grad:x")."""
         return Graph(self.name, tuple(self.nodes), tuple(inputs), tuple((as_role(r), i) for r, i in outputs))
+
+
+def _replace(n: Node, changes: dict) -> Node:
+    """`dataclasses.replace(n, **changes)` for metadata fields, positionally (several times faster)."""
+    if not changes.keys() <= _META_SET:
+        return replace(n, **changes)
+    g = changes.get
+    return Node(
+        n.id, n.op, n.args, n.attr, g("name", n.name), g("origin", n.origin), g("loc", n.loc),
+        g("adj", n.adj), g("rule", n.rule), g("step", n.step), n.shape, g("terms", n.terms),
+    )  # fmt: skip
+
+
+_META_SET = frozenset(META_FIELDS)
 
 
 def _meta(node: Node) -> dict:

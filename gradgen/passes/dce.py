@@ -23,4 +23,7 @@ def live(graph: Graph) -> list[bool]:
 
 
 def dce(graph: Graph) -> Graph:
-    return rebuild(graph, keep=live(graph))
+    keep = live(graph)
+    if all(keep):
+        return graph  # nothing is dead: the same graph
+    return rebuild(graph, keep=keep)

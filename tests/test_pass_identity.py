@@ -1,0 +1,70 @@
+"""Issue #11's fast paths: a pass that changes nothing returns its input (the same object),
+a pass that changes something still gives the engine's numbers, and the compile turns the
+cyclic GC off only while it runs."""
+
+from __future__ import annotations
+
+import gc
+
+import gradgen
+from gradgen.autodiff.reverse import grad
+from gradgen.engine import Value
+from gradgen.frontend.trace import trace
+from gradgen.ir.interp import evaluate
+from gradgen.passes import cse, dce, fold, optimize
+
+
+def chain(x, a, b):
+    for _ in range(4):
+        x = (x * a + b).tanh()
+    return x
+
+
+def shared(x, y):
+    u = x * y
+    v = y * x  # the same product (mul commutes): CSE merges it
+    return (u + v * 1.0).tanh()
+
+
+def _engine(fn, **point):
+    vals = {k: Value(v) for k, v in point.items()}
+    out = fn(**vals)
+    out.backward()
+    return out.data, [vals[k].grad for k in point]
+
+
+def test_passes_return_their_input_when_nothing_changes():
+    g = trace(chain)
+    assert fold(g) is g and cse(g) is g and dce(g) is g
+    assert optimize(g) is g
+    gg = optimize(grad(g))  # a fixed point: every pass returns it as it is
+    assert fold(gg) is gg and cse(gg) is gg and dce(gg) is gg
+
+
+def test_passes_that_change_the_graph_keep_the_engines_numbers():
+    g = trace(shared)
+    out = optimize(g)
+    assert out is not g and len(out.nodes) < len(g.nodes)
+    # the unchanged prefix (the inputs and the first product) is shared, not copied
+    assert all(a is b for a, b in zip(out.nodes[:3], g.nodes[:3]))
+    point = dict(x=0.3, y=-1.7)
+    gopt = optimize(grad(out))
+    res = evaluate(gopt, [point["x"], point["y"]])
+    value, grads = _engine(shared, **point)
+    assert res["value"] == value
+    assert [res["grad:x"], res["grad:y"]] == grads
+
+
+def test_the_compile_restores_the_gc_state():
+    assert gc.isenabled()
+    mod = gradgen.compile_function(chain)
+    assert gc.isenabled()
+    value, grads = _engine(chain, x=0.5, a=0.9, b=0.1)
+    v, g = mod.chain_grad(0.5, 0.9, 0.1)
+    assert v == value and list(g) == grads
+    gc.disable()
+    try:
+        gradgen.compile_function(chain)
+        assert not gc.isenabled()  # left off, as the caller had it
+    finally:
+        gc.enable()
