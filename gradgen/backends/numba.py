@@ -35,8 +35,8 @@ DECORATOR = "@njit(cache=False)"
 
 class NumbaBackend(NumpyBackend):
     name = "numba"
-    imports = {"math": "import math", "np": "import numpy as np", "numba": "from numba import njit"}
-    always = frozenset({"np", "numba"})
+    imports = {"math": "import math", "np": "import numpy as np", "njit": "from numba import njit"}
+    always = frozenset({"np", "njit"})
     module_names = frozenset({"math", "np", "njit", "_np_sigmoid", "_sigmoid"})
     reserved = module_names | {"B"}
     decorators = (DECORATOR,)
@@ -147,7 +147,7 @@ class NumbaBackend(NumpyBackend):
 def _jit_helper(name):
     def source():
         text, keys = NumpyBackend.helpers[name]()
-        return f"{DECORATOR}\n{text}", tuple(keys) + ("numba",)
+        return f"{DECORATOR}\n{text}", tuple(keys) + ("njit",)
 
     return source
 
