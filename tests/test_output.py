@@ -417,7 +417,7 @@ ARRAY_HEAD = (
 
 MODULE_LEVEL = sorted(
     ["_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
-    + ["_args", "torch", "_torch_pack", "_tensors"]
+    + ["_args", "torch", "_torch_pack", "_tensors", "njit"]
 )
 
 

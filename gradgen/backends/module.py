@@ -124,7 +124,7 @@ def helper_source(name: str) -> str:
     return HELPERS[name]()[0]
 
 
-IMPORT_ORDER = ("math", "np", "numba", "torch")  # the standard library first, then the rest (isort's groups)
+IMPORT_ORDER = ("math", "np", "njit", "torch")  # the standard library first, then the rest (isort's groups)
 
 
 def module_source(source, out_dir: str | None, functions, summary: list[str], notes: list[str] = ()) -> str:

@@ -16,7 +16,7 @@ The differences from the NumPy module, all forced by numba:
   shape (`B` from the data), and a wrong one is a one-line `ValueError` naming the
   function and the argument; the arguments must be float64 NumPy arrays (numba itself
   rejects what it cannot type: lists, torch tensors);
-* `step` is `(x > 0.0).astype(np.float64)` on an array, `(1.0 if x > 0.0 else 0.0)` on a float; a float made an array is `np.full`;
+* `step` is `(x > 0.0) * 1.0` on an array (numba fuses it into its line's loop), `(1.0 if x > 0.0 else 0.0)` on a float; a float made an array is `np.full`;
 * `<name>_train` returns the losses as a float64 array (not a list);
 * stateful optimizers (SGD with momentum, Adam) are refused: their state is a dict;
 * an out-of-order `pack` (the `_pack` helper) is refused with a one-line error.
@@ -24,7 +24,7 @@ The differences from the NumPy module, all forced by numba:
 
 from __future__ import annotations
 
-from gradgen.backends.base import ADD, ATOM, Emitted
+from gradgen.backends.base import ADD, ATOM, MUL, Emitted
 from gradgen.backends.numpy import NUMPY, NumpyBackend, dims_text
 from gradgen.errors import GradgenError
 from gradgen.ir.ops import Op
@@ -35,16 +35,17 @@ DECORATOR = "@njit(cache=False)"
 
 class NumbaBackend(NumpyBackend):
     name = "numba"
-    imports = {"math": "import math", "np": "import numpy as np", "numba": "from numba import njit"}
-    always = frozenset({"np", "numba"})
+    imports = {"math": "import math", "np": "import numpy as np", "njit": "from numba import njit"}
+    always = frozenset({"np", "njit"})
     module_names = frozenset({"math", "np", "njit", "_np_sigmoid", "_sigmoid"})
     reserved = module_names | {"B"}
     decorators = (DECORATOR,)
 
     def spelling(self, op: Op):
         f = NUMPY.spelling(op)
-        if ".astype(float)" in f.template:  # numba's astype takes a NumPy dtype
-            f = type(f)(f.template.replace(".astype(float)", ".astype(np.float64)"), f.prec, f.operand_prec, f.helper)
+        if op is Op.STEP:
+            # a float mask numba fuses into its line's loop (astype is a call that ends the fusion)
+            return type(f)("({0} > 0.0) * 1.0", MUL, (0,))
         return f
 
     def expression(self, n, operand, sched, helpers, needs):
@@ -146,7 +147,7 @@ class NumbaBackend(NumpyBackend):
 def _jit_helper(name):
     def source():
         text, keys = NumpyBackend.helpers[name]()
-        return f"{DECORATOR}\n{text}", tuple(keys) + ("numba",)
+        return f"{DECORATOR}\n{text}", tuple(keys) + ("njit",)
 
     return source
 
