@@ -21,7 +21,7 @@ build new graphs through a `Builder`, so every graph is a value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
 from gradgen.ir.ops import OPS, Op
@@ -204,7 +204,7 @@ class Builder:
             return nid
         # the fields in declaration order (positional: much faster than keywords)
         self.nodes.append(
-            Node(nid, node.op, args, node.attr, node.name, node.origin, node.loc, adj, node.rule, node.step, node.shape, node.terms)
+            Node(nid, node.op, args, node.attr, node.name, node.origin, node.loc, adj, node.rule, node.step, node.shape, node.terms, node.second)
         )
         return nid
 
@@ -226,6 +226,7 @@ def _replace(n: Node, changes: dict) -> Node:
     return Node(
         n.id, n.op, n.args, n.attr, g("name", n.name), g("origin", n.origin), g("loc", n.loc),
         g("adj", n.adj), g("rule", n.rule), g("step", n.step), n.shape, g("terms", n.terms),
+        g("second", n.second),
     )  # fmt: skip
 
 
@@ -276,3 +277,9 @@ def rebuild(graph: Graph, keep: Iterable[bool] | None = None, replace_with: dict
     if b.unchanged(graph):
         return graph
     return b.build([new[i] for i in graph.inputs], [(r, resolve(i)) for r, i in graph.outputs])
+
+
+# copy_node and _replace build Nodes positionally (speed): a field added to Node must be added there too
+assert tuple(f.name for f in fields(Node)) == (
+    "id", "op", "args", "attr", "name", "origin", "loc", "adj", "rule", "step", "shape", "terms", "second",
+), "Node's fields changed: update Builder.copy_node and _replace in gradgen/ir/graph.py"  # fmt: skip
