@@ -9,7 +9,17 @@ would hold them:
     neurons.{j}.w.{k}, neurons.{j}.b (a Layer)  ->  W[j, k], b[j]
     w.{k}, b (a Neuron)                          ->  w[k], b (a scalar)
 
-Any other name is a scalar array named after it (dots become `_`).
+The same structure anywhere in a path keeps its layout, named after the
+attributes above it, and any other path's trailing numbers are indexes:
+
+    fc1.neurons.{j}.w.{k} (a Layer in attribute fc1)  ->  fc1_W[j, k]
+    blocks.{i}.fc1.neurons.{j}.b (a list of blocks)    ->  blocks{i}_fc1_b[j]
+    W1.{j}.{k} (a list of lists of Values)             ->  W1[j, k]
+    bo (a Value)                                       ->  bo (a scalar)
+
+A group that does not fill a box (ragged lists, a list with a float in it)
+splits along its first index (`ws0`, `ws1`); two parameters on one element
+raise `GroupingError` naming both paths.
 
 The parameters come from `model.named_parameters()` when the model has it
 (gradgen.nn); for any other module (micrograd's own `nn.Module`, the

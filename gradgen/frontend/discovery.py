@@ -15,8 +15,9 @@ exactly those, and all their arrays become inputs (`eager`); else every
 module among the model file's globals and the function's closure
 variables, each contributing its arrays only if the function uses one of
 its parameters.  An object whose Values all belong to modules already
-found (a trainer holding the model) is not one more module.  A module is named after its global (`model`; `m0`, `m1`, ...
-for a `params=` module no global names); its arrays are prefixed with
+found (a trainer holding the model) is not one more module.  A module is
+named after its global (`model`; `m0`, `m1`, ... for a `params=` module no
+global names); its arrays are prefixed with
 `name_` when there are several modules, and not at all for one
 (`gradgen.params.read(module, prefix)` reads them).
 """
