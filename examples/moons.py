@@ -6,7 +6,6 @@ whose `loss_grad` is a few lines of matrix code per layer.
 
     python examples/moons.py                        # 100 steps on the compiled module
     python examples/moons.py --engine interpreted   # the same on micrograd-style Values
-    python examples/moons.py --backend numba        # loss_step compiled by numba (pip install numba)
     python examples/moons.py --steps 20 --batch-size 32 --plot boundary.png
 
 Each step prints `step K loss L, accuracy A%` as micrograd's demo does
@@ -14,7 +13,7 @@ Each step prints `step K loss L, accuracy A%` as micrograd's demo does
 same numbers (to rounding: the compiled sums run in another order).
 Needs scikit-learn (the data), matplotlib (the plot) and tqdm (the
 --progress bar, drawn only when stderr is a terminal):
-`pip install -e ".[examples]"`.
+`pip install -e ".[examples]"` (`--backend numba`: also ".[numba]").
 """
 
 import argparse

@@ -169,3 +169,42 @@ def test_moons_example_trains_on_numba(capsys):
     for a, b in zip(lines["numpy"], lines["numba"]):
         la, lb = float(a.split()[3].rstrip(",")), float(b.split()[3].rstrip(","))
         assert abs(la - lb) <= 1e-12 * abs(la) and a.split()[-1] == b.split()[-1], (a, b)
+
+
+ACTIVATIONS_MODEL = """import random
+import numpy as np
+import gradgen
+from gradgen import nn
+
+random.seed(3)
+model = nn.MLP(3, [4, 2])
+
+
+def ex(x, t):
+    z = model(x)
+    a = z[0].sigmoid() * z[1].tanh() + (z[0] * 0.1).exp() + abs(z[1]) ** 2
+    return a + (1 + z[0] * z[0]).log() * t[0] + (z[1] - t[1]).relu()
+
+
+@gradgen.export(example=dict(X=np.zeros((1, 3)), T=np.zeros((1, 2))), step=gradgen.sgd())
+def loss(X, T):
+    return gradgen.mean(ex, X, T)
+"""
+
+
+def test_array_activations_equal_numpy_backend(tmp_path):
+    """sigmoid (the _np_sigmoid helper under njit), tanh, exp, log, abs, pow, relu and elem on
+    arrays: loss_grad and 20 steps of loss_train equal the NumPy backend's to 1e-12."""
+    src = tmp_path / "acts.py"
+    src.write_text(ACTIVATIONS_MODEL)
+    nb, ref = gradgen.compile_file(str(src), backend="numba"), gradgen.compile_file(str(src))
+    module, _ = load_model(str(src))
+    ps = list(gradgen.params.read(module.model).values())
+    rng = np.random.default_rng(0)
+    X, T = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    want, got = ref.module.loss_grad(*ps, X, T), nb.module.loss_grad(*ps, X, T)
+    assert close(got[0], want[0]) and all(close(g, w) for g, w in zip(got[1], want[1]))
+    p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
+    want = ref.module.loss_train(*p_ref, X, T, [0.01] * 20)
+    assert close(nb.module.loss_train(*p_nb, X, T, np.full(20, 0.01)), want, abs_=0.0)
+    assert all(close(a, b) for a, b in zip(p_nb, p_ref))
