@@ -114,30 +114,30 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     data_loss = svm_loss.sum() * inv_B
     out = data_loss + reg_loss
     # backward
-    g_svm_loss = inv_B  # sum: every summed element gets g   [moons.py:47]
-    # relu: 1 where svm_loss > 0, else 0   [moons.py:37]
+    g_svm_loss = inv_B  # sum: every summed element gets g   [moons.py:46]
+    # relu: 1 where svm_loss > 0, else 0   [moons.py:36]
     g_margin = g_svm_loss * (svm_loss > 0.0).astype(float)
-    g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:37]
-    # elem: the gradients of z2's read elements, back in place   [moons.py:36]
+    g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:36]
+    # elem: the gradients of z2's read elements, back in place   [moons.py:35]
     g_z2 = g_score[:, None]
-    g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:36]
-    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:36]
-    g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:36]
-    # relu: 1 where h1 > 0, else 0   [moons.py:36]
+    g_b2 = g_z2.sum(axis=0)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
+    g_W2 = g_z2.T @ h1  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
+    # relu: 1 where h1 > 0, else 0   [moons.py:35]
     g_z1 = g_h1 * (h1 > 0.0).astype(float)
-    g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:36]
-    g_h0 = g_z1 @ W1  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:36]
-    g_W1 = g_z1.T @ h0  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:36]
-    # relu: 1 where h0 > 0, else 0   [moons.py:36]
+    g_b1 = g_z1.sum(axis=0)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
+    g_h0 = g_z1 @ W1  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
+    g_W1 = g_z1.T @ h0  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
+    # relu: 1 where h0 > 0, else 0   [moons.py:35]
     g_z0 = g_h0 * (h0 > 0.0).astype(float)
-    g_b0 = g_z0.sum(axis=0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:36]
-    g_W0 = g_z0.T @ X  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:36]
-    g_b2 += 0.0002 * b2  # mul: d(b2 * b2)/db2 = 2 * b2   [moons.py:49]
-    g_W2 += 0.0002 * W2  # mul: d(W2 * W2)/dW2 = 2 * W2   [moons.py:49]
-    g_b1 += 0.0002 * b1  # mul: d(b1 * b1)/db1 = 2 * b1   [moons.py:49]
-    g_W1 += 0.0002 * W1  # mul: d(W1 * W1)/dW1 = 2 * W1   [moons.py:49]
-    g_b0 += 0.0002 * b0  # mul: d(b0 * b0)/db0 = 2 * b0   [moons.py:49]
-    g_W0 += 0.0002 * W0  # mul: d(W0 * W0)/dW0 = 2 * W0   [moons.py:49]
+    g_b0 = g_z0.sum(axis=0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
+    g_W0 = g_z0.T @ X  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
+    g_b2 += 0.0002 * b2  # mul: d(b2 * b2)/db2 = 2 * b2   [moons.py:48]
+    g_W2 += 0.0002 * W2  # mul: d(W2 * W2)/dW2 = 2 * W2   [moons.py:48]
+    g_b1 += 0.0002 * b1  # mul: d(b1 * b1)/db1 = 2 * b1   [moons.py:48]
+    g_W1 += 0.0002 * W1  # mul: d(W1 * W1)/dW1 = 2 * W1   [moons.py:48]
+    g_b0 += 0.0002 * b0  # mul: d(b0 * b0)/db0 = 2 * b0   [moons.py:48]
+    g_W0 += 0.0002 * W0  # mul: d(W0 * W0)/dW0 = 2 * W0   [moons.py:48]
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
