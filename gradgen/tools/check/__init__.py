@@ -99,6 +99,7 @@ from gradgen.tools.check.report import (
     Row,
     Tolerances,
     add_fd,
+    add_torch,
     format_report,
     short_error,
     summary,
@@ -229,14 +230,7 @@ def check_function(
         engine.add(g_value, ref_value, f"value of {fn.__name__}_grad", p)
         for (out, a), (_, b) in zip(mine, ref):
             engine.add(a, b, out, p)
-        if torch_row.skipped is None:
-            try:
-                t_value, t_grads = torch_grad(fn, xs)
-            except Exception as e:
-                torch_row.skipped = f"PyTorch cannot run {fn.__name__} on tensors ({short_error(e)}): skipped"
-            else:
-                for (out, a), b in zip([("value", g_value)] + mine, (t_value, *t_grads)):
-                    torch_row.add(a, b, out, p)
+        add_torch(torch_row, fn, xs, g_value, mine, p, grad=torch_grad)
         try:
             if layout.is_plain:
                 for (out, a), d in zip(mine, fd_grad(f, xs)):

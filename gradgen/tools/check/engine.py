@@ -45,10 +45,9 @@ from gradgen.tools.check.oracles import (
     fd_grad,
     real,
     slope,
-    torch_grad,
     FD_STEP,
 )
-from gradgen.tools.check.report import Row, add_fd, short_error
+from gradgen.tools.check.report import Row, add_fd, add_torch, short_error
 
 # -- finding the engine ----------------------------------------------------------------
 
@@ -261,14 +260,7 @@ def grade(fn, engine: Engine, layout: Layout, points, tol, use_torch: bool, seed
             for row in (torch_row, fd):
                 row.fail("value", p)
             continue
-        if torch_row.skipped is None:
-            try:
-                t_value, t_grads = torch_grad(fn, xs)
-            except Exception as e:
-                torch_row.skipped = f"PyTorch cannot run {fn.__name__} on tensors ({short_error(e)}): skipped"
-            else:
-                for (out, a), b in zip([("value", value)] + mine, (t_value, *t_grads)):
-                    torch_row.add(a, b, out, p)
+        add_torch(torch_row, fn, xs, value, mine, p)
         try:
             if layout.is_plain:
                 for (out, a), d in zip(mine, fd_grad(lambda *ys: forward(ys), xs)):

@@ -29,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from gradgen.tools.check.oracles import Slope, real
+from gradgen.tools.check.oracles import Slope, real, torch_grad
 
 RTOL, ATOL = 1e-9, 1e-12  # compiled vs engine, compiled vs torch
 FD_RTOL, FD_ATOL = 1e-5, 1e-7  # compiled vs central finite differences
@@ -247,3 +247,18 @@ def summary(reports: list[FunctionReport]) -> str:
     else:
         lines.append(f"check passed: {n} function{'s' * (n != 1)}")
     return "\n".join(lines)
+
+
+def add_torch(row: Row, fn, xs, value, mine, p: int, grad=torch_grad) -> None:
+    """Compare `value` and the gradient elements `mine` ((output, number) pairs) at point `p`
+    with PyTorch float64 on `fn` (`grad`: the torch oracle); the first function PyTorch cannot
+    run skips the row."""
+    if row.skipped is not None:
+        return
+    try:
+        t_value, t_grads = grad(fn, xs)
+    except Exception as e:
+        row.skipped = f"PyTorch cannot run {fn.__name__} on tensors ({short_error(e)}): skipped"
+        return
+    for (out, a), b in zip([("value", value)] + mine, (t_value, *t_grads)):
+        row.add(a, b, out, p)
