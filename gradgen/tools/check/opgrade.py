@@ -17,12 +17,16 @@ per point.  Verdicts do not depend on the order a set of children iterates in.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
 from dataclasses import dataclass, field
 
 from gradgen.frontend.engines import parse_op
+from gradgen.autodiff.reverse import grad
+from gradgen.ir.graph import VALUE, Builder, Graph, Origin
+from gradgen.ir.interp import evaluate as evaluate_graph
 from gradgen.ir.ops import OPS, Op, evaluate
 from gradgen.tools.check.report import Row, short_error
 
@@ -35,23 +39,32 @@ OP_RTOL, OP_ATOL = (
 )  # one op's forward and local derivative, against the formula
 NODES_PER_OP = 50
 
-# the local derivatives d out / d operand, from the operands' data, the attribute (pow's exponent)
-LOCAL = {
-    Op.ADD: lambda a, b, k: (1.0, 1.0),
-    Op.SUB: lambda a, b, k: (1.0, -1.0),
-    Op.MUL: lambda a, b, k: (b, a),
-    Op.DIV: lambda a, b, k: (1.0 / b, -a / (b * b)),
-    Op.NEG: lambda x, k: (-1.0,),
-    Op.POW: lambda x, k: (k * x ** (k - 1),),
-    Op.EXP: lambda x, k: (math.exp(x),),
-    Op.LOG: lambda x, k: (1.0 / x,),
-    Op.TANH: lambda x, k: (1.0 - math.tanh(x) ** 2,),
-    Op.RELU: lambda x, k: (1.0 if x > 0 else 0.0,),
-    Op.SIGMOID: lambda x, k: ((1 / (1 + math.exp(-x))) * (1 - 1 / (1 + math.exp(-x))),),
-    Op.ABS: lambda x, k: (math.copysign(1.0, x) if x != 0 else 0.0,),
-    Op.SIN: lambda x, k: (math.cos(x),),
-    Op.COS: lambda x, k: (-math.sin(x),),
-}
+# the ops a learner's class is graded on, with their arity
+GRADED = {
+    Op.ADD: 2, Op.SUB: 2, Op.MUL: 2, Op.DIV: 2, Op.NEG: 1, Op.POW: 1, Op.EXP: 1, Op.LOG: 1,
+    Op.TANH: 1, Op.RELU: 1, Op.SIGMOID: 1, Op.ABS: 1, Op.SIN: 1, Op.COS: 1,
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=None)
+def _rule(op: Op, attr, arity: int) -> Graph:
+    """The op alone on `arity` scalar inputs, differentiated by reverse mode (the registry's rule)."""
+    b = Builder(f"local_{op.value}")
+    xs = [b.add(Op.INPUT, (), name=f"x{i}", origin=Origin("arg", f"x{i}")) for i in range(arity)]
+    return grad(b.build(xs, [(VALUE, b.add(op, xs, attr))]))
+
+
+def _local(op: Op, *xs_and_attr):
+    """d out / d each operand at the operands' data: the op registry's derivative rule, evaluated
+    (one table for the compiler and the grader)."""
+    *xs, attr = xs_and_attr
+    graph = _rule(op, attr, len(xs))
+    got = evaluate_graph(graph, [float(x) for x in xs])
+    return tuple(float(got[str(role)]) for role, _ in graph.outputs[1:])
+
+
+# the local derivatives d out / d operand, from the operands' data and the attribute (pow's exponent)
+LOCAL = {op: functools.partial(_local, op) for op in GRADED}
 
 # where each op is recorded in a micrograd-style class
 METHODS = {
