@@ -14,27 +14,49 @@ from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.ops import Op
 from gradgen.passes.fold import alias, remap_terms
 
-_COMMUTATIVE = (Op.ADD, Op.MUL)
+INPUT, COPY, CONST, ADD, MUL = Op.INPUT, Op.COPY, Op.CONST, Op.ADD, Op.MUL  # module constants (fast)
 
 
 def cse(graph: Graph) -> Graph:
     b = Builder(graph.name)
-    new: dict[int, int] = {}
+    out = b.nodes
+    new: list[int] = []  # old id -> new id
     seen: dict[tuple, int] = {}
+    same = True  # every node so far kept its id: no renumbering needed
     for n in graph.nodes:
-        args = [new[a] for a in n.args]
-        adj = new.get(n.adj) if n.adj is not None else None
-        n = remap_terms(n, new)
+        if same:
+            args = n.args
+            adj = n.adj
+            if adj is not None and adj >= n.id:
+                adj = None  # an adjoint of a later node: dropped, as a renumbering drops it
+        else:
+            args = tuple([new[a] for a in n.args])
+            adj = new[n.adj] if n.adj is not None and n.adj < len(new) else None
+            n = remap_terms(n, new)
+        op = n.op
         key = None
-        if n.op not in (Op.INPUT, Op.COPY, Op.CONST):
-            key_args = tuple(sorted(args)) if n.op in _COMMUTATIVE else tuple(args)
-            key = (n.op, key_args, repr(n.attr))
-        if key is not None and key in seen:
-            new[n.id] = alias(b, seen[key], n, adj)
-            continue
-        new[n.id] = b.copy_node(n, args, adj)
+        if op is not INPUT and op is not COPY and op is not CONST:
+            if (op is ADD or op is MUL) and args[0] > args[1]:
+                key_args = (args[1], args[0])  # add and mul commute exactly
+            else:
+                key_args = args
+            attr = n.attr
+            key = (op, key_args) if attr is None else (op, key_args, repr(attr))
+            hit = seen.get(key)
+            if hit is not None:
+                nid = alias(b, hit, n, adj)
+                new.append(nid)
+                same = same and nid == n.id
+                continue
+        if same and op is not CONST and len(out) == n.id:
+            out.append(n)  # what copy_node does for a node that keeps its id and arguments
+            nid = n.id
+        else:
+            nid = b.copy_node(n, args, adj)
+            same = same and nid == n.id
+        new.append(nid)
         if key is not None:
-            seen[key] = new[n.id]
+            seen[key] = nid
     if b.unchanged(graph):
         return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])

@@ -59,20 +59,25 @@ the name `g_n`.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from gradgen.ir.graph import Builder, Graph, Node
+from gradgen.ir.graph import Builder, Graph, Node, _replace
 from gradgen.ir.ops import OPS, Op, evaluate
 from gradgen.ir.shapes import batched
 
 
 WEIGHT_GRAD = "matmul: d({a} @ {b}.T)/d{b} = g.T @ {a}"
 
+# module constants: an enum member's attribute lookup (`Op.MUL`) costs ~0.15 us, and a pass
+# makes a dozen of them per node
+INPUT, CONST, COPY, TRANSPOSE, EXPAND, MATMUL = Op.INPUT, Op.CONST, Op.COPY, Op.TRANSPOSE, Op.EXPAND, Op.MATMUL
+MUL, ADD, SUB, NEG, POW = Op.MUL, Op.ADD, Op.SUB, Op.NEG, Op.POW
+_EVALUABLE = frozenset(o for o in Op if OPS[o].evaluate is not None)
+
 
 def _const(b: Builder, i: int, value: float) -> bool:
     """Node i is the constant `value`; a zero's sign counts (0.0 and -0.0 differ)."""
     n = b.nodes[i]
-    if n.op is not Op.CONST or n.attr != value:
+    if n.op is not CONST or n.attr != value:
         return False
     return value != 0.0 or math.copysign(1.0, n.attr) == math.copysign(1.0, value)
 
@@ -80,7 +85,8 @@ def _const(b: Builder, i: int, value: float) -> bool:
 class _Zeros:
     """Which nodes of a builder can never be -0.0 (computed once per node, in id order)."""
 
-    _ALWAYS = (Op.EXP, Op.LOG, Op.SIGMOID, Op.STEP)
+    _ALWAYS = frozenset((Op.EXP, Op.LOG, Op.SIGMOID, Op.STEP))
+    _PASS = frozenset((Op.RELU, Op.TANH, Op.COPY))
 
     def __init__(self, b: Builder):
         self.b = b
@@ -88,22 +94,23 @@ class _Zeros:
 
     def never_negative_zero(self, i: int) -> bool:
         nodes, flags = self.b.nodes, self.flags
+        always, passes = self._ALWAYS, self._PASS
         while len(flags) <= i:
             n = nodes[len(flags)]
             op, args = n.op, n.args
-            if op is Op.CONST:
+            if op is CONST:
                 v = n.attr
                 ok = isinstance(v, (int, float)) and not (v == 0.0 and math.copysign(1.0, v) < 0)
-            elif op is Op.MUL:
+            elif op is MUL:
                 ok = args[0] == args[1]  # y * y is +0.0, positive, inf or nan
-            elif op is Op.POW:
+            elif op is POW:
                 k = n.attr
                 ok = not (isinstance(k, (int, float)) and float(k).is_integer() and int(k) % 2 == 1)
-            elif op in self._ALWAYS:
+            elif op in always:
                 ok = True
-            elif op is Op.ADD:
+            elif op is ADD:
                 ok = flags[args[0]] or flags[args[1]]  # a sum is -0.0 only for -0.0 + -0.0
-            elif op in (Op.RELU, Op.TANH, Op.COPY):
+            elif op in passes:
                 ok = flags[args[0]]
             else:
                 ok = False
@@ -111,88 +118,134 @@ class _Zeros:
         return flags[i]
 
 
-def _simplify(b: Builder, n: Node, args: list[int], zeros: _Zeros):
+def _simplify(b: Builder, n: Node, args, zeros: _Zeros):
     """('alias', id) | ('const', value) | ('new', op, args, attr[, rule]) | None."""
     nodes = b.nodes
     op = n.op
-    if op is Op.COPY and nodes[args[0]].op is Op.CONST:
-        return ("const", nodes[args[0]].attr)  # a named copy of a constant is that constant
-    if op in (Op.INPUT, Op.CONST, Op.COPY):
+    if op is COPY:
+        if nodes[args[0]].op is CONST:
+            return ("const", nodes[args[0]].attr)  # a named copy of a constant is that constant
         return None
-    if op is Op.TRANSPOSE:
-        x = nodes[args[0]]
-        if x.op is Op.TRANSPOSE:
-            return ("alias", x.args[0])
-        if x.op is Op.EXPAND and x.attr == (0,) and len(nodes[x.args[0]].shape) == 1 and not batched(x.shape):
-            return ("new", Op.EXPAND, [x.args[0]], (1,))  # g[None].T is g[:, None]: a row as a column
-        if x.op is Op.MATMUL and all(len(nodes[a].shape) == 2 for a in x.args):
-            # (a @ b).T -> b.T @ a.T: the new product takes this node's place (and
-            # metadata); DCE drops the old one when nothing else reads it
-            if n.rule is None:
-                rule, terms = None, ()
-            elif len(n.terms) == 2 and len(x.terms) == 3:
-                # the weight gradient of z = x @ W.T: terms (x, W, z)
-                rule, terms = WEIGHT_GRAD, (x.terms[0], n.terms[0], x.terms[2])
-            else:
-                rule, terms = "matmul: d(x @ W.T)/dW = g.T @ x", ()
-            meta = dict(loc=n.loc, rule=rule, step=n.step, second=n.second, terms=terms)
-            t_b, t_a = _transposed(b, x.args[1], meta), _transposed(b, x.args[0], meta)
-            return ("new", Op.MATMUL, [t_b, t_a], None, (rule, terms))
+    if op is INPUT or op is CONST:
         return None
-    if OPS[op].evaluate is not None and args and all(nodes[a].op is Op.CONST for a in args):
-        try:
-            value = evaluate(op, [nodes[a].attr for a in args], n.attr)
-        except (ArithmeticError, ValueError):
-            return None  # kept: it raises at run time, as in the engine
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return ("const", float(value))
+    if op is TRANSPOSE:
+        return _transpose_rule(b, n, args)
+    if args and op in _EVALUABLE:
+        for a in args:
+            if nodes[a].op is not CONST:
+                break
+        else:
+            try:
+                value = evaluate(op, [nodes[a].attr for a in args], n.attr)
+            except (ArithmeticError, ValueError):
+                return None  # kept: it raises at run time, as in the engine
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return ("const", float(value))
+            return None
+    rule = _ALGEBRA.get(op)
+    return rule(b, n, args, zeros) if rule is not None else None
+
+
+def _transpose_rule(b: Builder, n: Node, args):
+    nodes = b.nodes
+    x = nodes[args[0]]
+    if x.op is TRANSPOSE:
+        return ("alias", x.args[0])
+    if x.op is EXPAND and x.attr == (0,) and len(nodes[x.args[0]].shape) == 1 and not batched(x.shape):
+        return ("new", EXPAND, [x.args[0]], (1,))  # g[None].T is g[:, None]: a row as a column
+    if x.op is MATMUL and all(len(nodes[a].shape) == 2 for a in x.args):
+        # (a @ b).T -> b.T @ a.T: the new product takes this node's place (and
+        # metadata); DCE drops the old one when nothing else reads it
+        if n.rule is None:
+            rule, terms = None, ()
+        elif len(n.terms) == 2 and len(x.terms) == 3:
+            # the weight gradient of z = x @ W.T: terms (x, W, z)
+            rule, terms = WEIGHT_GRAD, (x.terms[0], n.terms[0], x.terms[2])
+        else:
+            rule, terms = "matmul: d(x @ W.T)/dW = g.T @ x", ()
+        meta = dict(loc=n.loc, rule=rule, step=n.step, second=n.second, terms=terms)
+        t_b, t_a = _transposed(b, x.args[1], meta), _transposed(b, x.args[0], meta)
+        return ("new", MATMUL, [t_b, t_a], None, (rule, terms))
+    return None
+
+
+def _matmul_rule(b: Builder, n: Node, args, zeros):
+    nodes = b.nodes
+    sa, sc = nodes[args[0]].shape, nodes[args[1]].shape
+    if len(sa) == 2 and len(sc) == 2 and sa[1] == 1 and sc[0] == 1:
+        return ("new", MUL, list(args), None)  # an outer product: one product per element
+    return None
+
+
+def _mul_rule(b: Builder, n: Node, args, zeros):
+    nodes = b.nodes
+    a, c = args
+    na, nc = nodes[a], nodes[c]
+    if na.op is not CONST and nc.op is not CONST:
+        return None  # every rule below needs a constant factor
+    if _const(b, c, 1.0):
+        return ("alias", a)
+    if _const(b, a, 1.0):
+        return ("alias", c)
+    if _const(b, c, -1.0):
+        return ("new", NEG, [a], None)
+    if _const(b, a, -1.0):
+        return ("new", NEG, [c], None)
+    k, x = (a, c) if na.op is CONST else (c, a)
+    inner = nodes[x]
+    if n.rule is not None and nodes[k].op is CONST and inner.op is MUL and anonymous(inner):
+        for p, q in (inner.args, inner.args[::-1]):
+            if nodes[p].op is CONST:
+                kc = _exact_scaling(nodes[k].attr, nodes[p].attr)
+                if kc is not None:
+                    return ("new", MUL, [b.const(kc), q], None)
+                break
+    return None
+
+
+def _pow_rule(b: Builder, n: Node, args, zeros):
+    return ("alias", args[0]) if n.attr == 1 else None
+
+
+def _add_rule(b: Builder, n: Node, args, zeros):
+    nodes = b.nodes
+    a, c = args
+    if a == c:  # x + x == 2.0 * x exactly
+        return ("new", MUL, [b.const(2.0), a], None)
+    na, nc = nodes[a], nodes[c]
+    if na.op is not CONST and nc.op is not CONST and na.op is not NEG and nc.op is not NEG:
         return None
-    if op is Op.MATMUL:
-        sa, sc = nodes[args[0]].shape, nodes[args[1]].shape
-        if len(sa) == 2 and len(sc) == 2 and sa[1] == 1 and sc[0] == 1:
-            return ("new", Op.MUL, list(args), None)  # an outer product: one product per element
-        return None
-    if op is Op.MUL:
-        a, c = args
-        if _const(b, c, 1.0):
-            return ("alias", a)
-        if _const(b, a, 1.0):
-            return ("alias", c)
-        if _const(b, c, -1.0):
-            return ("new", Op.NEG, [a], None)
-        if _const(b, a, -1.0):
-            return ("new", Op.NEG, [c], None)
-        k, x = (a, c) if nodes[a].op is Op.CONST else (c, a)
-        inner = nodes[x]
-        if n.rule is not None and nodes[k].op is Op.CONST and inner.op is Op.MUL and anonymous(inner):
-            for p, q in (inner.args, inner.args[::-1]):
-                if nodes[p].op is Op.CONST:
-                    kc = _exact_scaling(nodes[k].attr, nodes[p].attr)
-                    if kc is not None:
-                        return ("new", Op.MUL, [b.const(kc), q], None)
-                    break
-    elif op is Op.POW and n.attr == 1:
-        return ("alias", args[0])
-    elif op is Op.ADD:
-        a, c = args
-        if a == c:  # x + x == 2.0 * x exactly
-            return ("new", Op.MUL, [b.const(2.0), a], None)
-        for x, zero in ((a, c), (c, a)):
-            if _const(b, zero, -0.0) or (_const(b, zero, 0.0) and zeros.never_negative_zero(x)):
-                return ("alias", x)
-        if nodes[c].op is Op.NEG and anonymous(nodes[c]):
-            return ("new", Op.SUB, [a, nodes[c].args[0]], None)
-        if nodes[a].op is Op.NEG and anonymous(nodes[a]):
-            return ("new", Op.SUB, [c, nodes[a].args[0]], None)
-    elif op is Op.SUB:
-        a, c = args
+    for x, zero in ((a, c), (c, a)):
+        if _const(b, zero, -0.0) or (_const(b, zero, 0.0) and zeros.never_negative_zero(x)):
+            return ("alias", x)
+    if nc.op is NEG and anonymous(nc):
+        return ("new", SUB, [a, nc.args[0]], None)
+    if na.op is NEG and anonymous(na):
+        return ("new", SUB, [c, na.args[0]], None)
+    return None
+
+
+def _sub_rule(b: Builder, n: Node, args, zeros):
+    nodes = b.nodes
+    a, c = args
+    nc = nodes[c]
+    if nc.op is CONST:
         if _const(b, c, 0.0) or (_const(b, c, -0.0) and zeros.never_negative_zero(a)):
             return ("alias", a)
-        if nodes[c].op is Op.NEG and anonymous(nodes[c]):
-            return ("new", Op.ADD, [a, nodes[c].args[0]], None)
-    elif op is Op.NEG and nodes[args[0]].op is Op.NEG and anonymous(nodes[args[0]]):
-        return ("alias", nodes[args[0]].args[0])
+    elif nc.op is NEG and anonymous(nc):
+        return ("new", ADD, [a, nc.args[0]], None)
     return None
+
+
+def _neg_rule(b: Builder, n: Node, args, zeros):
+    x = b.nodes[args[0]]
+    if x.op is NEG and anonymous(x):
+        return ("alias", x.args[0])
+    return None
+
+
+# the algebraic rules, by op (constant folding and copy/transpose are handled before)
+_ALGEBRA = {MATMUL: _matmul_rule, MUL: _mul_rule, POW: _pow_rule, ADD: _add_rule, SUB: _sub_rule, NEG: _neg_rule}
 
 
 def _exact_scaling(k, c):
@@ -207,14 +260,14 @@ def _exact_scaling(k, c):
 
 def _transposed(b: Builder, i: int, meta: dict) -> int:
     n = b.nodes[i]
-    if n.op is Op.TRANSPOSE:
+    if n.op is TRANSPOSE:
         return n.args[0]
-    return b.add(Op.TRANSPOSE, [i], **meta)
+    return b.add(TRANSPOSE, [i], **meta)
 
 
 def anonymous(node: Node) -> bool:
     """A node that no name depends on: safe to take over another node's metadata."""
-    return node.op is not Op.INPUT and node.name is None and node.adj is None
+    return node.op is not INPUT and node.name is None and node.adj is None
 
 
 def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
@@ -222,53 +275,69 @@ def alias(b: Builder, target: int, n: Node, adj: int | None) -> int:
     t = b.nodes[target]
     if n.adj is None and n.name is None:
         return target
-    if n.rule is not None and t.rule is None and t.op is not Op.CONST:
+    if n.rule is not None and t.rule is None and t.op is not CONST:
         # a gradient equal to a forward value: name it with a copy rather
         # than turning the forward value into a backward line
         meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
-        return b.add(Op.COPY, (target,), **meta)
+        return b.add(COPY, (target,), **meta)
     meta = dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
-    if t.op is Op.CONST and anonymous(t):
-        return b.add(Op.CONST, (), t.attr, **meta)
+    if t.op is CONST and anonymous(t):
+        return b.add(CONST, (), t.attr, **meta)
     if anonymous(t):
         if max((*n.terms, adj if adj is not None else -1), default=-1) >= target:
             # its comment or adjoint names later nodes (a second-order rule folding onto an earlier
             # value): a copy keeps ids ordered
-            return b.add(Op.COPY, (target,), **meta)
+            return b.add(COPY, (target,), **meta)
         b.set_meta(target, **meta)
     return target
 
 
-def remap_terms(n: Node, new: dict[int, int]) -> Node:
-    """`n` with its comment terms (forward node ids) renumbered as the pass renumbered them."""
+def remap_terms(n: Node, new) -> Node:
+    """`n` with its comment terms (forward node ids) renumbered as the pass renumbered them
+    (`new`: old id -> new id, a list or a dict)."""
     if not n.terms:
         return n
-    terms = tuple(new[t] for t in n.terms)
-    return n if terms == n.terms else replace(n, terms=terms)
+    terms = tuple([new[t] for t in n.terms])
+    return n if terms == n.terms else _replace(n, {"terms": terms})
 
 
 def fold(graph: Graph) -> Graph:
     b = Builder(graph.name)
-    new: dict[int, int] = {}
+    out = b.nodes
+    new: list[int] = []  # old id -> new id
     zeros = _Zeros(b)
+    same = True  # every node so far kept its id: arguments, adjoint and terms need no renumbering
     for n in graph.nodes:
-        args = [new[a] for a in n.args]
-        adj = new.get(n.adj) if n.adj is not None else None
-        n = remap_terms(n, new)
+        if same:
+            args = n.args
+            adj = n.adj
+            if adj is not None and adj >= n.id:
+                adj = None  # an adjoint of a later node: dropped, as a renumbering drops it
+        else:
+            args = tuple([new[a] for a in n.args])
+            adj = new[n.adj] if n.adj is not None and n.adj < len(new) else None
+            n = remap_terms(n, new)
         r = _simplify(b, n, args, zeros)
         if r is None:
-            new[n.id] = b.copy_node(n, args, adj)
+            if same and n.op is not CONST and len(out) == n.id:
+                out.append(n)  # what copy_node does for a node that keeps its id and arguments
+                new.append(n.id)
+                continue
+            nid = b.copy_node(n, args, adj)
         elif r[0] == "alias":
-            new[n.id] = alias(b, r[1], n, adj)
+            nid = alias(b, r[1], n, adj)
         elif r[0] == "const":
             plain = n.adj is None and n.name is None
             meta = {} if plain else dict(name=n.name, loc=n.loc, adj=adj, rule=n.rule, step=n.step, second=n.second, terms=n.terms)
-            new[n.id] = b.const(r[1], **meta)
+            nid = b.const(r[1], **meta)
         else:
             _, op, nargs, attr, *rule = r
             rule, terms = rule[0] if rule else (n.rule, n.terms)
             meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, second=n.second, terms=terms)
-            new[n.id] = b.add(op, nargs, attr, **meta)
+            nid = b.add(op, nargs, attr, **meta)
+        new.append(nid)
+        if nid != n.id:
+            same = False
     if b.unchanged(graph):
         return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
