@@ -26,6 +26,10 @@ def shared(x, y):
     return (u + v * 1.0).tanh()
 
 
+def same(x):
+    return x
+
+
 def _engine(fn, **point):
     vals = {k: Value(v) for k, v in point.items()}
     out = fn(**vals)
@@ -39,6 +43,23 @@ def test_passes_return_their_input_when_nothing_changes():
     assert optimize(g) is g
     gg = optimize(grad(g))  # a fixed point: every pass returns it as it is
     assert fold(gg) is gg and cse(gg) is gg and dce(gg) is gg
+
+
+def test_reverse_mode_builds_no_product_with_the_seed():
+    """The output's rule multiplies its gradient by the seed 1.0: reverse mode builds the other
+    factor instead (what fold's `1 * x -> x` would make of it) and takes the unused seed out, so
+    the chain's gradient graph is a fixed point of the passes as built, with the engine's numbers."""
+    g = trace(chain)
+    gg = grad(g)
+    assert not any(n.rule is not None and n.rule.startswith("seed") for n in gg.nodes)
+    assert optimize(gg) is gg
+    res = evaluate(gg, [0.5, 0.9, 0.1])
+    value, grads = _engine(chain, x=0.5, a=0.9, b=0.1)
+    assert res["value"] == value
+    assert [res["grad:x"], res["grad:a"], res["grad:b"]] == grads
+    # an output with no rule of its own keeps the seed: the gradient of f(x) = x is 1.0
+    ident = grad(trace(same))
+    assert evaluate(ident, [3.0])["grad:x"] == 1.0
 
 
 def test_passes_that_change_the_graph_keep_the_engines_numbers():

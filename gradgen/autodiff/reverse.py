@@ -23,12 +23,13 @@ The result still contains every forward node; DCE, CSE and folding (in
 
 from __future__ import annotations
 
-from gradgen.ir.graph import VALUE, Builder, Graph, Role, grad_of, rebuild
+from gradgen.ir.graph import VALUE, Builder, Graph, Node, Role, grad_of, rebuild
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner, size
 from gradgen.ir.ops import RULES
 
 SEED = "seed: d(out)/d(out) = 1"
+_CONST = Op.CONST
 FANOUT = "fan-out: a value used twice sums its gradients"
 
 
@@ -38,6 +39,7 @@ class _Emitter:
     def __init__(self, b: Builder):
         self.b = b
         self.meta: dict = {}
+        self.seed: int | None = None  # the seed 1.0 while the output's rule runs (see mul)
 
     def _add(self, op: Op, *args, attr=None) -> int:
         return self.b.add(op, args, attr, **self.meta)
@@ -52,6 +54,16 @@ class _Emitter:
         return self._add(Op.SUB, x, y)
 
     def mul(self, x, y):
+        seed = self.seed
+        if seed is not None and (x == seed or y == seed) and x != y:
+            # `1.0 * t` with the seed: t itself, as folding would make it (fold's `1 * x -> x`
+            # moves the product's metadata onto t, or names a forward t with a copy, which is
+            # what `accumulate` does to t); built directly, the seed usually stays unused and
+            # is taken out again (_drop_seed) before the graph grows
+            t = y if x == seed else x
+            n = self.b.nodes[t]
+            if n.op is not _CONST and (t > seed or n.rule is None):
+                return t
         return self._add(Op.MUL, x, y)
 
     def div(self, x, y):
@@ -173,7 +185,9 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             b._consts.setdefault(repr(float(n.attr)), n.id)
     out = fwd.output(output)
     e = _Emitter(b)
-    adjoint: dict[int, int] = {out: b.const(1.0, adj=out, rule=SEED, step=0)}
+    seed = b.const(1.0, adj=out, rule=SEED, step=0)
+    adjoint: dict[int, int] = {out: seed}
+    e.seed = seed
     pending: dict[int, list] = {}  # array id -> [(index, adjoint of elem node)]
     read_at: dict = {}  # array id -> the model line of a read of it (for the gather's line)
     users: list = []  # fwd.users(), computed when first needed
@@ -192,6 +206,9 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             adjoint[a] = c
 
     for node in reversed(fwd.nodes[: out + 1]):
+        if e.seed is not None and node.id != out:  # the output's rule has run
+            e.seed = None
+            _drop_seed(b, seed, out, adjoint, pending)
         if node.id in pending:
             step += 1
             loc = read_at.pop(node.id)
@@ -240,10 +257,13 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             if c is None or fwd.nodes[a].op is Op.CONST:
                 continue
             accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc, terms)
+    if e.seed is not None:
+        e.seed = None
+        _drop_seed(b, seed, out, adjoint, pending)
     outputs = [(VALUE, out)]
     for i in fwd.inputs if wrt is None else wrt:
         shape = fwd.nodes[i].shape
-        g = adjoint.get(i, b.const(0.0))
+        g = adjoint[i] if i in adjoint else b.const(0.0)  # (no 0.0 node unless one is needed)
         if b.nodes[g].shape != shape:
             n = b.nodes[g]
             e.meta = dict(rule="bcast: the gradient has its input's shape", loc=n.loc, step=step + 1)
@@ -252,6 +272,36 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
                 b.set_meta(g, adj=i)
         outputs.append((grad_of(fwd.nodes[i].name), g))
     return b.build(fwd.inputs, outputs)
+
+
+def _drop_seed(b: Builder, seed: int, out: int, adjoint: dict, pending: dict) -> None:
+    """Take the seed node out when the output's rule did not use it (its products were built as
+    the other factor, `_Emitter.mul`), renumbering the few nodes that rule built after it: what
+    folding and dead-code elimination would do, without rebuilding the whole gradient graph."""
+    if b.nodes[out].op in (Op.INPUT, Op.CONST, Op.BATCH, Op.ELEM):
+        return  # no rule ran: the seed is the output's gradient as it is
+    later = b.nodes[seed + 1 :]
+    if any(seed in n.args for n in later) or any(v == seed for k, v in adjoint.items() if k != out):
+        return
+    if any(g == seed for pieces in pending.values() for _, g in pieces):
+        return
+    del adjoint[out]  # the output's own entry: read by nothing after its rule ran
+
+    def down(i):
+        return i - 1 if i is not None and i > seed else i
+
+    del b.nodes[seed:]
+    for n in later:
+        b.nodes.append(
+            Node(n.id - 1, n.op, tuple(down(a) for a in n.args), n.attr, n.name, n.origin, n.loc, down(n.adj),
+                 n.rule, n.step, n.shape, tuple(down(t) for t in n.terms), n.second)
+        )  # fmt: skip
+    for k, v in adjoint.items():
+        adjoint[k] = down(v)
+    for pieces in pending.values():
+        pieces[:] = [(index, down(g)) for index, g in pieces]
+    for k, v in b._consts.items():
+        b._consts[k] = down(v)
 
 
 def _first_loc(fwd: Graph, i: int, users: list):

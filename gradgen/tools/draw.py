@@ -120,6 +120,7 @@ def node_grads(graph: Graph, xs, mask: list[bool]) -> list[float | None]:
     g = grad(fwd)
     vals = node_values(g, xs)
     adjoint = [0.0] * len(fwd.nodes)
+    adjoint[fwd.output(VALUE)] = 1.0  # d(out)/d(out) (reverse mode may leave no seed node)
     for n in g.nodes[len(fwd.nodes) :]:
         if n.adj is not None:
             adjoint[n.adj] = vals[n.id]  # the last node with adj == i holds the full sum
