@@ -27,7 +27,7 @@ import pytest
 import torch
 
 import gradgen
-from gradgen.autodiff.reverse import grad
+from gradgen.autodiff.reverse import SEED, grad
 from gradgen.engine import Value
 from gradgen.ir.graph import Builder, Graph
 from gradgen.ir.interp import evaluate
@@ -290,13 +290,15 @@ def _ancestors(g, i):
     ],
 )
 def test_backward_nodes_carry_the_comment_of_the_argument_they_differentiate(op):
-    """Nodes that feed only the gradient of argument i are commented with the rule's comment i."""
+    """Nodes that feed only the gradient of argument i are commented with the rule's comment i
+    (the seed, the output's own gradient, belongs to neither: reverse mode builds no `1.0 *` with
+    it, so it may feed one argument's gradient only, as in div's `g / b`)."""
     b = Builder("f")
     x, y = arg(b, "x"), arg(b, "y")
     g = grad(b.build([x, y], [("value", b.add(op, (x, y)))]))
     verify(g)
     gx, gy = _ancestors(g, g.output("grad:x")), _ancestors(g, g.output("grad:y"))
     for i, only in enumerate([gx - gy, gy - gx]):
-        rules = [g.nodes[j].rule for j in sorted(only) if g.nodes[j].rule is not None]
+        rules = [g.nodes[j].rule for j in sorted(only) if g.nodes[j].rule not in (None, SEED)]
         assert rules, "the contribution has no backward node"
         assert set(rules) == {RULES[op].comments[i]}, (i, rules)

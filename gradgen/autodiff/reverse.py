@@ -29,7 +29,11 @@ from gradgen.ir.shapes import batched, inner, size
 from gradgen.ir.ops import RULES
 
 SEED = "seed: d(out)/d(out) = 1"
-_CONST = Op.CONST
+# module constants (an enum member's attribute lookup costs ~0.15 us in a hot loop)
+INPUT, CONST, BATCH, ELEM, MATMUL, TRANSPOSE, SUM = Op.INPUT, Op.CONST, Op.BATCH, Op.ELEM, Op.MATMUL, Op.TRANSPOSE, Op.SUM
+COPY, ADD = Op.COPY, Op.ADD
+_CONST = CONST
+_ELEMENTWISE = frozenset(op for op, info in OPS.items() if info.elementwise)
 FANOUT = "fan-out: a value used twice sums its gradients"
 
 
@@ -157,12 +161,13 @@ class _Emitter:
 
 def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
     """Give the nodes this step built for one contribution (ids >= first) that argument's comment."""
+    nodes = b.nodes
     stack = [root]
     while stack:
         i = stack.pop()
-        if i >= first and b.nodes[i].rule != comment:
-            b.set_meta(i, rule=comment)
-            stack.extend(b.nodes[i].args)
+        if i >= first and nodes[i].rule != comment:
+            b.label(i, comment)
+            stack.extend(nodes[i].args)
 
 
 LAYER = ("matmul: d({a} @ {b}.T)/d{a} = g @ {b}", "matmul: d({a} @ {b}.T)/d({b}.T) = {a}.T @ g")
@@ -193,70 +198,84 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     users: list = []  # fwd.users(), computed when first needed
     step = 0
 
+    fnodes, nodes = fwd.nodes, b.nodes
+    n_fwd = len(fnodes)
+
     def accumulate(a: int, c: int, comment: str, loc, terms=()) -> None:
-        meta = dict(rule=comment, loc=loc, step=step, terms=terms)
-        if c < len(fwd.nodes) or b.nodes[c].adj is not None or b.nodes[c].step != step:
+        n = nodes[c]
+        if c < n_fwd or n.adj is not None or n.step != step:
             # passed through unchanged (add's rule): give the adjoint its own node
-            c = b.add(Op.COPY, (c,), **meta)
-        if a in adjoint:
-            adjoint[a] = b.add(Op.ADD, (adjoint[a], c), adj=a, **meta)
-            b.set_meta(c, rule=comment, terms=terms)
+            c = b.add(COPY, (c,), rule=comment, loc=loc, step=step, terms=terms)
+        prev = adjoint.get(a)
+        if prev is not None:
+            adjoint[a] = b.add(ADD, (prev, c), adj=a, rule=comment, loc=loc, step=step, terms=terms)
+            b.label(c, comment, terms)
         else:
-            b.set_meta(c, adj=a, rule=comment, terms=terms)
+            b.label(c, comment, terms, adj=a)
             adjoint[a] = c
 
-    for node in reversed(fwd.nodes[: out + 1]):
-        if e.seed is not None and node.id != out:  # the output's rule has run
+    for node in reversed(fnodes[: out + 1]):
+        nid = node.id
+        if e.seed is not None and nid != out:  # the output's rule has run
             e.seed = None
             _drop_seed(b, seed, out, adjoint, pending)
-        if node.id in pending:
+        if pending and nid in pending:
             step += 1
-            loc = read_at.pop(node.id)
-            e.meta = dict(rule=ELEM_GATHER, loc=loc, step=step, terms=(node.id, node.id))
-            pieces = _merge(e, pending.pop(node.id))
-            accumulate(node.id, e.place(node.id, pieces), ELEM_GATHER, loc, (node.id, node.id))
-        g = adjoint.get(node.id)
-        if g is None or node.op in (Op.INPUT, Op.CONST, Op.BATCH):
+            loc = read_at.pop(nid)
+            e.meta = dict(rule=ELEM_GATHER, loc=loc, step=step, terms=(nid, nid))
+            pieces = _merge(e, pending.pop(nid))
+            accumulate(nid, e.place(nid, pieces), ELEM_GATHER, loc, (nid, nid))
+        g = adjoint.get(nid)
+        if g is None:
             continue
-        if node.op is Op.ELEM:
+        op = node.op
+        if op is INPUT or op is CONST or op is BATCH:
+            continue
+        if op is ELEM:
             pending.setdefault(node.args[0], []).append((node.attr, g))
             if read_at.get(node.args[0]) is None:  # the gather names the first model line reading it
-                read_at[node.args[0]] = node.loc if node.loc is not None else _first_loc(fwd, node.id, users)
+                read_at[node.args[0]] = node.loc if node.loc is not None else _first_loc(fwd, nid, users)
             continue
-        r = RULES[node.op]
+        r = RULES[op]
         step += 1
-        terms, rule_comments = (*node.args, node.id), r.comments
-        if node.op is Op.MATMUL and fwd.nodes[node.args[1]].op is Op.TRANSPOSE:
+        args, loc = node.args, node.loc
+        terms, rule_comments = (*args, nid), r.comments
+        if op is MATMUL and fnodes[args[1]].op is TRANSPOSE:
             # z = x @ W.T (a layer): the comment names W, not W.T
-            terms = (node.args[0], fwd.nodes[node.args[1]].args[0], node.id)
+            terms = (args[0], fnodes[args[1]].args[0], nid)
             rule_comments = LAYER
-        e.meta = dict(rule=rule_comments[0], loc=node.loc, step=step, terms=terms)
-        if not OPS[node.op].elementwise and node.op is not Op.SUM:
+        last = len(rule_comments) - 1
+        e.meta = {"rule": rule_comments[0], "loc": loc, "step": step, "terms": terms}
+        elementwise = op in _ELEMENTWISE
+        if not elementwise and op is not SUM:
             g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
-        args = node.args
-        first = len(b.nodes)
-        contribs = r.fn(e, *args, out=node.id, g=g, k=node.attr)
+        first = len(nodes)
+        contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
         for i, (a, c) in enumerate(zip(args, contribs)):
-            if c is None or fwd.nodes[a].op is Op.CONST:
+            if c is None or fnodes[a].op is CONST:
                 continue
-            comment = rule_comments[min(i, len(rule_comments) - 1)]
-            e.meta = dict(rule=comment, loc=node.loc, step=step, terms=terms)
+            shape = fnodes[a].shape
+            if not shape and not nodes[c].shape and (not elementwise or not node.shape):
+                continue  # all scalars: nothing to sum (sum_to would return c)
+            comment = rule_comments[min(i, last)]
+            e.meta = {"rule": comment, "loc": loc, "step": step, "terms": terms}
             contribs = list(contribs)
-            logical = node.shape if OPS[node.op].elementwise else None
-            contribs[i] = e.sum_to(c, fwd.nodes[a].shape, logical)
+            contribs[i] = e.sum_to(c, shape, node.shape if elementwise else None)
         comments = rule_comments
         if len(args) == 2 and args[0] == args[1] and None not in contribs:
             # x * x: both contributions go to x; add them first (one accumulation, 2 * g * x)
-            comments = (SAME_ARG.get(node.op, SAME_ARGS).replace("{op}", node.op.value),)
-            e.meta = dict(rule=comments[0], loc=node.loc, step=step, terms=terms)
+            comments = (SAME_ARG.get(op, SAME_ARGS).replace("{op}", op.value),)
+            e.meta = dict(rule=comments[0], loc=loc, step=step, terms=terms)
             contribs = [e.add(contribs[0], contribs[1]), None]
-        for i, c in enumerate(contribs):
-            if c is not None and (len(comments) > 1 or comments is not rule_comments):
-                _label_step_nodes(b, c, first, comments[min(i, len(comments) - 1)])
+        relabel = len(comments) > 1 or comments is not rule_comments
+        last = len(comments) - 1
         for i, (a, c) in enumerate(zip(args, contribs)):
-            if c is None or fwd.nodes[a].op is Op.CONST:
+            if c is not None and relabel:
+                _label_step_nodes(b, c, first, comments[min(i, last)])
+        for i, (a, c) in enumerate(zip(args, contribs)):
+            if c is None or fnodes[a].op is CONST:
                 continue
-            accumulate(a, c, comments[min(i, len(comments) - 1)], node.loc, terms)
+            accumulate(a, c, comments[min(i, last)], loc, terms)
     if e.seed is not None:
         e.seed = None
         _drop_seed(b, seed, out, adjoint, pending)

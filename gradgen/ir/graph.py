@@ -156,19 +156,25 @@ class Builder:
 
     def add(self, op: Op, args: Iterable[int] = (), attr=None, shape: tuple | None = None, **meta) -> int:
         """Append a node; its shape is inferred from its arguments unless given (inputs)."""
-        args = tuple(args)
-        info = OPS[op]
-        if len(args) != info.arity and info.arity >= 0:
-            raise ValueError(f"{op} takes {info.arity} arguments, got {len(args)}")
+        if type(args) is not tuple:
+            args = tuple(args)
+        arity, elementwise = _ARITY[op]
+        if len(args) != arity and arity >= 0:
+            raise ValueError(f"{op} takes {arity} arguments, got {len(args)}")
         nodes = self.nodes
         if shape is None:
-            arg_shapes = [nodes[a].shape for a in args]
-            if info.elementwise and not any(arg_shapes):
+            if elementwise:
                 shape = ()
+                for a in args:
+                    if nodes[a].shape:  # broadcast: the shape rule decides
+                        shape = infer(op, [nodes[a].shape for a in args], attr)
+                        break
             else:
-                shape = infer(op, arg_shapes, attr)
+                shape = infer(op, [nodes[a].shape for a in args], attr)
         nid = len(nodes)
-        if meta.keys() <= _META_SET:  # positionally (several times faster than keywords)
+        if not meta:
+            node = Node(nid, op, args, attr, None, None, None, None, None, None, shape, (), None)
+        elif meta.keys() <= _META_SET:  # positionally (several times faster than keywords)
             g = meta.get
             node = Node(nid, op, args, attr, g("name"), g("origin"), g("loc"), g("adj"), g("rule"), g("step"), shape, g("terms", ()), g("second"))
         else:
@@ -192,6 +198,14 @@ class Builder:
 
     def set_meta(self, nid: int, **meta) -> None:
         self.nodes[nid] = _replace(self.nodes[nid], meta)
+
+    def label(self, nid: int, rule: str, terms: tuple | None = None, adj: int | None = None) -> None:
+        """`set_meta(nid, rule=rule)`, with `terms` and `adj` where given: reverse mode's hot path."""
+        n = self.nodes[nid]
+        self.nodes[nid] = Node(
+            n.id, n.op, n.args, n.attr, n.name, n.origin, n.loc, n.adj if adj is None else adj, rule, n.step,
+            n.shape, n.terms if terms is None else terms, n.second,
+        )  # fmt: skip
 
     def copy_node(self, node: Node, args: Iterable[int], adj: int | None) -> int:
         """Append a copy of `node` (from another graph) with remapped args and `adj`.
@@ -243,6 +257,7 @@ def _replace(n: Node, changes: dict) -> Node:
 
 
 _META_SET = frozenset(META_FIELDS)
+_ARITY = {op: (info.arity, info.elementwise) for op, info in OPS.items()}  # read per node by Builder.add
 
 
 def _meta(node: Node) -> dict:
