@@ -9,8 +9,9 @@ The model is `def f(x, a, b): for i in range(K): x = (x * a + b).tanh(); return 
 with `gradgen.api.compile_file` (trace, passes, reverse mode, emission and black:
 the whole `gradgen compile`, without writing the module) in a new Python process,
 and prints the wall time, the process's CPU time (user + system, imports included:
-steadier than wall time on a shared machine), the peak RSS (`ru_maxrss`) and the
-CPU time of each phase (as announced to `gradgen.progress`).  `PYTHONPATH=<a checkout>`
+steadier than wall time on a shared machine), the peak RSS (`ru_maxrss`), the
+CPU time of each phase (as announced to `gradgen.progress`) and the peak RSS so far
+at the end of each phase (a phase that runs twice, "optimising": its later end).  `PYTHONPATH=<a checkout>`
 measures another version of gradgen (the child inherits the environment).  With `--repeat N` the median of N runs.
 The issue's targets are printed with PASS/FAIL: 200,000 steps within 20 s and
 1.5 GiB; a 1M-node chain within 90 s and 3 GiB.
@@ -40,12 +41,15 @@ CHILD = r'''
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gradgen import progress, api
-phases, last = [], [None, None]
+phases, last, peaks = [], [None, None], {}
 real = progress.phase
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def phase(what, nodes=None):
     now = time.process_time()
     if last[0] is not None:
         phases.append((last[0], now - last[1]))
+        peaks[last[0]] = peak()  # the peak RSS so far, at the end of that phase
     last[0], last[1] = what.split(" ")[0], now
     real(what, nodes)
 progress.phase = phase
@@ -53,13 +57,14 @@ t0 = time.perf_counter()
 mod = api.compile_file(sys.argv[1], write=False)
 t1 = time.perf_counter()
 phases.append((last[0], time.process_time() - last[1]))
+peaks[last[0]] = peak()
 merged = {}
 for k, v in phases:
     merged[k] = merged.get(k, 0.0) + v
 ru = resource.getrusage(resource.RUSAGE_SELF)
 rss = ru.ru_maxrss / 1024  # KiB -> MiB on Linux
 x = mod.chain(0.5, 0.9, 0.1)  # a smoke check: it runs
-print(json.dumps(dict(wall=t1 - t0, cpu=ru.ru_utime + ru.ru_stime, import_s=t0 - t_start, rss_mib=rss, phases=merged, lines=mod.source.count("\n"))))
+print(json.dumps(dict(wall=t1 - t0, cpu=ru.ru_utime + ru.ru_stime, import_s=t0 - t_start, rss_mib=rss, phases=merged, peaks=peaks, lines=mod.source.count("\n"))))
 '''
 
 TARGETS = {200_000: (20.0, 1.5 * 1024), 333_334: (90.0, 3 * 1024)}
@@ -70,7 +75,9 @@ def run_once(steps: int) -> dict:
         path = os.path.join(d, f"chain{steps}.py")
         with open(path, "w") as fh:
             fh.write(MODEL.format(steps=steps))
-        out = subprocess.run([sys.executable, "-c", CHILD, path], capture_output=True, text=True)
+        # cwd: the temporary folder, so that the child imports the gradgen PYTHONPATH names (or
+        # the venv's), never a `gradgen/` folder in the directory the benchmark was started from
+        out = subprocess.run([sys.executable, "-c", CHILD, path], capture_output=True, text=True, cwd=d)
         if out.returncode != 0:
             raise SystemExit(f"compile of {steps} steps failed:\n{out.stderr[-3000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -89,6 +96,8 @@ def main() -> None:
         phases = {k: statistics.median(r["phases"].get(k, 0.0) for r in runs) for k in runs[0]["phases"]}
         ph = "  ".join(f"{k} {v:.2f}" for k, v in phases.items())
         print(f"{steps:>9,} steps ({3 * steps:,} nodes): {wall:7.2f} s (cpu {cpu:.2f} s)  peak RSS {rss:7.0f} MiB   [{ph}]")
+        peaks = {k: statistics.median(r["peaks"].get(k, 0.0) for r in runs) for k in runs[0]["peaks"]}
+        print("          peak RSS (MiB) at the end of: " + "  ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
         if steps in TARGETS:
             ts, tm = TARGETS[steps]
             ok = wall <= ts and rss <= tm
