@@ -34,6 +34,7 @@ INPUT, CONST, BATCH, ELEM, MATMUL, TRANSPOSE, SUM = Op.INPUT, Op.CONST, Op.BATCH
 COPY, ADD = Op.COPY, Op.ADD
 _CONST = CONST
 _ELEMENTWISE = frozenset(op for op, info in OPS.items() if info.elementwise)
+_TAG_FIELDS = frozenset(("rule", "loc", "step", "terms", "second"))
 FANOUT = "fan-out: a value used twice sums its gradients"
 
 
@@ -42,11 +43,33 @@ class _Emitter:
 
     def __init__(self, b: Builder):
         self.b = b
-        self.meta: dict = {}
+        self._tags = (None, None, None, (), None)  # loc, rule, step, terms, second of the nodes built
+        self._extra: dict | None = None  # a meta with other fields (then every node takes the slow path)
         self.seed: int | None = None  # the seed 1.0 while the output's rule runs (see mul)
 
+    def tag(self, rule, loc, step, terms=(), second=None) -> None:
+        """Tag the nodes built from now on (what `e.meta = dict(...)` does, without the dict)."""
+        self._tags = (loc, rule, step, terms, second)
+        self._extra = None
+
+    @property
+    def meta(self) -> dict:
+        if self._extra is not None:
+            return self._extra
+        loc, rule, step, terms, second = self._tags
+        return dict(rule=rule, loc=loc, step=step, terms=terms, second=second)
+
+    @meta.setter
+    def meta(self, m: dict) -> None:
+        if m.keys() <= _TAG_FIELDS:
+            self.tag(m.get("rule"), m.get("loc"), m.get("step"), m.get("terms", ()), m.get("second"))
+        else:
+            self._extra = dict(m)
+
     def _add(self, op: Op, *args, attr=None) -> int:
-        return self.b.add(op, args, attr, **self.meta)
+        if self._extra is not None:
+            return self.b.add(op, args, attr, **self._extra)
+        return self.b.add_tagged(op, args, attr, *self._tags)
 
     def const(self, v):
         return self.b.const(v)
@@ -205,10 +228,10 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
         n = nodes[c]
         if c < n_fwd or n.adj is not None or n.step != step:
             # passed through unchanged (add's rule): give the adjoint its own node
-            c = b.add(COPY, (c,), rule=comment, loc=loc, step=step, terms=terms)
+            c = b.add_tagged(COPY, (c,), None, loc, comment, step, terms)
         prev = adjoint.get(a)
         if prev is not None:
-            adjoint[a] = b.add(ADD, (prev, c), adj=a, rule=comment, loc=loc, step=step, terms=terms)
+            adjoint[a] = b.add_tagged(ADD, (prev, c), None, loc, comment, step, terms, adj=a)
             b.label(c, comment, terms)
         else:
             b.label(c, comment, terms, adj=a)
@@ -245,7 +268,7 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             terms = (args[0], fnodes[args[1]].args[0], nid)
             rule_comments = LAYER
         last = len(rule_comments) - 1
-        e.meta = {"rule": rule_comments[0], "loc": loc, "step": step, "terms": terms}
+        e.tag(rule_comments[0], loc, step, terms)
         elementwise = op in _ELEMENTWISE
         if not elementwise and op is not SUM:
             g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
@@ -258,7 +281,7 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             if not shape and not nodes[c].shape and (not elementwise or not node.shape):
                 continue  # all scalars: nothing to sum (sum_to would return c)
             comment = rule_comments[min(i, last)]
-            e.meta = {"rule": comment, "loc": loc, "step": step, "terms": terms}
+            e.tag(comment, loc, step, terms)
             contribs = list(contribs)
             contribs[i] = e.sum_to(c, shape, node.shape if elementwise else None)
         comments = rule_comments

@@ -182,6 +182,21 @@ class Builder:
         nodes.append(node)
         return nid
 
+    def add_tagged(self, op: Op, args: tuple, attr, loc, rule, step, terms=(), second=None, adj=None) -> int:
+        """`add(op, args, attr, loc=loc, rule=rule, step=step, terms=terms, second=second, adj=adj)`
+        without keywords: reverse mode's hot path (an elementwise op on scalars skips the shape rule)."""
+        arity, elementwise = _ARITY[op]
+        nodes = self.nodes
+        if elementwise and len(args) == arity:
+            for a in args:
+                if nodes[a].shape:
+                    break
+            else:
+                nid = len(nodes)
+                nodes.append(Node(nid, op, args, attr, None, None, loc, adj, rule, step, (), terms, second))
+                return nid
+        return self.add(op, args, attr, loc=loc, rule=rule, step=step, terms=terms, second=second, adj=adj)
+
     def shape(self, nid: int) -> tuple:
         return self.nodes[nid].shape
 
