@@ -12,6 +12,7 @@ user wrote is ever spliced into code or comments without passing here.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 import unicodedata
@@ -29,6 +30,21 @@ RESERVED = (
     | frozenset(keyword.softkwlist)
 )
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
+_RUNS = re.compile(r"_+")
+
+
+def _plain(hint: str) -> bool:
+    """Whether `sanitize` returns `hint` unchanged: a short ASCII identifier, no `_` at
+    either end, no `__`, not reserved."""
+    return (
+        len(hint) <= MAX_LEN
+        and hint.isascii()
+        and hint.isidentifier()
+        and hint[0] != "_"
+        and hint[-1] != "_"
+        and "__" not in hint
+        and hint not in RESERVED
+    )
 
 
 def ascii_hint(text: str) -> str:
@@ -57,8 +73,10 @@ def ascii_hint(text: str) -> str:
 
 def sanitize(hint: str | None, default: str = "v") -> str:
     """A valid identifier that resembles `hint` (not yet unique)."""
+    if hint and _plain(hint):
+        return hint  # what the rules below return for it, without running them (a hot path)
     text = _BAD.sub("_", ascii_hint(hint or "")).strip("_")
-    text = re.sub(r"_+", "_", text)[:MAX_LEN].rstrip("_")
+    text = _RUNS.sub("_", text)[:MAX_LEN].rstrip("_")
     if not text:
         text = default
     if text[0].isdigit():
@@ -88,6 +106,8 @@ class Namespace:
 
 def comment_text(text: str) -> str:
     """Make arbitrary text safe inside a `#` comment: printable ASCII on one line."""
+    if text.isascii() and text.isprintable():
+        return text  # already so (the usual case, checked in C)
     return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
@@ -144,10 +164,18 @@ def meaning(graph, n, hints, relu_args=frozenset(), squares=None) -> str | None:
 
 def _generic(hint: str) -> bool:
     """A name that is only an op's name with a counter (`add_1`): says nothing about meaning."""
+    return _COUNTERS.sub("", hint).rstrip("_") in _op_names()
+
+
+_COUNTERS = re.compile(r"(_\d+)+$")
+
+
+@functools.cache
+def _op_names() -> frozenset:
+    """The op names, and v, c, g (built on first use: gradgen.ir.ops imports this module)."""
     from gradgen.ir.ops import Op
 
-    base = re.sub(r"(_\d+)+$", "", hint).rstrip("_")
-    return base in {o.value for o in Op} or base in ("v", "c", "g")
+    return frozenset(o.value for o in Op) | {"v", "c", "g"}
 
 
 def square_flags(graph) -> list[bool]:

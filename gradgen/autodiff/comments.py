@@ -17,6 +17,9 @@ characters): a user's label never reaches the code raw.
 
 from __future__ import annotations
 
+import functools
+import string
+
 from gradgen.names import comment_text
 
 LETTERS = {"a": "a", "b": "b", "x": "x", "out": "out", "k": "k", "k1": "k - 1"}
@@ -39,14 +42,33 @@ def fill(template: str, node, name_of=None, nodes=None) -> str:
             words["k"], words["k1"] = _number(k), _number(k - 1)
     if terms and name_of is not None:
         *args, out = terms
-        pairs = list(zip(("a", "b"), args)) + [("x", args[0])] if args else []
-        for key, i in pairs:
-            words[key] = name_of(i) or words[key]
-        words["out"] = name_of(out) or words["out"]
+        used = _placeholders(template)  # name only the operands the template shows
+        if args:
+            pairs = (("a", args[0]), ("b", args[1]), ("x", args[0])) if len(args) > 1 else (("a", args[0]), ("x", args[0]))
+            for key, i in pairs:
+                if key in used:
+                    words[key] = name_of(i) or words[key]
+        if "out" in used:
+            words["out"] = name_of(out) or words["out"]
     try:
         return template.format(**words)
     except (KeyError, IndexError, ValueError):
         return template  # a template with literal braces: shown as written
+
+
+@functools.lru_cache(maxsize=None)
+def _placeholders(template: str) -> frozenset:
+    """The placeholders `template` uses (every one of LETTERS where it is not a plain template)."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        return frozenset(LETTERS)
+    return frozenset(fields) if fields <= LETTERS.keys() else frozenset(LETTERS)
+
+
+@functools.lru_cache(maxsize=None)
+def _where(loc) -> str:
+    return f"   [{loc.short()}]"
 
 
 def note(node, name_of=None, nodes=None) -> str:
@@ -55,5 +77,5 @@ def note(node, name_of=None, nodes=None) -> str:
         return ""
     text = fill(node.rule, node, name_of, nodes)
     if node.loc is not None:
-        text += f"   [{node.loc.short()}]"
+        text += _where(node.loc)
     return "# " + comment_text(text)
