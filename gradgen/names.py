@@ -209,23 +209,32 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
     hints: list[str | None] = [None] * len(graph.nodes)  # forward names, for adjoints
     for i in graph.inputs:
         names[i] = hints[i] = ns.create(graph.nodes[i].name)
+    CONST, create = Op.CONST, ns.create
+    by_op: dict = {}  # op -> sanitize(op.value), the hint of most nodes the code does not name
     for n in graph.nodes:
         if names[n.id] is not None:
             continue
         fallback = None
-        if n.adj is None and n.name is None and n.op is not Op.CONST and n.rule is None:
+        if n.adj is None and n.name is None and n.op is not CONST and n.rule is None:
             fallback = meaning(graph, n, hints, relu_args, squares)
         if wanted is not None and not wanted[n.id]:
-            hints[n.id] = sanitize(n.name or fallback or n.op.value)
+            hint = n.name or fallback
+            if hint:
+                hints[n.id] = sanitize(hint)
+            else:
+                hint = by_op.get(n.op)
+                if hint is None:
+                    hint = by_op[n.op] = sanitize(n.op.value)
+                hints[n.id] = hint
             continue
         if n.adj is not None:
-            name = ns.create(adjoint_hint(graph, n, hints), default="g")
+            name = create(adjoint_hint(graph, n, hints), default="g")
         elif n.name is not None:
-            name = ns.create(n.name)
-        elif n.op is Op.CONST:
-            name = ns.create("c")
+            name = create(n.name)
+        elif n.op is CONST:
+            name = create("c")
         else:
-            name = ns.create(fallback or n.op.value)
+            name = create(fallback or n.op.value)
         names[n.id] = hints[n.id] = name
     return names
 

@@ -34,36 +34,43 @@ def _number(k) -> str:
 def fill(template: str, node, name_of=None, nodes=None) -> str:
     """The template with its placeholders replaced (see the module docstring); with the graph's
     `nodes`, `{k}` and `{k1}` are the forward node's attribute (pow's exponent) and k - 1."""
-    words = dict(LETTERS)
+    used, words = _plan(template)  # only what the template shows is looked up
+    words = dict(words)
     terms = node.terms
-    if terms and nodes is not None:
-        k = nodes[terms[-1]].attr
-        if isinstance(k, (int, float)) and not isinstance(k, bool):
-            words["k"], words["k1"] = _number(k), _number(k - 1)
-    if terms and name_of is not None:
-        *args, out = terms
-        used = _placeholders(template)  # name only the operands the template shows
-        if args:
-            pairs = (("a", args[0]), ("b", args[1]), ("x", args[0])) if len(args) > 1 else (("a", args[0]), ("x", args[0]))
-            for key, i in pairs:
-                if key in used:
-                    words[key] = name_of(i) or words[key]
-        if "out" in used:
-            words["out"] = name_of(out) or words["out"]
+    if terms:
+        if nodes is not None and ("k" in used or "k1" in used):
+            k = nodes[terms[-1]].attr
+            if isinstance(k, (int, float)) and not isinstance(k, bool):
+                words["k"], words["k1"] = _number(k), _number(k - 1)
+        if name_of is not None:
+            if len(terms) > 1:  # the forward arguments, then the forward node
+                if "a" in used:
+                    words["a"] = name_of(terms[0]) or "a"
+                if "b" in used and len(terms) > 2:
+                    words["b"] = name_of(terms[1]) or "b"
+                if "x" in used:
+                    words["x"] = name_of(terms[0]) or "x"
+            if "out" in used:
+                words["out"] = name_of(terms[-1]) or "out"
     try:
-        return template.format(**words)
+        return template.format_map(words)
     except (KeyError, IndexError, ValueError):
         return template  # a template with literal braces: shown as written
 
 
 @functools.lru_cache(maxsize=None)
-def _placeholders(template: str) -> frozenset:
-    """The placeholders `template` uses (every one of LETTERS where it is not a plain template)."""
+def _plan(template: str) -> tuple[frozenset, dict]:
+    """(the placeholders `template` shows, their letters) when each is a plain `{name}` from
+    LETTERS; else every placeholder (the template is filled as given, or shown as written)."""
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError:
-        return frozenset(LETTERS)
-    return frozenset(fields) if fields <= LETTERS.keys() else frozenset(LETTERS)
+        fields = None
+    if fields is not None and all(f in LETTERS and not spec and conv is None for f, spec, conv in fields):
+        used = frozenset(f for f, _, _ in fields)
+    else:
+        used = frozenset(LETTERS)
+    return used, {key: LETTERS[key] for key in used}
 
 
 @functools.lru_cache(maxsize=None)

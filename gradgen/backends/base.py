@@ -104,8 +104,14 @@ class Emitted:
     array: bool = False  # an array function (the module docstring says what its gradients are)
 
 
+_ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
+
+
 def is_array_graph(graph) -> bool:
-    return any(n.shape or n.op in (Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH) for n in graph.nodes)
+    for n in graph.nodes:  # a plain loop: this runs over every node of a large graph, three times
+        if n.shape or n.op in _ARRAY_OPS:
+            return True
+    return False
 
 
 class Backend:
