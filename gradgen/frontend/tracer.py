@@ -176,8 +176,34 @@ class _Trace:
         )
 
     def op(self, op: Op, args, attr=None) -> "Tracer":
-        ids = [self.lift(a) for a in args]
-        return Tracer(self, self.b.add(op, ids, attr, loc=self.loc()))
+        """Record `op` on `args` (Tracers, parameters, numbers) at the model line running now.
+
+        The hot path of tracing, written to open few Python frames: the namer's
+        `sys.settrace` hook (gradgen.frontend.naming) runs on every call, so `lift`, `loc`
+        and `Tracer()` are inlined for the usual case (no comprehension: one more frame)."""
+        ids = []
+        for a in args:
+            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
+        # self.loc(), inlined: the innermost frame outside gradgen
+        f = sys._getframe(1)
+        loc = None
+        internal_of = self._internal
+        while f is not None:
+            fn = f.f_code.co_filename
+            internal = internal_of.get(fn)
+            if internal is None:
+                internal = internal_of[fn] = is_internal(fn)
+            if not internal:
+                key = (fn, f.f_lineno)
+                loc = self._locs.get(key)
+                if loc is None:
+                    loc = self._locs[key] = Loc(fn, f.f_lineno)
+                break
+            f = f.f_back
+        out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
+        out._trace = self
+        out._id = self.b.add(op, ids, attr, loc=loc)
+        return out
 
 
 def _made_while_tracing(v: Value) -> bool:
@@ -317,6 +343,7 @@ class Tracer:
 
 
 _ACTIVE: list = []  # the trace in progress (for parameters)
+_new = object.__new__
 
 
 class _Param(Value):
