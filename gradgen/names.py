@@ -182,14 +182,18 @@ def square_flags(graph) -> list[bool]:
     """flags[i]: node i is x * x, a sum of such, or an add of such (one pass in id order)."""
     from gradgen.ir.ops import Op
 
-    flags: list[bool] = []
+    MUL, SUM, ADD = Op.MUL, Op.SUM, Op.ADD
+    flags = [False] * len(graph.nodes)
     for n in graph.nodes:
-        if n.op is Op.MUL:
-            flags.append(n.args[0] == n.args[1])
-        elif n.op in (Op.SUM, Op.ADD):
-            flags.append(all(flags[a] for a in n.args))
-        else:
-            flags.append(False)
+        op = n.op
+        if op is MUL:
+            flags[n.id] = n.args[0] == n.args[1]
+        elif op is SUM or op is ADD:
+            for a in n.args:
+                if not flags[a]:
+                    break
+            else:
+                flags[n.id] = True
     return flags
 
 

@@ -280,25 +280,30 @@ def emit_function(
     backend = backend or backend_for("numpy", graph)
     sched = sched or schedule(graph, backend, reserved={fname}, like=backend.layout_like(graph))
     nodes, names, line, rebind = graph.nodes, sched.names, sched.line, sched.rebind
-    # how each node is written as an operand: (its name, ATOM) once it has a statement (or is an
-    # input), else (its expression, precedence)
-    term: list[tuple[str, int] | None] = [None] * len(nodes)
+    # how each node is written as an operand: its name (a str) once it has a statement (or is
+    # an input), else (its expression, precedence)
+    term: list = [None] * len(nodes)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
     body: list[str] = []
     section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
-        text, prec = term[a]
+        t = term[a]
+        if t.__class__ is str:
+            return t
+        text, prec = t
         return f"({text})" if prec < need else text
 
     def ref(i: int) -> str:
-        return term[i][0]
+        t = term[i]
+        return t if t.__class__ is str else t[0]
 
     def name_of(i: int) -> str | None:  # a forward operand in a rule comment: its name, or a short expression
-        text, prec = term[i]
-        if line[i] or nodes[i].op is Op.INPUT:
-            return text
+        t = term[i]
+        if t.__class__ is str:
+            return t
+        text, prec = t
         if prec < ATOM:
             text = f"({text})"
         if len(text) > SHORT:
@@ -317,7 +322,7 @@ def emit_function(
     for n in nodes:
         i = n.id
         if n.op is INPUT:
-            term[i] = (names[i], ATOM)
+            term[i] = names[i]
             continue
         term[i] = text, _ = expression(n, operand, sched, helpers, needs)
         if section is None:
@@ -330,7 +335,7 @@ def emit_function(
             refs[i] = r
         if not line[i]:
             continue
-        term[i] = (names[i], ATOM)
+        term[i] = names[i]
         stmt = "    " + (update(names[i], n.op, text) if rebind[i] else assign(names[i], text))
         note = note_of(n, name_of, nodes) if n.rule is not None else ""
         if not note:
