@@ -105,6 +105,9 @@ class Emitted:
 
 
 _ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
+# ops read in the renderer's per-node code, bound once (on Python 3.11 `Op.X` goes through
+# the Enum metaclass's __getattr__ hook: ~0.5 us a read)
+_CONST, _POW, _ADD = Op.CONST, Op.POW, Op.ADD
 
 
 def is_array_graph(graph) -> bool:
@@ -195,7 +198,7 @@ class Backend:
     def expression(self, n, operand, sched, helpers: set, needs: set) -> tuple[str, int]:
         """The text and precedence of node `n`'s value (its statement's right-hand side)."""
         op = n.op
-        if op is Op.CONST:
+        if op is _CONST:
             text, prec = self.literal(n.attr)
             needs |= self.literal_needs(text)
             return text, prec
@@ -211,12 +214,12 @@ class Backend:
             helpers.add(helper)
         if uses:
             needs |= uses
-        if op is Op.POW:
+        if op is _POW:
             base = operand(n.args[0], ATOM)
             k, _ = self.literal(n.attr)
             return (f"{base}**{k}" if _SIMPLE.fullmatch(base) else f"{base} ** {k}"), f.prec
         if rebind:
-            return operand(n.args[1], 0 if op is Op.ADD else ADD + 1), f.prec
+            return operand(n.args[1], 0 if op is _ADD else ADD + 1), f.prec
         args, need = n.args, f.operand_prec
         if len(args) == 2 and len(need) == 2:
             return f.template.format(operand(args[0], need[0]), operand(args[1], need[1]), k=n.attr), f.prec
@@ -315,7 +318,7 @@ def emit_function(
 
     # the statements a forward node's expression reads (for in_source_order; not needed once
     # the backward has begun: the forward statements are written by then)
-    refs: list = [frozenset()] * len(nodes)
+    refs: list = [()] * len(nodes)
     forward: list[tuple[int, list[str]]] = []
     expression, assign, update, note_of = backend.expression, backend.assign, backend.update, comments.note
     INPUT = Op.INPUT
@@ -325,13 +328,10 @@ def emit_function(
             term[i] = names[i]
             continue
         term[i] = text, _ = expression(n, operand, sched, helpers, needs)
-        if section is None:
-            r = set()
+        if section is None:  # a tuple (maybe with repeats): a set costs 4x the memory
+            r = ()
             for a in n.args:
-                if line[a]:
-                    r.add(a)
-                else:
-                    r |= refs[a]
+                r += (a,) if line[a] else refs[a]
             refs[i] = r
         if not line[i]:
             continue
