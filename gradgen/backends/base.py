@@ -209,7 +209,10 @@ class Backend:
             if helper:
                 helpers.add(helper)
             return text, prec
-        f, helper, uses = self.form(op)
+        try:
+            f, helper, uses = self._forms[op]
+        except (AttributeError, KeyError):  # the first time for this backend, or for this op
+            f, helper, uses = self.form(op)
         if helper:
             helpers.add(helper)
         if uses:
