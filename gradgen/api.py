@@ -56,13 +56,31 @@ class FunctionIR:
 
 @dataclass
 class CompiledModule:
+    """A compiled module: its text, the IR it came from, and the text executed as a module.
+
+    The text is executed on first use of `module` (or of a function through the compiled
+    module, `mod.f_grad(...)`), not when it is compiled: Python's own `compile` of a large
+    module costs about as much as gradgen's emission of it (~14 us a line), and
+    `gradgen compile`, which only writes the module, never needs it.
+    """
+
     source: str  # the generated module's text
-    module: types.ModuleType  # that text, executed
+    name: str  # the module's name (its `__name__` once loaded)
     functions: list[FunctionIR]
     stats: list[PassStat] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    _module: types.ModuleType | None = field(default=None, repr=False)
+
+    @property
+    def module(self) -> types.ModuleType:
+        """The text, executed (`load_source`) the first time it is asked for."""
+        if self._module is None:
+            self._module = load_source(self.source, self.name)
+        return self._module
 
     def __getattr__(self, name):
+        if name.startswith("__") or name in ("module", "_module"):
+            raise AttributeError(name)  # never load the module for dunder lookups (copy, pickle)
         return getattr(self.module, name)
 
 
@@ -298,7 +316,7 @@ def compile_function(*fns, check: bool = False, rerolling: bool = True, backend:
     text, irs, stats, seconds = build_source(
         list(fns), function_header(fns), check=check, rerolling=rerolling, backend=backend
     )
-    return CompiledModule(text, load_source(text, fns[0].__name__), irs, stats, seconds)
+    return CompiledModule(text, fns[0].__name__, irs, stats, seconds)
 
 
 def compile_file(
@@ -313,7 +331,7 @@ def compile_file(
     targets = plan([path], out_dir) if out_dir is not None and write else None
     _, fns = load_model(path)
     text, irs, stats, seconds = build_source(fns, path, out_dir, check=check, rerolling=rerolling, backend=backend)
-    compiled = CompiledModule(text, load_source(text, module_name(path)), irs, stats, seconds)
+    compiled = CompiledModule(text, module_name(path), irs, stats, seconds)
     if targets is not None:
         write_all([(targets[0].path, text)])
     return compiled

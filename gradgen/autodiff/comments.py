@@ -17,6 +17,9 @@ characters): a user's label never reaches the code raw.
 
 from __future__ import annotations
 
+import functools
+import string
+
 from gradgen.names import comment_text
 
 LETTERS = {"a": "a", "b": "b", "x": "x", "out": "out", "k": "k", "k1": "k - 1"}
@@ -31,22 +34,48 @@ def _number(k) -> str:
 def fill(template: str, node, name_of=None, nodes=None) -> str:
     """The template with its placeholders replaced (see the module docstring); with the graph's
     `nodes`, `{k}` and `{k1}` are the forward node's attribute (pow's exponent) and k - 1."""
-    words = dict(LETTERS)
+    used, words = _plan(template)  # only what the template shows is looked up
+    words = dict(words)
     terms = node.terms
-    if terms and nodes is not None:
-        k = nodes[terms[-1]].attr
-        if isinstance(k, (int, float)) and not isinstance(k, bool):
-            words["k"], words["k1"] = _number(k), _number(k - 1)
-    if terms and name_of is not None:
-        *args, out = terms
-        pairs = list(zip(("a", "b"), args)) + [("x", args[0])] if args else []
-        for key, i in pairs:
-            words[key] = name_of(i) or words[key]
-        words["out"] = name_of(out) or words["out"]
+    if terms:
+        if nodes is not None and ("k" in used or "k1" in used):
+            k = nodes[terms[-1]].attr
+            if isinstance(k, (int, float)) and not isinstance(k, bool):
+                words["k"], words["k1"] = _number(k), _number(k - 1)
+        if name_of is not None:
+            if len(terms) > 1:  # the forward arguments, then the forward node
+                if "a" in used:
+                    words["a"] = name_of(terms[0]) or "a"
+                if "b" in used and len(terms) > 2:
+                    words["b"] = name_of(terms[1]) or "b"
+                if "x" in used:
+                    words["x"] = name_of(terms[0]) or "x"
+            if "out" in used:
+                words["out"] = name_of(terms[-1]) or "out"
     try:
-        return template.format(**words)
+        return template.format_map(words)
     except (KeyError, IndexError, ValueError):
         return template  # a template with literal braces: shown as written
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(template: str) -> tuple[frozenset, dict]:
+    """(the placeholders `template` shows, their letters) when each is a plain `{name}` from
+    LETTERS; else every placeholder (the template is filled as given, or shown as written)."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError:
+        fields = None
+    if fields is not None and all(f in LETTERS and not spec and conv is None for f, spec, conv in fields):
+        used = frozenset(f for f, _, _ in fields)
+    else:
+        used = frozenset(LETTERS)
+    return used, {key: LETTERS[key] for key in used}
+
+
+@functools.lru_cache(maxsize=None)
+def _where(loc) -> str:
+    return f"   [{loc.short()}]"
 
 
 def note(node, name_of=None, nodes=None) -> str:
@@ -55,5 +84,5 @@ def note(node, name_of=None, nodes=None) -> str:
         return ""
     text = fill(node.rule, node, name_of, nodes)
     if node.loc is not None:
-        text += f"   [{node.loc.short()}]"
+        text += _where(node.loc)
     return "# " + comment_text(text)

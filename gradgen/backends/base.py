@@ -104,8 +104,17 @@ class Emitted:
     array: bool = False  # an array function (the module docstring says what its gradients are)
 
 
+_ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
+# ops read in the renderer's per-node code, bound once (on Python 3.11 `Op.X` goes through
+# the Enum metaclass's __getattr__ hook: ~0.5 us a read)
+_CONST, _POW, _ADD = Op.CONST, Op.POW, Op.ADD
+
+
 def is_array_graph(graph) -> bool:
-    return any(n.shape or n.op in (Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH) for n in graph.nodes)
+    for n in graph.nodes:  # a plain loop: this runs over every node of a large graph, three times
+        if n.shape or n.op in _ARRAY_OPS:
+            return True
+    return False
 
 
 class Backend:
@@ -188,28 +197,48 @@ class Backend:
 
     def expression(self, n, operand, sched, helpers: set, needs: set) -> tuple[str, int]:
         """The text and precedence of node `n`'s value (its statement's right-hand side)."""
-        if n.op is Op.CONST:
+        op = n.op
+        if op is _CONST:
             text, prec = self.literal(n.attr)
             needs |= self.literal_needs(text)
             return text, prec
-        special = self.special(n, operand, sched) if not sched.rebind[n.id] else None
+        rebind = sched.rebind[n.id]
+        special = self.special(n, operand, sched) if not rebind else None
         if special is not None:
             text, prec, helper = special
             if helper:
                 helpers.add(helper)
             return text, prec
-        f = self.spelling(n.op)
-        if getattr(f, "helper", None):
-            helpers.add(f.helper)
-        needs |= self.spelling_needs(n.op, f)
-        if n.op is Op.POW:
+        try:
+            f, helper, uses = self._forms[op]
+        except (AttributeError, KeyError):  # the first time for this backend, or for this op
+            f, helper, uses = self.form(op)
+        if helper:
+            helpers.add(helper)
+        if uses:
+            needs |= uses
+        if op is _POW:
             base = operand(n.args[0], ATOM)
             k, _ = self.literal(n.attr)
             return (f"{base}**{k}" if _SIMPLE.fullmatch(base) else f"{base} ** {k}"), f.prec
-        if sched.rebind[n.id]:
-            return operand(n.args[1], 0 if n.op is Op.ADD else ADD + 1), f.prec
-        ops = [operand(a, need) for a, need in zip(n.args, f.operand_prec)]
-        return f.template.format(*ops, k=n.attr), f.prec
+        if rebind:
+            return operand(n.args[1], 0 if op is _ADD else ADD + 1), f.prec
+        args, need = n.args, f.operand_prec
+        if len(args) == 2 and len(need) == 2:
+            return f.template.format(operand(args[0], need[0]), operand(args[1], need[1]), k=n.attr), f.prec
+        return f.template.format(*[operand(a, p) for a, p in zip(args, need)], k=n.attr), f.prec
+
+    def form(self, op: Op) -> tuple:
+        """(spelling, helper or None, import keys) of the elementwise op `op`, looked up once per
+        backend and op (`spelling` and `spelling_needs` depend on nothing else)."""
+        forms = self.__dict__.get("_forms")
+        if forms is None:
+            forms = self._forms = {}
+        got = forms.get(op)
+        if got is None:
+            f = self.spelling(op)
+            got = forms[op] = (f, getattr(f, "helper", None), frozenset(self.spelling_needs(op, f)))
+        return got
 
 
 def in_source_order(statements: list, refs: list) -> list:
@@ -256,24 +285,33 @@ def emit_function(
 
     backend = backend or backend_for("numpy", graph)
     sched = sched or schedule(graph, backend, reserved={fname}, like=backend.layout_like(graph))
-    nodes, names = graph.nodes, sched.names
-    expr: list[tuple[str, int] | None] = [None] * len(nodes)
+    nodes, names, line, rebind = graph.nodes, sched.names, sched.line, sched.rebind
+    # how each node is written as an operand: its name (a str) once it has a statement (or is
+    # an input), else (its expression, precedence)
+    term: list = [None] * len(nodes)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
     body: list[str] = []
     section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
-        text, prec = (names[a], ATOM) if sched.named(a) else expr[a]
+        t = term[a]
+        if t.__class__ is str:
+            return t
+        text, prec = t
         return f"({text})" if prec < need else text
 
     def ref(i: int) -> str:
-        return names[i] if sched.named(i) else expr[i][0]
+        t = term[i]
+        return t if t.__class__ is str else t[0]
 
     def name_of(i: int) -> str | None:  # a forward operand in a rule comment: its name, or a short expression
-        if sched.named(i):
-            return names[i]
-        text = operand(i, ATOM)
+        t = term[i]
+        if t.__class__ is str:
+            return t
+        text, prec = t
+        if prec < ATOM:
+            text = f"({text})"
         if len(text) > SHORT:
             return None
         return text if text.isidentifier() or text[0] == "(" or _NUMBER.fullmatch(text) else f"({text})"
@@ -281,31 +319,39 @@ def emit_function(
     def flush(statements) -> list[str]:
         return [ln for _, lines in in_source_order(statements, refs) for ln in lines]
 
-    refs: list[frozenset] = [frozenset()] * len(nodes)  # the statements a node's expression reads
+    # the statements a forward node's expression reads (for in_source_order; not needed once
+    # the backward has begun: the forward statements are written by then)
+    refs: list = [()] * len(nodes)
     forward: list[tuple[int, list[str]]] = []
+    expression, assign, update, note_of = backend.expression, backend.assign, backend.update, comments.note
+    INPUT = Op.INPUT
     for n in nodes:
-        if n.op is Op.INPUT:
-            expr[n.id] = (names[n.id], ATOM)
+        i = n.id
+        if n.op is INPUT:
+            term[i] = names[i]
             continue
-        expr[n.id] = text, _ = backend.expression(n, operand, sched, helpers, needs)
-        refs[n.id] = frozenset().union(*({a} if sched.line[a] else refs[a] for a in n.args))
-        if not sched.line[n.id]:
+        term[i] = text, _ = expression(n, operand, sched, helpers, needs)
+        if section is None:  # a tuple (maybe with repeats): a set costs 4x the memory
+            r = ()
+            for a in n.args:
+                r += (a,) if line[a] else refs[a]
+            refs[i] = r
+        if not line[i]:
             continue
-        stmt = "    " + (
-            backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text)
-        )
-        note = comments.note(n, name_of, nodes)
-        if note and len(stmt) + 2 + len(note) <= LINE:
-            lines = [f"{stmt}  {note}"]
-        elif note:
-            lines = [f"    {note}", stmt]
-        else:
+        term[i] = names[i]
+        stmt = "    " + (update(names[i], n.op, text) if rebind[i] else assign(names[i], text))
+        note = note_of(n, name_of, nodes) if n.rule is not None else ""
+        if not note:
             lines = [stmt]
+        elif len(stmt) + 2 + len(note) <= LINE:
+            lines = [f"{stmt}  {note}"]
+        else:
+            lines = [f"    {note}", stmt]
         want = "backward" if n.rule is not None else "forward"
         if n.second is not None and n.rule is not None:
             want = "tangents (forward mode)" if n.second == "jvp" else "second order"
         if section is None and want == "forward":  # the forward code, reordered at its end
-            forward.append((n.id, lines))
+            forward.append((i, lines))
             continue
         if section is None:
             body += (["    # forward"] if forward and returns == "grad" else []) + flush(forward)

@@ -14,6 +14,7 @@ import os
 import shlex
 import tempfile
 import textwrap
+from itertools import chain, repeat
 from dataclasses import dataclass
 
 import black
@@ -159,13 +160,18 @@ def module_source(source, out_dir: str | None, functions, summary: list[str], no
     parts += stdlib + ([""] if stdlib and other else []) + other
     if not stdlib and not other:
         parts.pop()  # no imports: the functions follow the docstring
-    text = "\n".join(parts) + "\n"
+    # the pieces of the text, joined once: each function's lines go in as they are, each
+    # followed by a newline (no per-function copy, no `text +=` copies of a long module)
+    out = ["\n".join(parts), "\n"]
     for h in sorted(helpers):
-        text += "\n\n" + helpers[h]
+        out += ["\n\n", helpers[h]]
     for f in functions:
         if f.tables:
-            text += "\n\n" + "\n".join(f.tables) + "\n"
-        text += "\n\n" + "\n".join(f.lines) + "\n"
+            out += ["\n\n", "\n".join(f.tables), "\n"]
+        out.append("\n\n")
+        out.extend(chain.from_iterable(zip(f.lines, repeat("\n"))))
+    text = "".join(out)
+    del out
     return format_source(text)
 
 

@@ -18,9 +18,9 @@ The same for every backend; a backend only supplies the facts it is parameterise
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
-from gradgen.ir.graph import VALUE, Graph
+from gradgen.ir.graph import VALUE, Graph, Node
 from gradgen.ir.ops import Op
 from gradgen.names import assign_names, sanitize
 
@@ -40,10 +40,6 @@ class Schedule:
         return self.line[i] or self.graph.nodes[i].op is Op.INPUT
 
 
-def _group(n) -> tuple:
-    return ("b", n.step) if n.rule is not None else ("f",)
-
-
 def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
     """The schedule of `graph` for `backend` (see the module docstring).
 
@@ -55,48 +51,70 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
     uses = [0] * len(nodes)
     user: list[int | None] = [None] * len(nodes)
     for n in nodes:
+        i = n.id
         for a in n.args:
             uses[a] += 1
-            user[a] = n.id
+            user[a] = i
     for _, i in graph.outputs:
         uses[i] += 2  # an output always gets a name
 
     # 1. which nodes get a line (estimates lengths with hints; names come after)
     line = [False] * len(nodes)
     est: list[int] = [0] * len(nodes)
+    cost: dict = {}  # op -> like.estimate(op)
+    op_len: dict = {}  # op -> the length of its sanitised name (an unnamed node's name hint)
+    INPUT, CONST, BATCH, COPY = Op.INPUT, Op.CONST, Op.BATCH, Op.COPY
     for n in nodes:
-        if n.op is Op.INPUT:
-            est[n.id] = len(n.name or "x")
+        i, op, adj = n.id, n.op, n.adj
+        if op is INPUT:
+            est[i] = len(n.name or "x")
             continue
-        if n.op is Op.CONST and n.adj is None and n.name is None:
-            est[n.id] = len(like.literal(n.attr)[0])
+        if op is CONST and adj is None and n.name is None:
+            est[i] = len(like.literal(n.attr)[0])
             continue
-        if n.op is Op.BATCH:  # the prologue's `B`
-            est[n.id] = 1
+        if op is BATCH:  # the prologue's `B`
+            est[i] = 1
             continue
-        hidden = n.adj is not None and not line[n.adj] and nodes[n.adj].op is not Op.INPUT
-        if n.op is Op.COPY and hidden:
+        if op is COPY and adj is not None and not line[adj] and nodes[adj].op is not INPUT:
             # the adjoint of a forward value the code never names: just an alias (a copy
             # is never updated in place, and neither is what it copies while the copy is read)
-            est[n.id] = est[n.args[0]]
+            est[i] = est[n.args[0]]
             continue
-        size = like.estimate(n.op) + sum(est[a] for a in n.args)
-        own = n.name is not None or n.adj is not None or n.op is Op.CONST
-        same = uses[n.id] == 1 and _group(nodes[user[n.id]]) == _group(n)
-        line[n.id] = own or not same or size > INLINE_LIMIT
-        est[n.id] = len(sanitize(n.name or n.op.value)) + 4 if line[n.id] else size
+        size = cost.get(op)
+        if size is None:
+            size = cost[op] = like.estimate(op)
+        for a in n.args:
+            size += est[a]
+        # inlined only into its one user, and only within one line group: the forward
+        # code, or one backward step (a rule's nodes share their `step`)
+        if n.name is not None or adj is not None or op is CONST or uses[i] != 1 or size > INLINE_LIMIT:
+            mine = True
+        else:
+            u = nodes[user[i]]
+            mine = (u.rule is None) != (n.rule is None) or (n.rule is not None and u.step != n.step)
+        line[i] = mine
+        if not mine:
+            est[i] = size
+        elif n.name is not None:
+            est[i] = len(sanitize(n.name)) + 4
+        else:
+            k = op_len.get(op)
+            if k is None:
+                k = op_len[op] = len(sanitize(op.value)) + 4
+            est[i] = k
 
     # 2. `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else
     rebind = [False] * len(nodes)
+    ADD, SUB, inplace_ok = Op.ADD, Op.SUB, backend.inplace_ok
     for n in nodes:
-        if n.op in (Op.ADD, Op.SUB) and n.adj is not None and line[n.id]:
+        if (n.op is ADD or n.op is SUB) and n.adj is not None and line[n.id]:
             p = nodes[n.args[0]]
             if p.adj == n.adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
                 # arrays: only a fresh result of the same shape may be updated in place
-                rebind[n.id] = p.op in backend.inplace_ok and p.shape == n.shape
+                rebind[n.id] = p.op in inplace_ok and p.shape == n.shape
 
     # 3. names, through the one namespace
-    wanted = [line[i] and not rebind[i] for i in range(len(nodes))]
+    wanted = [a and not b for a, b in zip(line, rebind)]
     for i in graph.inputs:
         wanted[i] = True
     names = assign_names(graph, reserved=set(reserved) | backend.reserved, wanted=wanted)
@@ -104,6 +122,20 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
         if rebind[n.id]:
             names[n.id] = names[n.args[0]]
     return Schedule(graph, line, rebind, names, uses)
+
+
+if tuple(f.name for f in fields(Node)) == (
+    "id", "op", "args", "attr", "name", "origin", "loc", "adj", "rule", "step", "shape", "terms", "second"
+):  # fmt: skip
+
+    def _moved(n: Node, i: int, args: tuple, adj, terms: tuple) -> Node:
+        """`replace(n, id=i, args=args, adj=adj, terms=terms)`, built positionally (several times faster)."""
+        return Node(i, n.op, args, n.attr, n.name, n.origin, n.loc, adj, n.rule, n.step, n.shape, terms, n.second)
+
+else:  # Node has changed: the general form
+
+    def _moved(n: Node, i: int, args: tuple, adj, terms: tuple) -> Node:
+        return replace(n, id=i, args=args, adj=adj, terms=terms)
 
 
 def forward_part(sched: Schedule) -> Schedule:
@@ -127,7 +159,7 @@ def forward_part(sched: Schedule) -> Schedule:
             new[n.id] = len(nodes)
             terms = tuple(new[t] for t in n.terms) if all(t in new for t in n.terms) else ()
             adj = new.get(n.adj) if n.adj is not None else None
-            nodes.append(replace(n, id=len(nodes), args=tuple(new[a] for a in n.args), adj=adj, terms=terms))
+            nodes.append(_moved(n, len(nodes), tuple(new[a] for a in n.args), adj, terms))
     graph = Graph(g.name, tuple(nodes), tuple(new[i] for i in g.inputs), ((VALUE, new[value]),))
 
     def keep(xs):

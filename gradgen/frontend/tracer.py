@@ -176,8 +176,34 @@ class _Trace:
         )
 
     def op(self, op: Op, args, attr=None) -> "Tracer":
-        ids = [self.lift(a) for a in args]
-        return Tracer(self, self.b.add(op, ids, attr, loc=self.loc()))
+        """Record `op` on `args` (Tracers, parameters, numbers) at the model line running now.
+
+        The hot path of tracing, written to open few Python frames: the namer's
+        `sys.settrace` hook (gradgen.frontend.naming) runs on every call, so `lift`, `loc`
+        and `Tracer()` are inlined for the usual case (no comprehension: one more frame)."""
+        ids = []
+        for a in args:
+            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
+        # self.loc(), inlined: the innermost frame outside gradgen
+        f = sys._getframe(1)
+        loc = None
+        internal_of = self._internal
+        while f is not None:
+            fn = f.f_code.co_filename
+            internal = internal_of.get(fn)
+            if internal is None:
+                internal = internal_of[fn] = is_internal(fn)
+            if not internal:
+                key = (fn, f.f_lineno)
+                loc = self._locs.get(key)
+                if loc is None:
+                    loc = self._locs[key] = Loc(fn, f.f_lineno)
+                break
+            f = f.f_back
+        out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
+        out._trace = self
+        out._id = self.b.add(op, ids, attr, loc=loc)
+        return out
 
 
 def _made_while_tracing(v: Value) -> bool:
@@ -222,28 +248,28 @@ class Tracer:
 
     # -- primitives -------------------------------------------------------------
     def __add__(self, other):
-        return self._trace.op(Op.ADD, (self, other))
+        return self._trace.op(_ADD, (self, other))
 
     def __radd__(self, other):
-        return self._trace.op(Op.ADD, (other, self))
+        return self._trace.op(_ADD, (other, self))
 
     def __sub__(self, other):
         if isinstance(other, numbers.Integral) and not isinstance(other, bool) and other == 0:
             # the engine's x - 0 is x + (0 * -1) == x + 0 (an int: no -0), which is 0.0 at x = -0.0
-            return self._trace.op(Op.ADD, (self, 0.0))
-        return self._trace.op(Op.SUB, (self, other))
+            return self._trace.op(_ADD, (self, 0.0))
+        return self._trace.op(_SUB, (self, other))
 
     def __rsub__(self, other):
-        return self._trace.op(Op.SUB, (other, self))
+        return self._trace.op(_SUB, (other, self))
 
     def __mul__(self, other):
-        return self._trace.op(Op.MUL, (self, other))
+        return self._trace.op(_MUL, (self, other))
 
     def __rmul__(self, other):
-        return self._trace.op(Op.MUL, (other, self))
+        return self._trace.op(_MUL, (other, self))
 
     def __neg__(self):
-        return self._trace.op(Op.NEG, (self,))
+        return self._trace.op(_NEG, (self,))
 
     def __pow__(self, k):
         if isinstance(k, (Tracer, Value)):
@@ -255,7 +281,7 @@ class Tracer:
             raise self._trace.fail(f"the exponent must be an int or float, not {type(k).__name__}")
         # an exact int or float: the attribute is printed into generated code
         k = int(k) if isinstance(k, numbers.Integral) else float(k)
-        return self._trace.op(Op.POW, (self,), k)
+        return self._trace.op(_POW, (self,), k)
 
     def __rpow__(self, base):
         raise self._trace.fail(
@@ -269,10 +295,10 @@ class Tracer:
         # the engine's a / b == a * b**-1, kept so compiled code matches it bit for bit;
         # lift() refuses what cannot be an operand (and takes module parameters)
         t = self._trace
-        return t.op(Op.MUL, (self, Tracer(t, t.b.add(Op.POW, [t.lift(other)], -1, loc=t.loc()))))
+        return t.op(_MUL, (self, Tracer(t, t.b.add(_POW, [t.lift(other)], -1, loc=t.loc()))))
 
     def __rtruediv__(self, other):
-        return self._trace.op(Op.MUL, (other, self._trace.op(Op.POW, (self,), -1)))
+        return self._trace.op(_MUL, (other, self._trace.op(_POW, (self,), -1)))
 
     # x.tanh(), x.exp(), ...: one method per registry op with a `method`, installed below _Param
 
@@ -317,6 +343,10 @@ class Tracer:
 
 
 _ACTIVE: list = []  # the trace in progress (for parameters)
+_new = object.__new__
+# the ops Tracer's operators record, bound once: on Python 3.11 `Op.ADD` goes through the
+# Enum metaclass's __getattr__ hook (~0.5 us a read)
+_ADD, _SUB, _MUL, _NEG, _POW = Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.POW
 
 
 class _Param(Value):
