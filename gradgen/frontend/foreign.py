@@ -50,6 +50,7 @@ import numpy as np
 
 from gradgen import params as params_mod
 from gradgen.errors import GradgenError
+from gradgen.frontend import foreign_layers
 from gradgen.frontend.discovery import FoundModule, arguments
 from gradgen.frontend.engines import is_engine_value, is_foreign_value, parse_op
 from gradgen.frontend.naming import def_line, helper_name, is_internal
@@ -212,6 +213,8 @@ class _Run:
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
         self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
+        self.layer_state = None  # foreign_layers' state, when the model has neuron-like objects
+        self.layer_elems: set[int] = set()  # `elem h (j,)` nodes of emulated neurons (named like Values)
 
     # -- what the wrapped __init__ sees ----------------------------------------------------------
     def made_value(self, v, args, kwargs) -> None:
@@ -253,6 +256,10 @@ class _Run:
             f = f.f_back
         return other
 
+    def _emulated(self, v) -> bool:
+        """An output of a neuron the layer path emulated (a leaf that stands for a computed Value)."""
+        return self.known.get(id(v)) in self.layer_elems
+
     def loc_of(self, v) -> Loc | None:
         m = self.made.get(id(v))
         return m[2] if m else None
@@ -278,7 +285,7 @@ class _Run:
                             self.t.return_line = frame.f_lineno
                         elif helper is not None and isinstance(arg, classes):
                             made = self.made.get(id(arg))
-                            if made is not None and made[0] >= start and made[1]:
+                            if made is not None and made[0] >= start and (made[1] or self._emulated(arg)):
                                 self.helper_names.setdefault(id(arg), helper)
                 return local
 
@@ -353,9 +360,17 @@ class _Run:
         nid = self.node_of(result, loc)
         if t.b.nodes[nid].shape != (BATCH,):
             raise self.fail(f"the function given to gradgen.{what} returned a Value that does not depend on its example", loc)
-        values = [float(result.data)] + [
-            float(fn(*(_plain(np.asarray(self.point[n], dtype=np.float64)[k]) for n in names)).data) for k in range(1, n_rows)
-        ]
+        state = self.layer_state
+        if state is not None:
+            state.data_only = True  # the other rows give numbers only: their layers need no IR
+        try:
+            values = [float(result.data)] + [
+                float(fn(*(_plain(np.asarray(self.point[n], dtype=np.float64)[k]) for n in names)).data)
+                for k in range(1, n_rows)
+            ]
+        finally:
+            if state is not None:
+                state.data_only = False
         cls = type(result)
         if mean:
             total = t.b.add(Op.SUM, (nid,), (0,), loc=loc)
@@ -502,7 +517,9 @@ class _Run:
         for names in (self.names, self.helper_names):
             for vid, var in names.items():
                 nid = self.memo.get(vid, self.known.get(vid))
-                if nid is not None and nodes[nid].name is None and nodes[nid].op not in (Op.INPUT, Op.ELEM, Op.CONST):
+                if nid is None or nodes[nid].name is not None:
+                    continue
+                if nodes[nid].op not in (Op.INPUT, Op.ELEM, Op.CONST) or nid in self.layer_elems:
                     self.t.b.set_meta(nid, name=var)
 
 
@@ -665,6 +682,7 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
             run.made_value(self, a, k)
 
         c.__init__ = wrapped
+    calls = foreign_layers.patch(run, found)
     old = sys.gettrace()
     _ACTIVE.append(run)
     sys.settrace(run.namer())
@@ -679,6 +697,7 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
     finally:
         sys.settrace(old)
         _ACTIVE.pop()
+        foreign_layers.restore(calls)
         for c, init in saved:
             if init is None:
                 del c.__init__
@@ -720,7 +739,8 @@ def _replay(run: _Run, graph, found, names, point) -> None:
         args.append(arrays[n.origin.name] if n.origin.kind == "param" else point[n.origin.name])
     with np.errstate(all="ignore"):
         vals = node_values(graph, args)
-    for v, nid in run.walked:
+    emulated = run.layer_state.emulated if run.layer_state is not None else []
+    for v, nid in run.walked + emulated:
         got = vals[nid]
         got = float(np.asarray(got).reshape(-1)[0]) if graph[nid].shape else float(got)
         want = float(v.data)

@@ -1,0 +1,399 @@
+"""The layer path of the foreign front end: a foreign engine's neuron, recognised and emulated.
+
+Run on micrograd's own Values, a 784-128 layer builds 200,704 `Value`s (a
+product and a sum per weight) that the walk turns into 200,704 IR nodes and
+re-rolling groups back into one matrix product; that is most of the 87 s a
+784-128-64-10 MLP took to compile.  `patch(run, found)` puts a wrapper on
+the `__call__` of every *neuron-like* class of the model for the duration of
+one foreign run (as `__init__` is wrapped), and the wrapper records instead
+what re-rolling would have built, as `gradgen.frontend.layers` does for
+`gradgen.nn`:
+
+    z = V @ W.T + b        (transpose, matmul, add)
+    h = act(z)             (relu or tanh, when the neuron has one)
+
+returning, for neuron j, a Value of the user's class whose node is
+`elem h (j,)` (and whose `.data` is computed in plain floats, in the same
+order), so the module is byte for byte the scalar path's.
+
+Nothing about the code is trusted; everything is checked:
+
+* A neuron-like object is found by structure, not by names: an object among
+  the model's attributes holding exactly one list of engine Values (its
+  weights, whatever the attribute is called) and exactly one engine Value
+  (its bias), whose weights and bias are row j of one parameter array
+  `W (nout, nin)` and element j of one `b (nout,)` (`gradgen.params`'s
+  layout of the module).
+* The first call of each (class, `__call__` function, input size, the
+  neuron's other plain attributes) on each layer, in each run (the example
+  point and the second point), runs the user's code for real, and the graph
+  it builds must be exactly `act(((b + w0*x0) + w1*x1) + ...)` -- micrograd's
+  and the lecture's `sum((wi*xi for ...), self.b)` -- over those very Value
+  objects (the weights, the bias, the inputs given), every intermediate
+  Value made by that call, the products and sums on one line, nothing
+  stored on the neuron; and the emulated data must equal the real one (to
+  the replay's tolerance).  Only then are that key's later calls emulated.
+* The inputs must be a whole row of one array (every element `k` of `V`'s
+  last axis once, in order): the elements of an example row of
+  `gradgen.mean`, of a vector argument, or the outputs of the previous
+  emulated layer; as the user's Values (`list(map(Value, x))`) or as the
+  argument's floats themselves.
+* Each emulated output is replayed against the IR with the walked Values
+  (`foreign._replay`), and the second run compares structures as before.
+
+Anything else -- a subclass whose forward differs (its graph is not the
+pattern), a partial or computed row, a neuron called inside another wrapped
+call, one or zero inputs, parameters outside the layout -- runs the user's
+code as before (the scalar path).  The known limit of the check: a neuron
+whose graph depends on the data *and* differs between neurons of one layer
+at both points (a branch on `.data` that the first neuron of each layer does
+not take) is not seen.  `.data` of an emulated output is a plain float, not
+the argument-remembering float of the scalar path: a constant made from it
+(`Value(h.data)`) differs between the two points and is refused there.
+
+`gradgen.frontend.layers.ENABLED` (`GRADGEN_LAYERS=0` turns it off) switches
+this path too.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from gradgen.frontend import layers as nn_layers
+from gradgen.frontend.engines import is_engine_value, parse_op
+from gradgen.ir.ops import Op
+from gradgen.ir.shapes import BATCH
+
+_ACTS = {Op.RELU, Op.TANH}  # the activations whose scalar path re-rolls to the same module (tested)
+_SIMPLE = (bool, int, float, str, type(None))
+_MAX_OBJECTS = 1_000_000
+
+
+def patch(run, found) -> list:
+    """Wrap the `__call__` of the neuron-like classes of `found`'s modules; returns what `restore` undoes."""
+    if not nn_layers.ENABLED:
+        return []
+    neurons = _neurons([m.module for m in found])
+    if not neurons:
+        return []
+    state = _State(run, neurons)
+    run.layer_state = state
+    saved = []
+    for cls in {type(o): None for o, _, _ in neurons.values()}:
+        orig = cls.__call__
+        if not hasattr(orig, "__code__"):
+            continue
+        saved.append((cls, cls.__dict__.get("__call__")))
+        cls.__call__ = _wrapper(state, orig)
+    return saved
+
+
+def restore(saved: list) -> None:
+    for cls, call in reversed(saved):
+        if call is None:
+            del cls.__call__
+        else:
+            cls.__call__ = call
+
+
+def _wrapper(state, orig):
+    def __call__(self, *args, **kwargs):
+        if state.depth or kwargs or len(args) != 1 or id(self) not in state.neurons:
+            return state.plain(orig, self, args, kwargs)
+        return state.call(orig, self, args[0])
+
+    __call__.__wrapped__ = orig
+    return __call__
+
+
+# -- finding neurons ---------------------------------------------------------------------------------
+def _neurons(modules) -> dict:
+    """id(object) -> (object, weights attribute, bias attribute) of the neuron-like objects reachable."""
+    from gradgen.params import _NOT_MODULES, _children
+
+    out, seen = {}, set()
+    stack = list(reversed(modules))
+    while stack and len(seen) < _MAX_OBJECTS:
+        x = stack.pop()
+        if id(x) in seen or is_engine_value(x) or isinstance(x, (str, bytes, int, float, type, _NOT_MODULES)):
+            continue
+        seen.add(id(x))
+        if isinstance(x, (list, tuple)):
+            if x and is_engine_value(x[0]):
+                continue  # a list of Values: parameters, not modules
+            stack.extend(reversed(x))
+            continue
+        if isinstance(x, dict):
+            stack.extend(reversed([v for _, v in _children(x)]))
+            continue
+        if not hasattr(x, "__dict__"):
+            continue
+        kids = _children(x)
+        lists = [k for k, v in kids if isinstance(v, list) and len(v) > 1 and all(map(is_engine_value, v))]
+        single = [k for k, v in kids if is_engine_value(v)]
+        if len(lists) == 1 and len(single) == 1 and callable(getattr(type(x), "__call__", None)):
+            out[id(x)] = (x, lists[0], single[0])
+            continue
+        stack.extend(reversed([v for _, v in kids]))
+    return out
+
+
+# -- one run's state ---------------------------------------------------------------------------------
+class _State:
+    def __init__(self, run, neurons: dict):
+        self.run = run
+        self.neurons = neurons
+        self.depth = 0  # inside a wrapped call: nested ones run as written
+        self.verified: dict = {}  # key -> _Seen, or None when the key's graph was not the pattern
+        self.checked: set = set()  # (key, W name): layers whose first call ran for real in this run
+        self.places: dict = {}  # id(neuron) -> (W input, b input, row j, W name), or None
+        self.layers: dict = {}  # (W input, V, act) -> the layer's output node (z or h)
+        self.emulated: list = []  # (Value, node) of every emulated output (replayed)
+        self.data_only = False  # the batch's later rows: data, no IR
+
+    def plain(self, orig, self_, args, kwargs):
+        self.depth += 1
+        try:
+            return orig(self_, *args, **kwargs)
+        finally:
+            self.depth -= 1
+
+    def call(self, orig, neuron, x):
+        _, wname, bname = self.neurons[id(neuron)]
+        w, b = getattr(neuron, wname), getattr(neuron, bname)
+        if not isinstance(x, (list, tuple)) or len(x) != len(w) or len(w) < 2:
+            return self.plain(orig, neuron, (x,), {})
+        key = _key(neuron, orig, wname, bname, len(w))
+        if key is None or self.verified.get(key, 0) is None:
+            return self.plain(orig, neuron, (x,), {})
+        place = self._place(neuron, w, b)
+        if place is None:
+            return self.plain(orig, neuron, (x,), {})
+        if self.data_only:
+            if (key, place[3]) not in self.checked or not all(map(_is_number_or_value, x)):
+                return self.plain(orig, neuron, (x,), {})
+            return self._out(neuron, self._data(w, b, x, self.verified[key].act), None)
+        row = self._row(x)
+        if row is None:
+            return self.plain(orig, neuron, (x,), {})
+        caller = sys._getframe(2)  # (above the wrapper)
+        if (key, place[3]) not in self.checked:
+            return self._verify(orig, neuron, w, b, x, key, place, row, caller)
+        return self._emulate(neuron, w, b, x, self.verified[key], place, row, caller)
+
+    # -- the first call on a layer: run for real, and check the graph ------------------------
+    def _verify(self, orig, neuron, w, b, x, key, place, row, frame):
+        from gradgen.frontend.foreign import RTOL
+
+        run = self.run
+        before = _attrs(neuron)
+        start = len(run.keep)
+        out = self.plain(orig, neuron, (x,), {})
+        self.checked.add((key, place[3]))
+        seen = _match(run, out, w, b, x, start) if _attrs(neuron) == before else None
+        if seen is not None:
+            want = self._data(w, b, x, seen.act)
+            got = float(out.data)
+            if not abs(want - got) <= RTOL * max(1.0, abs(want), abs(got)):
+                seen = None
+        if seen is None:
+            self.verified[key] = None
+            return out
+        caller = run._loc(frame)
+        seen.z_here = seen.z_loc == caller
+        seen.h_here = seen.h_loc == caller
+        old = self.verified.get(key)
+        if old is not None and (old.act, old.z_here, old.h_here) != (seen.act, seen.z_here, seen.h_here):
+            self.verified[key] = None  # the same code built another graph on another layer
+            return out
+        self.verified[key] = seen
+        return self._emulate(neuron, w, b, x, seen, place, row, frame)
+
+    # -- the emulated call -------------------------------------------------------------------------
+    def _emulate(self, neuron, w, b, x, seen, place, row, frame):
+        run = self.run
+        t = run.t
+        W, B, j, _ = place
+        V, nodes = row
+        caller = run._loc(frame) if (seen.z_here or seen.h_here) else None
+        z_loc = caller if seen.z_here else seen.z_loc
+        h_loc = caller if seen.h_here else seen.h_loc
+        key = (W, V, seen.act, z_loc, h_loc)
+        top = self.layers.get(key)
+        if top is None:
+            for k, xk in enumerate(x):  # the inputs' nodes (argument elements), as the walk makes them
+                if nodes[k] is None:
+                    run.memo[id(xk)] = run.num(xk if not is_engine_value(xk) else xk.data, z_loc)
+            add = t.b.add
+            mm = add(Op.MATMUL, (V, add(Op.TRANSPOSE, (W,), loc=z_loc)), loc=z_loc)
+            top = add(Op.ADD, (mm, B), loc=z_loc)
+            if seen.act is not None:
+                top = add(seen.act, (top,), loc=h_loc)
+            self.layers[key] = top
+        nid = t.elem(top, (j,))
+        return self._out(neuron, self._data(w, b, x, seen.act), nid)
+
+    def _out(self, neuron, data: float, nid):
+        cls = type(getattr(neuron, self.neurons[id(neuron)][2]))
+        v = cls(data)
+        if nid is not None:
+            self.run.known[id(v)] = nid
+            self.run.layer_elems.add(nid)
+            self.emulated.append((v, nid))
+        return v
+
+    @staticmethod
+    def _data(w, b, x, act) -> float:
+        """The neuron's value in plain floats, summed in the order the engine sums."""
+        s = float(b.data)
+        for wi, xi in zip(w, x):
+            s = s + float(wi.data) * float(xi.data if is_engine_value(xi) else xi)
+        if act is Op.RELU:
+            return 0.0 if s < 0 else s
+        if act is Op.TANH:
+            return math.tanh(s)
+        return s
+
+    # -- where the weights and the inputs are -------------------------------------------------------
+    def _place(self, neuron, w, b):
+        """(W input, b input, row j, W name) when `w` is row j of one W (nout, nin) and `b` is b[j]."""
+        hit = self.places.get(id(neuron), False)
+        if hit is not False:
+            return hit
+        t = self.run.t
+        found = t._param_of
+        pw, pb = found.get(id(w[0])), found.get(id(b))
+        hit = None
+        if pw is not None and pb is not None and pw[0] == pb[0] and len(pw[2]) == 2 and len(pb[2]) == 1:
+            m, j = pw[0], pw[2][0]
+            arrays = {a.name: a for a in t.layouts[m]}
+            Wa, Ba = arrays[pw[1]], arrays[pb[1]]
+            nin = len(w)
+            if (
+                pw[2] == (j, 0)
+                and pb[2] == (j,)
+                and Wa.shape[1:] == (nin,)
+                and Ba.shape == Wa.shape[:1]
+                and all(a is c for a, c in zip(Wa.values[j * nin : (j + 1) * nin], w))
+                and Ba.values[j] is b
+            ):
+                inputs = t._module_inputs(m)
+                hit = (inputs[Wa.name], inputs[Ba.name], j, Wa.name)
+        self.places[id(neuron)] = hit
+        return hit
+
+    def _row(self, x):
+        """(V, [node or None per input]) when `x` is every element of V's last axis, in order."""
+        run = self.run
+        t = run.t
+        n = len(x)
+        nodes = []
+        V = None
+        for k, xk in enumerate(x):
+            nid = run.known.get(id(xk))
+            if nid is not None:
+                node = t.b.nodes[nid]
+                if node.op is not Op.ELEM or node.attr != (k,):
+                    return None
+                a = node.args[0]
+                nodes.append(nid)
+            else:
+                num = xk.data if is_engine_value(xk) else xk
+                if is_engine_value(xk) and (xk._prev or id(xk) not in run.made):
+                    return None
+                e = getattr(num, "_e", None)
+                if e is None or e[0] != "leaf" or e[1][0] not in ("row", "elem") or e[1][2] != (k,):
+                    return None
+                a = run.inputs[e[1][1]]
+                nodes.append(None)
+            if V is None:
+                V = a
+                if t.b.nodes[V].shape not in ((n,), (BATCH, n)):
+                    return None
+            elif a != V:
+                return None
+        if any(nid is None for nid in nodes) and any(nid is not None for nid in nodes):
+            return None
+        if nodes[0] is not None and any(t._elems.get((V, (k,))) != nid for k, nid in enumerate(nodes)):
+            return None
+        return V, nodes
+
+
+class _Seen:
+    """What a verified call built: its activation op and the lines of its sums and activation."""
+
+    __slots__ = ("act", "z_loc", "h_loc", "z_here", "h_here")
+
+    def __init__(self, act, z_loc, h_loc):
+        self.act, self.z_loc, self.h_loc = act, z_loc, h_loc
+        self.z_here = self.h_here = False
+
+
+def _key(neuron, orig, wname: str, bname: str, nin: int):
+    """(class, function, input size, the neuron's other plain attributes), or None when one is not plain."""
+    rest = []
+    for k, v in vars(neuron).items():
+        if k in (wname, bname):
+            continue
+        if not isinstance(v, _SIMPLE):
+            return None
+        rest.append((k, type(v), v))
+    return (type(neuron), orig, nin, tuple(rest))
+
+
+def _attrs(neuron) -> list:
+    return [(k, id(v), len(v) if isinstance(v, list) else None) for k, v in vars(neuron).items()]
+
+
+def _is_number_or_value(x) -> bool:
+    return is_engine_value(x) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _match(run, out, w, b, x, start: int):
+    """A `_Seen` when `out` is exactly act(((b + w0*x0) + w1*x1) + ...) made from `start` on, else None."""
+    made = run.made
+
+    def fresh(v):
+        m = made.get(id(v))
+        return m is not None and m[0] >= start and m[1] is not None
+
+    def op_of(v):
+        p = parse_op(getattr(v, "_op", None))
+        return None if p is None or p[1] is not None else p[0]
+
+    if not is_engine_value(out) or not fresh(out):
+        return None
+    act, h_loc, v = None, None, out
+    if op_of(v) in _ACTS:
+        kids = made[id(v)][1]
+        if len(kids) != 1:
+            return None
+        act, h_loc, v = op_of(v), made[id(v)][2], kids[0]
+    z_loc = made[id(v)][2] if fresh(v) else None
+    for i in range(len(w) - 1, -1, -1):
+        if not fresh(v) or op_of(v) is not Op.ADD or made[id(v)][2] != z_loc:
+            return None
+        kids = made[id(v)][1]
+        if len(kids) != 2:
+            return None
+        s, m = kids
+        if not fresh(m) or op_of(m) is not Op.MUL or made[id(m)][2] != z_loc:
+            return None
+        mw, mx = made[id(m)][1]
+        if mw is not w[i] or not _is_input(run, mx, x[i], start):
+            return None
+        v = s
+    if v is not b:
+        return None
+    return _Seen(act, z_loc, h_loc)
+
+
+def _is_input(run, child, given, start: int) -> bool:
+    """`child` is the input `given`: the Value itself, or the leaf the engine wrapped a float in."""
+    if child is given:
+        return True
+    if is_engine_value(given):
+        return False
+    m = run.made.get(id(child))
+    return m is not None and m[0] >= start and not child._prev and child.data is given
