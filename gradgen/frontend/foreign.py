@@ -431,7 +431,7 @@ class _Run:
                 f"a {type(v).__name__} is among the children of a Value; an engine's _prev must hold its Values",
                 used_at,
             )
-        p = self.t._param(v)
+        p = foreign_layers.param_node(self.t, v)
         if p is not None:
             return p
         if v._prev:
@@ -560,9 +560,13 @@ def _classes(fn, found: list) -> list:
         if _engine_class(v) and v not in out:
             out.append(v)
     for m in found:
-        for _, p in params_mod.named_values(m.module):
-            if is_foreign_value(p) and type(p) not in out:
-                out.append(type(p))
+        try:  # the layout (cached while tracing) has the parameters in order, without naming them again
+            values = [v for arr in params_mod.arrays(m.module, m.prefix) for v in arr.values]
+        except ValueError:
+            values = [p for _, p in params_mod.named_values(m.module)]
+        for t in dict.fromkeys(map(type, values)):
+            if t not in out and is_foreign_value(next(v for v in values if type(v) is t)):
+                out.append(t)
     return out
 
 
@@ -646,16 +650,17 @@ def trace_foreign(fn, name: str, example, params, file: str):
             def_line(fn),
         )
     point = _point(fn, names, defaults, example, shapes)
-    run, graph = _run_once(fn, name, file, classes, found, eager, names, shapes, point)
+    neurons = foreign_layers.neurons(found)
+    run, graph = _run_once(fn, name, file, classes, found, eager, names, shapes, point, neurons)
     _replay(run, graph, found, names, point)
-    run2, graph2 = _run_once(fn, name, file, classes, found, eager, names, shapes, _perturbed(point))
+    run2, graph2 = _run_once(fn, name, file, classes, found, eager, names, shapes, _perturbed(point), neurons)
     _same_structure(run, graph, graph2)
     from gradgen.frontend.trace import _signature
 
     return graph, _signature(graph, run.t, found, defaults)
 
 
-def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
+def _run_once(fn, name, file, classes, found, eager, names, shapes, point, neurons):
     from gradgen.frontend.trace import _model_raised
 
     run = _Run(fn, name, file, classes)
@@ -682,7 +687,7 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
             run.made_value(self, a, k)
 
         c.__init__ = wrapped
-    calls = foreign_layers.patch(run, found)
+    calls = foreign_layers.patch(run, neurons)
     old = sys.gettrace()
     _ACTIVE.append(run)
     sys.settrace(run.namer())

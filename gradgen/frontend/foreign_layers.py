@@ -58,7 +58,10 @@ this path too.
 from __future__ import annotations
 
 import math
+import operator
 import sys
+
+import numpy as np
 
 from gradgen.frontend import layers as nn_layers
 from gradgen.frontend.engines import is_engine_value, parse_op
@@ -70,11 +73,14 @@ _SIMPLE = (bool, int, float, str, type(None))
 _MAX_OBJECTS = 1_000_000
 
 
-def patch(run, found) -> list:
-    """Wrap the `__call__` of the neuron-like classes of `found`'s modules; returns what `restore` undoes."""
-    if not nn_layers.ENABLED:
-        return []
-    neurons = _neurons([m.module for m in found])
+def neurons(found) -> dict:
+    """id(object) -> (object, weights attribute, bias attribute) of the neuron-like objects of
+    `found`'s modules (none when the layer path is off)."""
+    return _neurons([m.module for m in found]) if nn_layers.ENABLED else {}
+
+
+def patch(run, neurons: dict) -> list:
+    """Wrap the `__call__` of the classes of `neurons` for `run`; returns what `restore` undoes."""
     if not neurons:
         return []
     state = _State(run, neurons)
@@ -130,7 +136,7 @@ def _neurons(modules) -> dict:
         if not hasattr(x, "__dict__"):
             continue
         kids = _children(x)
-        lists = [k for k, v in kids if isinstance(v, list) and len(v) > 1 and all(map(is_engine_value, v))]
+        lists = [k for k, v in kids if isinstance(v, list) and len(v) > 1 and _values(v)]
         single = [k for k, v in kids if is_engine_value(v)]
         if len(lists) == 1 and len(single) == 1 and callable(getattr(type(x), "__call__", None)):
             out[id(x)] = (x, lists[0], single[0])
@@ -151,6 +157,9 @@ class _State:
         self.layers: dict = {}  # (W input, V, act) -> the layer's output node (z or h)
         self.emulated: list = []  # (Value, node) of every emulated output (replayed)
         self.data_only = False  # the batch's later rows: data, no IR
+        self.matrices: dict = {}  # W name -> (W.T, b) as float64 arrays (the parameters' data)
+        self.sums: dict = {}  # W name -> (x, ids of x's items, the layer's sums): its latest input
+        self.rows: tuple | None = None  # (x, ids of x's items, _row's answer): the latest input
 
     def plain(self, orig, self_, args, kwargs):
         self.depth += 1
@@ -173,7 +182,7 @@ class _State:
         if self.data_only:
             if (key, place[3]) not in self.checked or not all(map(_is_number_or_value, x)):
                 return self.plain(orig, neuron, (x,), {})
-            return self._out(neuron, self._data(w, b, x, self.verified[key].act), None)
+            return self._out(neuron, self._data(place, x, self.verified[key].act), None)
         row = self._row(x)
         if row is None:
             return self.plain(orig, neuron, (x,), {})
@@ -193,7 +202,7 @@ class _State:
         self.checked.add((key, place[3]))
         seen = _match(run, out, w, b, x, start) if _attrs(neuron) == before else None
         if seen is not None:
-            want = self._data(w, b, x, seen.act)
+            want = self._data(place, x, seen.act)
             got = float(out.data)
             if not abs(want - got) <= RTOL * max(1.0, abs(want), abs(got)):
                 seen = None
@@ -214,7 +223,7 @@ class _State:
     def _emulate(self, neuron, w, b, x, seen, place, row, frame):
         run = self.run
         t = run.t
-        W, B, j, _ = place
+        W, B, j = place[:3]
         V, nodes = row
         caller = run._loc(frame) if (seen.z_here or seen.h_here) else None
         z_loc = caller if seen.z_here else seen.z_loc
@@ -232,7 +241,7 @@ class _State:
                 top = add(seen.act, (top,), loc=h_loc)
             self.layers[key] = top
         nid = t.elem(top, (j,))
-        return self._out(neuron, self._data(w, b, x, seen.act), nid)
+        return self._out(neuron, self._data(place, x, seen.act), nid)
 
     def _out(self, neuron, data: float, nid):
         cls = type(getattr(neuron, self.neurons[id(neuron)][2]))
@@ -243,12 +252,23 @@ class _State:
             self.emulated.append((v, nid))
         return v
 
-    @staticmethod
-    def _data(w, b, x, act) -> float:
-        """The neuron's value in plain floats, summed in the order the engine sums."""
-        s = float(b.data)
-        for wi, xi in zip(w, x):
-            s = s + float(wi.data) * float(xi.data if is_engine_value(xi) else xi)
+    def _data(self, place, x, act) -> float:
+        """Neuron j's value in float64, summed in the order the engine sums (b + w0*x0 + ...):
+        the whole layer's sums at once, kept for its other neurons (called with the same `x`)."""
+        Wa, Ba, j, name = place[4], place[5], place[2], place[3]
+        ids = tuple(map(id, x))
+        hit = self.sums.get(name)
+        if hit is None or hit[0] is not x or hit[1] != ids:
+            m = self.matrices.get(name)
+            if m is None:
+                WT = np.array([v.data for v in Wa.values], dtype=np.float64).reshape(Wa.shape).T.copy()
+                m = self.matrices[name] = (WT, np.array([v.data for v in Ba.values], dtype=np.float64))
+            WT, s = m
+            xs = [float(xi.data if is_engine_value(xi) else xi) for xi in x]
+            for i, xi in enumerate(xs):
+                s = s + WT[i] * xi
+            hit = self.sums[name] = (x, ids, s)
+        s = float(hit[2][j])
         if act is Op.RELU:
             return 0.0 if s < 0 else s
         if act is Op.TANH:
@@ -257,34 +277,39 @@ class _State:
 
     # -- where the weights and the inputs are -------------------------------------------------------
     def _place(self, neuron, w, b):
-        """(W input, b input, row j, W name) when `w` is row j of one W (nout, nin) and `b` is b[j]."""
+        """(W input, b input, row j, W name, W's ParamArray, b's) when `w` is row j of one W (nout, nin) and `b` is b[j]."""
         hit = self.places.get(id(neuron), False)
         if hit is not False:
             return hit
         t = self.run.t
-        found = t._param_of
-        pw, pb = found.get(id(w[0])), found.get(id(b))
+        pw, pb = _lookup(t, w[0]), _lookup(t, b)
         hit = None
         if pw is not None and pb is not None and pw[0] == pb[0] and len(pw[2]) == 2 and len(pb[2]) == 1:
-            m, j = pw[0], pw[2][0]
-            arrays = {a.name: a for a in t.layouts[m]}
-            Wa, Ba = arrays[pw[1]], arrays[pb[1]]
+            (m, Wa, (j, _)), Ba = pw, pb[1]
             nin = len(w)
             if (
                 pw[2] == (j, 0)
                 and pb[2] == (j,)
                 and Wa.shape[1:] == (nin,)
                 and Ba.shape == Wa.shape[:1]
-                and all(a is c for a, c in zip(Wa.values[j * nin : (j + 1) * nin], w))
+                and all(map(operator.is_, Wa.values[j * nin : (j + 1) * nin], w))
                 and Ba.values[j] is b
             ):
                 inputs = t._module_inputs(m)
-                hit = (inputs[Wa.name], inputs[Ba.name], j, Wa.name)
+                hit = (inputs[Wa.name], inputs[Ba.name], j, Wa.name, Wa, Ba)
         self.places[id(neuron)] = hit
         return hit
 
     def _row(self, x):
         """(V, [node or None per input]) when `x` is every element of V's last axis, in order."""
+        ids = tuple(map(id, x))
+        if self.rows is not None and self.rows[0] is x and self.rows[1] == ids:
+            return self.rows[2]
+        out = self._find_row(x)
+        self.rows = (x, ids, out)
+        return out
+
+    def _find_row(self, x):
         run = self.run
         t = run.t
         n = len(x)
@@ -320,6 +345,12 @@ class _State:
         return V, nodes
 
 
+def _values(xs: list) -> bool:
+    """A list of engine Values of one class."""
+    first = type(xs[0])
+    return is_engine_value(xs[0]) and all(type(x) is first for x in xs)
+
+
 class _Seen:
     """What a verified call built: its activation op and the lines of its sums and activation."""
 
@@ -328,6 +359,29 @@ class _Seen:
     def __init__(self, act, z_loc, h_loc):
         self.act, self.z_loc, self.h_loc = act, z_loc, h_loc
         self.z_here = self.h_here = False
+
+
+def param_node(t, v) -> int | None:
+    """The node of parameter `v` (an element of its array), or None: the tracer's `_param`, looked
+    up in the layout's per-array indexes (kept across the two runs) when the arrays are few."""
+    if sum(map(len, t.layouts)) > 16:
+        return t._param(v)
+    hit = _lookup(t, v)
+    if hit is None:
+        return None
+    m, a, index = hit
+    array = t._module_inputs(m)[a.name]
+    return t.elem(array, index) if index else array
+
+
+def _lookup(t, v):
+    """(module no, ParamArray, index) of parameter `v`: the first module's, as the walk takes it."""
+    for m, layout in enumerate(t.layouts):
+        for a in layout:
+            index = a.index_of.get(id(v))
+            if index is not None:
+                return m, a, index
+    return None
 
 
 def _key(neuron, orig, wname: str, bname: str, nin: int):
