@@ -213,6 +213,7 @@ class _Run:
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
         self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
+        self.wrappers: dict[int, object] = {}  # id -> a scalar argument given as the engine's Value
         self.layer_state = None  # foreign_layers' state, when the model has neuron-like objects
         self.layer_elems: set[int] = set()  # `elem h (j,)` nodes of emulated neurons (named like Values)
 
@@ -320,7 +321,10 @@ class _Run:
                 out.append(lst)
             else:
                 x = _num(float(value), ("leaf", ("arg", a)))
-                out.append(self.classes[0](x) if len(self.classes) == 1 else x)
+                if len(self.classes) == 1:
+                    x = self.classes[0](x)
+                    self.wrappers[id(x)] = x
+                out.append(x)
         return out
 
     # -- gradgen.mean / gradgen.each ------------------------------------------------------------
@@ -683,6 +687,8 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point, neuro
         init = c.__init__
 
         def wrapped(self, *a, _init=init, **k):
+            if a and id(a[0]) in run.wrappers:
+                a = (a[0].data,) + a[1:]  # `V(x)` of an argument: the Value of its number, as for a float
             _init(self, *a, **k)
             run.made_value(self, a, k)
 

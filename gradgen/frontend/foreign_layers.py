@@ -86,7 +86,9 @@ def patch(run, neurons: dict) -> list:
     state = _State(run, neurons)
     run.layer_state = state
     saved = []
-    for cls in {type(o): None for o, _, _ in neurons.values()}:
+    classes = [c for c in {type(o): None for o, _, _ in neurons.values()} if not _reads_data(c)]
+    state.neurons = {k: v for k, v in neurons.items() if type(v[0]) in classes}
+    for cls in classes:
         orig = cls.__call__
         if not hasattr(orig, "__code__"):
             continue
@@ -209,6 +211,7 @@ class _State:
         if seen is None:
             self.verified[key] = None
             return out
+        seen.name, seen.helper = run.names.get(id(out)), run.helper_names.get(id(out))  # (from its own code)
         caller = run._loc(frame)
         seen.z_here = seen.z_loc == caller
         seen.h_here = seen.h_loc == caller
@@ -241,7 +244,12 @@ class _State:
                 top = add(seen.act, (top,), loc=h_loc)
             self.layers[key] = top
         nid = t.elem(top, (j,))
-        return self._out(neuron, self._data(place, x, seen.act), nid)
+        v = self._out(neuron, self._data(place, x, seen.act), nid)
+        if seen.name is not None:  # the local of the neuron's own code that held its output
+            run.names[id(v)] = seen.name
+        if seen.helper is not None:
+            run.helper_names[id(v)] = seen.helper
+        return v
 
     def _out(self, neuron, data: float, nid):
         cls = type(getattr(neuron, self.neurons[id(neuron)][2]))
@@ -352,13 +360,15 @@ def _values(xs: list) -> bool:
 
 
 class _Seen:
-    """What a verified call built: its activation op and the lines of its sums and activation."""
+    """What a verified call built: its activation op, the lines of its sums and activation (or
+    whether they are the caller's line), and the names its own code gave its output."""
 
-    __slots__ = ("act", "z_loc", "h_loc", "z_here", "h_here")
+    __slots__ = ("act", "z_loc", "h_loc", "z_here", "h_here", "name", "helper")
 
     def __init__(self, act, z_loc, h_loc):
         self.act, self.z_loc, self.h_loc = act, z_loc, h_loc
         self.z_here = self.h_here = False
+        self.name = self.helper = None
 
 
 def param_node(t, v) -> int | None:
@@ -394,6 +404,17 @@ def _key(neuron, orig, wname: str, bname: str, nin: int):
             return None
         rest.append((k, type(v), v))
     return (type(neuron), orig, nin, tuple(rest))
+
+
+def _reads_data(cls) -> bool:
+    """Does a function of `cls` (or of a base) name `data`: a branch on the numbers, maybe."""
+    codes = [f.__code__ for k in cls.__mro__ if k is not object for f in vars(k).values() if hasattr(f, "__code__")]
+    while codes:
+        code = codes.pop()
+        if "data" in code.co_names:
+            return True
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return False
 
 
 def _attrs(neuron) -> list:
