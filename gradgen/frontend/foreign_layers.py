@@ -41,15 +41,20 @@ Nothing about the code is trusted; everything is checked:
 * Each emulated output is replayed against the IR with the walked Values
   (`foreign._replay`), and the second run compares structures as before.
 
+* A class any of whose functions (or its bases', nested code included)
+  names `data` is never emulated: a branch on the numbers (`act.relu() if
+  self.w[0].data > 0 else act`) could take another way on another neuron of
+  the same layer, which neither the first call nor the second point shows.
+
 Anything else -- a subclass whose forward differs (its graph is not the
 pattern), a partial or computed row, a neuron called inside another wrapped
 call, one or zero inputs, parameters outside the layout -- runs the user's
-code as before (the scalar path).  The known limit of the check: a neuron
-whose graph depends on the data *and* differs between neurons of one layer
-at both points (a branch on `.data` that the first neuron of each layer does
-not take) is not seen.  `.data` of an emulated output is a plain float, not
-the argument-remembering float of the scalar path: a constant made from it
-(`Value(h.data)`) differs between the two points and is refused there.
+code as before (the scalar path).  What is still trusted: that a neuron's
+code without `.data` in it builds the same graph on every call with the same
+plain attributes (it could read a global that changes between calls).
+`.data` of an emulated output is a plain float, not the argument-remembering
+float of the scalar path: a constant made from it (`Value(h.data)`) differs
+between the two points and is refused there.
 
 `gradgen.frontend.layers.ENABLED` (`GRADGEN_LAYERS=0` turns it off) switches
 this path too.
