@@ -255,6 +255,13 @@ def floats(x):
     return a - b
 
 
+@gradgen.export(example=dict(x=np.zeros(4), z=np.zeros(4)))
+def two_calls(x, z):
+    a, b = model(list(map(Value, x)))
+    c, d = model(list(map(Value, z)))
+    return a * d + b * c
+
+
 @gradgen.export(example=dict(x=np.zeros(4)))
 def partial_row(x):
     a, b = model([x[0], x[1], x[2], x[0]])
@@ -269,16 +276,31 @@ def computed_row(x):
 
 
 def test_vector_argument_as_values_and_floats_partial_and_computed_rows(tmp_path):
-    """A vector argument's row, as Values or as its floats, is emulated; a partial row and a row
-    with a computed element run the first layer as written (and the second, fed by it, too)."""
+    """A vector argument's row, as Values or as its floats, is emulated (two calls on two lines:
+    each layer's lines are its call's); a partial row and a row with a computed element run the
+    first layer as written (and the second, fed by it, too)."""
     path = model_file(tmp_path, ONE_EXAMPLE)
     scalar, array = both(path)
     assert array.source == scalar.source
-    assert matmuls(array) == dict(values=2, floats=2, partial_row=0, computed_row=0)
+    assert matmuls(array) == dict(values=2, floats=2, two_calls=4, partial_row=0, computed_row=0)
     module, fns = load_model(path)
-    x = np.array([0.3, -1.2, 0.7, 2.0])
+    x, z = np.array([0.3, -1.2, 0.7, 2.0]), np.array([1.1, 0.4, -0.9, 0.2])
     for fn in fns:
-        check_against_engine(array, module, fn, (x,))
+        check_against_engine(array, module, fn, (x, z) if fn.__name__ == "two_calls" else (x,))
+
+
+def test_one_layer_called_on_two_rows_keeps_the_layer_names(tmp_path):
+    """One MLP called on two rows in one function, on micrograd and on gradgen.nn: CSE shares the
+    layers' transposes, and re-rolling still builds z0, z0_1, h0, ... as the scalar path does."""
+    source = textwrap.dedent(ONE_EXAMPLE)
+    head, rest = source.split("@gradgen.export", 1)
+    two = "@gradgen.export" + rest.split("@gradgen.export")[2]
+    nn_head = head.replace("from micrograd.engine import Value", "from gradgen.engine import Value")
+    nn_head = nn_head.replace("from micrograd.nn import MLP, Layer", "from gradgen.nn import MLP, Layer")
+    for stem, text in (("micrograd", head + two), ("nn", nn_head + two)):
+        scalar, array = both(model_file(tmp_path, text, stem))
+        assert array.source == scalar.source, stem
+        assert "z0_1 = z @ transpose + b0" in array.source and matmuls(array) == {"two_calls": 4}
 
 
 def test_layout_fast_path_equals_the_names_layout():
