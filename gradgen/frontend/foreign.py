@@ -62,6 +62,7 @@ _ACTIVE: list = []  # the run in progress (gradgen.mean/each read it)
 _BINARY = (Op.ADD, Op.MUL, Op.SUB, Op.DIV)
 _REFLECTED = ("__radd__", "__rmul__")
 RTOL = 1e-8
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 NO_EXAMPLE = 0.5  # a scalar argument with neither an example nor a default runs at this point
 
 
@@ -213,6 +214,7 @@ class _Run:
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
         self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
+        self.frame_locs: dict[int, tuple] = {}  # id(frame) -> (frame, its line, _walk_loc's answer)
         self.wrappers: dict[int, object] = {}  # id -> a scalar argument given as the engine's Value
         self.layer_state = None  # foreign_layers' state, when the model has neuron-like objects
         self.layer_elems: set[int] = set()  # `elem h (j,)` nodes of emulated neurons (named like Values)
@@ -243,6 +245,7 @@ class _Run:
         other = None
         f = frame
         kinds = self.file_kinds
+        cache = self.frame_locs
         while f is not None:
             code = f.f_code
             if code not in self.class_codes:
@@ -252,10 +255,37 @@ class _Run:
                     kind = kinds[name] = _file_kind(name, self.file)
                 if kind == "model":
                     return Loc(name, f.f_lineno)
+                if not code.co_flags & _GENERATOR:  # (a generator's f_back is whoever resumes it)
+                    hit = cache.get(id(f))
+                    if hit is None or hit[0] is not f or hit[1] != f.f_lineno:
+                        if len(cache) > 256:
+                            cache.clear()
+                        hit = cache[id(f)] = (f, f.f_lineno, self._walk_loc(f))
+                    found = hit[2]
+                    return found[0] or other or found[1]
                 if kind == "other" and other is None:
                     other = Loc(name, f.f_lineno)
             f = f.f_back
         return other
+
+    def _walk_loc(self, f) -> tuple:
+        """(the first model-file Loc from frame f outwards, the first other file's Loc): the same while
+        f runs (its callers wait at their lines), so `_loc` keeps it per frame and line."""
+        other = None
+        kinds = self.file_kinds
+        while f is not None:
+            code = f.f_code
+            if code not in self.class_codes:
+                name = code.co_filename
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kinds[name] = _file_kind(name, self.file)
+                if kind == "model":
+                    return Loc(name, f.f_lineno), other
+                if kind == "other" and other is None:
+                    other = Loc(name, f.f_lineno)
+            f = f.f_back
+        return None, other
 
     def _emulated(self, v) -> bool:
         """An output of a neuron the layer path emulated (a leaf that stands for a computed Value)."""
