@@ -781,13 +781,19 @@ def _replay(run: _Run, graph, found, names, point) -> None:
     with np.errstate(all="ignore"):
         vals = node_values(graph, args)
     emulated = run.layer_state.emulated if run.layer_state is not None else []
-    for v, nid in run.walked + emulated:
+    for v, nid in emulated + run.walked:  # (an emulated neuron first: the walked Values use it)
         got = vals[nid]
         got = float(np.asarray(got).reshape(-1)[0]) if graph[nid].shape else float(got)
         want = float(v.data)
         if math.isnan(want) and math.isnan(got):
             continue
         if not abs(got - want) <= RTOL * max(1.0, abs(got), abs(want)):
+            if nid in run.layer_elems:  # (cannot happen: the emulation sums as the IR does)
+                raise run.fail(
+                    f"a neuron the layer path emulated gives {want!r} at the example, but gradgen's "
+                    f"layer gives {got!r}; compile with GRADGEN_LAYERS=0 (the scalar path) and report this",
+                    run.loc_of(v),
+                )
             raise run.fail(
                 f"{type(v).__name__} op {v._op!r} computed {want!r} at the example, but gradgen's "
                 f"{graph[nid].op.value} of its children gives {got!r}: the op does not compute what its "
