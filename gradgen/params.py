@@ -309,8 +309,8 @@ def _layered_arrays(model, prefix: str) -> list[ParamArray] | None:
         for n in neurons:
             attrs = n.__dict__
             names = [k for k in attrs if not k.startswith("__")]
-            if names.index("w") > names.index("b") if "b" in names else True:
-                return None  # (the walk would meet b first: another order)
+            if "b" not in names or names.index("b") < names.index("w"):
+                return None  # no bias, or the walk would meet b first (another order)
             if any(not isinstance(attrs[k], _PLAIN) for k in names if k not in ("w", "b")):
                 return None
         w = tuple(v for n in neurons for v in n.w)
