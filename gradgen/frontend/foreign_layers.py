@@ -2,10 +2,11 @@
 
 Run on micrograd's own Values, a 784-128 layer builds 200,704 `Value`s (a
 product and a sum per weight) that the walk turns into 200,704 IR nodes and
-re-rolling groups back into one matrix product; that is most of the 87 s a
-784-128-64-10 MLP took to compile.  `patch(run, found)` puts a wrapper on
-the `__call__` of every *neuron-like* class of the model for the duration of
-one foreign run (as `__init__` is wrapped), and the wrapper records instead
+re-rolling groups back into one matrix product; that was most of the 77 CPU
+s a 784-128-64-10 MLP took to compile.  `neurons(found)` finds the model's
+*neuron-like* objects, `patch(run, neurons)` puts a wrapper on their classes'
+`__call__` for the duration of one foreign run (as `__init__` is wrapped,
+`restore` takes it off), and the wrapper records instead
 what re-rolling would have built, as `gradgen.frontend.layers` does for
 `gradgen.nn`:
 
@@ -38,13 +39,12 @@ Nothing about the code is trusted; everything is checked:
   `gradgen.mean`, of a vector argument, or the outputs of the previous
   emulated layer; as the user's Values (`list(map(Value, x))`) or as the
   argument's floats themselves.
-* Each emulated output is replayed against the IR with the walked Values
-  (`foreign._replay`), and the second run compares structures as before.
-
 * A class any of whose functions (or its bases', nested code included)
   names `data` is never emulated: a branch on the numbers (`act.relu() if
   self.w[0].data > 0 else act`) could take another way on another neuron of
   the same layer, which neither the first call nor the second point shows.
+* Each emulated output is replayed against the IR with the walked Values
+  (`foreign._replay`), and the second run compares structures as before.
 
 Anything else -- a subclass whose forward differs (its graph is not the
 pattern), a partial or computed row, a neuron called inside another wrapped
@@ -412,8 +412,20 @@ def _key(neuron, orig, wname: str, bname: str, nin: int):
 
 
 def _reads_data(cls) -> bool:
-    """Does a function of `cls` (or of a base) name `data`: a branch on the numbers, maybe."""
-    codes = [f.__code__ for k in cls.__mro__ if k is not object for f in vars(k).values() if hasattr(f, "__code__")]
+    """Does a function of `cls` (or of a base) name `data`: a branch on the numbers, maybe.
+    (Methods, static and class methods, properties, decorated functions' originals, nested code.)"""
+    codes = []
+    for k in cls.__mro__:
+        if k is object:
+            continue
+        for f in vars(k).values():
+            for g in (f, getattr(f, "__func__", None), getattr(f, "fget", None), getattr(f, "fset", None)):
+                for _ in range(8):  # (a decorator's chain of __wrapped__, bounded)
+                    if g is None:
+                        break
+                    if hasattr(g, "__code__"):
+                        codes.append(g.__code__)
+                    g = getattr(g, "__wrapped__", None)
     while codes:
         code = codes.pop()
         if "data" in code.co_names:
@@ -459,6 +471,8 @@ def _match(run, out, w, b, x, start: int):
             return None
         s, m = kids
         if not fresh(m) or op_of(m) is not Op.MUL or made[id(m)][2] != z_loc:
+            return None
+        if len(made[id(m)][1]) != 2:
             return None
         mw, mx = made[id(m)][1]
         if mw is not w[i] or not _is_input(run, mx, x[i], start):
