@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import operator
 import re
 import types
 from dataclasses import dataclass, field
@@ -198,6 +199,8 @@ def arrays(model, prefix: str = "") -> list[ParamArray]:
 
 def _arrays(model, prefix: str) -> list[ParamArray]:
     fast = _nn_arrays(model, prefix)
+    if fast is None:
+        fast = _layered_arrays(model, prefix)
     if fast is not None:
         return fast
     groups: dict[str, dict[tuple, list]] = {}
@@ -269,6 +272,62 @@ def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
         b = tuple(n.b for n in neurons)
         for name, values, shape in ((f"W{suffix}", w, (len(neurons), nin)), (f"b{suffix}", b, (len(neurons),))):
             out.append(ParamArray(prefix + name, shape, values, layer))
+    return out
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _layered_arrays(model, prefix: str) -> list[ParamArray] | None:
+    """The layout the names would give a foreign MLP or Layer shaped as micrograd's (`layers` of
+    `neurons`, each a list `w` of Values and a Value `b`, other attributes plain, `parameters()` in
+    that order), read off the structure without a path per parameter; None for anything else."""
+    from gradgen.frontend.engines import is_engine_value
+
+    if callable(getattr(model, "named_parameters", None)) or not hasattr(model, "__dict__"):
+        return None
+
+    def holds(x, name):  # x's only non-plain attribute is the list `name`
+        attrs = getattr(x, "__dict__", None)
+        if not isinstance(attrs, dict) or not isinstance(attrs.get(name), list):
+            return None
+        if any(not isinstance(v, _PLAIN) for k, v in attrs.items() if k != name and not k.startswith("__")):
+            return None
+        return attrs[name]
+
+    if holds(model, "layers") is not None:
+        layers = [(str(i), holds(layer, "neurons")) for i, layer in enumerate(model.layers)]
+    else:
+        layers = [("", holds(model, "neurons"))]
+    if not layers or any(ns is None or not ns for _, ns in layers):
+        return None
+    out, order, kind = [], [], None
+    for suffix, neurons in layers:
+        ws = [getattr(n, "__dict__", {}).get("w") for n in neurons]
+        if not all(isinstance(w, list) and w for w in ws) or len({len(w) for w in ws}) != 1:
+            return None
+        for n in neurons:
+            attrs = n.__dict__
+            names = [k for k in attrs if not k.startswith("__")]
+            if "b" not in names or names.index("b") < names.index("w"):
+                return None  # no bias, or the walk would meet b first (another order)
+            if any(not isinstance(attrs[k], _PLAIN) for k in names if k not in ("w", "b")):
+                return None
+        w = tuple(v for n in neurons for v in n.w)
+        b = tuple(n.b for n in neurons)
+        kind = kind or type(b[0])
+        if not is_engine_value(b[0]) or any(type(v) is not kind for v in w + b):
+            return None
+        for name, values, shape in ((f"W{suffix}", w, (len(neurons), len(ws[0]))), (f"b{suffix}", b, (len(neurons),))):
+            out.append(ParamArray(prefix + name, shape, values))
+        order.extend(v for n in neurons for v in n.w + [n.b])
+    if len(set(map(id, order))) != len(order):
+        return None  # a Value held twice: the names decide
+    params = getattr(model, "parameters", None)
+    if callable(params):
+        given = list(params())
+        if len(given) != len(order) or not all(map(operator.is_, given, order)):
+            return None
     return out
 
 

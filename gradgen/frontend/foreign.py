@@ -50,6 +50,7 @@ import numpy as np
 
 from gradgen import params as params_mod
 from gradgen.errors import GradgenError
+from gradgen.frontend import foreign_layers
 from gradgen.frontend.discovery import FoundModule, arguments
 from gradgen.frontend.engines import is_engine_value, is_foreign_value, parse_op
 from gradgen.frontend.naming import def_line, helper_name, is_internal
@@ -61,6 +62,7 @@ _ACTIVE: list = []  # the run in progress (gradgen.mean/each read it)
 _BINARY = (Op.ADD, Op.MUL, Op.SUB, Op.DIV)
 _REFLECTED = ("__radd__", "__rmul__")
 RTOL = 1e-8
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 NO_EXAMPLE = 0.5  # a scalar argument with neither an example nor a default runs at this point
 
 
@@ -212,6 +214,10 @@ class _Run:
         self.inputs: dict[str, int] = {}  # argument -> input node
         self.point: dict[str, object] = {}  # argument -> its value at this run's point
         self.file_kinds: dict[str, str] = {}  # code file -> "model", "other" or "skip" (gradgen, <string>)
+        self.frame_locs: dict[int, tuple] = {}  # id(frame) -> (frame, its line, _walk_loc's answer)
+        self.wrappers: dict[int, object] = {}  # id -> a scalar argument given as the engine's Value
+        self.layer_state = None  # foreign_layers' state, when the model has neuron-like objects
+        self.layer_elems: set[int] = set()  # `elem h (j,)` nodes of emulated neurons (named like Values)
 
     # -- what the wrapped __init__ sees ----------------------------------------------------------
     def made_value(self, v, args, kwargs) -> None:
@@ -239,6 +245,7 @@ class _Run:
         other = None
         f = frame
         kinds = self.file_kinds
+        cache = self.frame_locs
         while f is not None:
             code = f.f_code
             if code not in self.class_codes:
@@ -248,10 +255,41 @@ class _Run:
                     kind = kinds[name] = _file_kind(name, self.file)
                 if kind == "model":
                     return Loc(name, f.f_lineno)
+                if not code.co_flags & _GENERATOR:  # (a generator's f_back is whoever resumes it)
+                    hit = cache.get(id(f))
+                    if hit is None or hit[0] is not f or hit[1] != f.f_lineno:
+                        if len(cache) > 256:
+                            cache.clear()
+                        hit = cache[id(f)] = (f, f.f_lineno, self._walk_loc(f))
+                    found = hit[2]
+                    return found[0] or other or found[1]
                 if kind == "other" and other is None:
                     other = Loc(name, f.f_lineno)
             f = f.f_back
         return other
+
+    def _walk_loc(self, f) -> tuple:
+        """(the first model-file Loc from frame f outwards, the first other file's Loc): the same while
+        f runs (its callers wait at their lines), so `_loc` keeps it per frame and line."""
+        other = None
+        kinds = self.file_kinds
+        while f is not None:
+            code = f.f_code
+            if code not in self.class_codes:
+                name = code.co_filename
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kinds[name] = _file_kind(name, self.file)
+                if kind == "model":
+                    return Loc(name, f.f_lineno), other
+                if kind == "other" and other is None:
+                    other = Loc(name, f.f_lineno)
+            f = f.f_back
+        return None, other
+
+    def _emulated(self, v) -> bool:
+        """An output of a neuron the layer path emulated (a leaf that stands for a computed Value)."""
+        return self.known.get(id(v)) in self.layer_elems
 
     def loc_of(self, v) -> Loc | None:
         m = self.made.get(id(v))
@@ -278,7 +316,7 @@ class _Run:
                             self.t.return_line = frame.f_lineno
                         elif helper is not None and isinstance(arg, classes):
                             made = self.made.get(id(arg))
-                            if made is not None and made[0] >= start and made[1]:
+                            if made is not None and made[0] >= start and (made[1] or self._emulated(arg)):
                                 self.helper_names.setdefault(id(arg), helper)
                 return local
 
@@ -313,7 +351,10 @@ class _Run:
                 out.append(lst)
             else:
                 x = _num(float(value), ("leaf", ("arg", a)))
-                out.append(self.classes[0](x) if len(self.classes) == 1 else x)
+                if len(self.classes) == 1:
+                    x = self.classes[0](x)
+                    self.wrappers[id(x)] = x
+                out.append(x)
         return out
 
     # -- gradgen.mean / gradgen.each ------------------------------------------------------------
@@ -353,9 +394,17 @@ class _Run:
         nid = self.node_of(result, loc)
         if t.b.nodes[nid].shape != (BATCH,):
             raise self.fail(f"the function given to gradgen.{what} returned a Value that does not depend on its example", loc)
-        values = [float(result.data)] + [
-            float(fn(*(_plain(np.asarray(self.point[n], dtype=np.float64)[k]) for n in names)).data) for k in range(1, n_rows)
-        ]
+        state = self.layer_state
+        if state is not None:
+            state.data_only = True  # the other rows give numbers only: their layers need no IR
+        try:
+            values = [float(result.data)] + [
+                float(fn(*(_plain(np.asarray(self.point[n], dtype=np.float64)[k]) for n in names)).data)
+                for k in range(1, n_rows)
+            ]
+        finally:
+            if state is not None:
+                state.data_only = False
         cls = type(result)
         if mean:
             total = t.b.add(Op.SUM, (nid,), (0,), loc=loc)
@@ -416,7 +465,7 @@ class _Run:
                 f"a {type(v).__name__} is among the children of a Value; an engine's _prev must hold its Values",
                 used_at,
             )
-        p = self.t._param(v)
+        p = foreign_layers.param_node(self.t, v)
         if p is not None:
             return p
         if v._prev:
@@ -502,7 +551,9 @@ class _Run:
         for names in (self.names, self.helper_names):
             for vid, var in names.items():
                 nid = self.memo.get(vid, self.known.get(vid))
-                if nid is not None and nodes[nid].name is None and nodes[nid].op not in (Op.INPUT, Op.ELEM, Op.CONST):
+                if nid is None or nodes[nid].name is not None:
+                    continue
+                if nodes[nid].op not in (Op.INPUT, Op.ELEM, Op.CONST) or nid in self.layer_elems:
                     self.t.b.set_meta(nid, name=var)
 
 
@@ -543,9 +594,13 @@ def _classes(fn, found: list) -> list:
         if _engine_class(v) and v not in out:
             out.append(v)
     for m in found:
-        for _, p in params_mod.named_values(m.module):
-            if is_foreign_value(p) and type(p) not in out:
-                out.append(type(p))
+        try:  # the layout (cached while tracing) has the parameters in order, without naming them again
+            values = [v for arr in params_mod.arrays(m.module, m.prefix) for v in arr.values]
+        except ValueError:
+            values = [p for _, p in params_mod.named_values(m.module)]
+        for t in dict.fromkeys(map(type, values)):
+            if t not in out and is_foreign_value(next(v for v in values if type(v) is t)):
+                out.append(t)
     return out
 
 
@@ -629,16 +684,17 @@ def trace_foreign(fn, name: str, example, params, file: str):
             def_line(fn),
         )
     point = _point(fn, names, defaults, example, shapes)
-    run, graph = _run_once(fn, name, file, classes, found, eager, names, shapes, point)
+    neurons = foreign_layers.neurons(found)
+    run, graph = _run_once(fn, name, file, classes, found, eager, names, shapes, point, neurons)
     _replay(run, graph, found, names, point)
-    run2, graph2 = _run_once(fn, name, file, classes, found, eager, names, shapes, _perturbed(point))
+    run2, graph2 = _run_once(fn, name, file, classes, found, eager, names, shapes, _perturbed(point), neurons)
     _same_structure(run, graph, graph2)
     from gradgen.frontend.trace import _signature
 
     return graph, _signature(graph, run.t, found, defaults)
 
 
-def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
+def _run_once(fn, name, file, classes, found, eager, names, shapes, point, neurons):
     from gradgen.frontend.trace import _model_raised
 
     run = _Run(fn, name, file, classes)
@@ -661,10 +717,13 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
         init = c.__init__
 
         def wrapped(self, *a, _init=init, **k):
+            if a and id(a[0]) in run.wrappers:
+                a = (a[0].data,) + a[1:]  # `V(x)` of an argument: the Value of its number, as for a float
             _init(self, *a, **k)
             run.made_value(self, a, k)
 
         c.__init__ = wrapped
+    calls = foreign_layers.patch(run, neurons)
     old = sys.gettrace()
     _ACTIVE.append(run)
     sys.settrace(run.namer())
@@ -679,6 +738,7 @@ def _run_once(fn, name, file, classes, found, eager, names, shapes, point):
     finally:
         sys.settrace(old)
         _ACTIVE.pop()
+        foreign_layers.restore(calls)
         for c, init in saved:
             if init is None:
                 del c.__init__
@@ -720,13 +780,20 @@ def _replay(run: _Run, graph, found, names, point) -> None:
         args.append(arrays[n.origin.name] if n.origin.kind == "param" else point[n.origin.name])
     with np.errstate(all="ignore"):
         vals = node_values(graph, args)
-    for v, nid in run.walked:
+    emulated = run.layer_state.emulated if run.layer_state is not None else []
+    for v, nid in emulated + run.walked:  # (an emulated neuron first: the walked Values use it)
         got = vals[nid]
         got = float(np.asarray(got).reshape(-1)[0]) if graph[nid].shape else float(got)
         want = float(v.data)
         if math.isnan(want) and math.isnan(got):
             continue
         if not abs(got - want) <= RTOL * max(1.0, abs(got), abs(want)):
+            if nid in run.layer_elems:  # (cannot happen: the emulation sums as the IR does)
+                raise run.fail(
+                    f"a neuron the layer path emulated gives {want!r} at the example, but gradgen's "
+                    f"layer gives {got!r}; compile with GRADGEN_LAYERS=0 (the scalar path) and report this",
+                    run.loc_of(v),
+                )
             raise run.fail(
                 f"{type(v).__name__} op {v._op!r} computed {want!r} at the example, but gradgen's "
                 f"{graph[nid].op.value} of its children gives {got!r}: the op does not compute what its "

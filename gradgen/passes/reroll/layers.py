@@ -15,8 +15,9 @@ of the scalar trace, so the module is byte for byte the scalar path's:
   model's name for it (`score = model(x)`) and the layer's line.
 
 `find` recognises the pattern in the graph (transpose of a parameter input,
-used only by the matmul, used only by the add); anything else is re-rolled as
-before.
+used only by such matmuls -- several when one layer is called on several rows
+and CSE shared the transpose -- each used only by its add); anything else is
+re-rolled as before.
 """
 
 from __future__ import annotations
@@ -47,19 +48,29 @@ def find(g, users) -> dict[int, str]:
     """{node id: "t", "m", "z" or "h"} for the layer path's nodes in `g`."""
     out: dict[int, str] = {}
     for n in g.nodes:
-        if n.op is not Op.TRANSPOSE or g[n.args[0]].op is not Op.INPUT or len(users[n.id]) != 1:
+        if n.op is not Op.TRANSPOSE or g[n.args[0]].op is not Op.INPUT or not users[n.id]:
             continue
-        m = g[users[n.id][0]]
-        if m.op is not Op.MATMUL or m.args[1] != n.id or len(users[m.id]) != 1:
+        layers = [_layer(g, users, m, n.id) for m in users[n.id]]  # one per call of the layer (CSE
+        if any(z is None for z in layers):  # shares the transpose of calls on several rows)
             continue
-        z = g[users[m.id][0]]
-        if z.op is not Op.ADD or z.args[0] != m.id or g[z.args[1]].op is not Op.INPUT:
-            continue
-        out[n.id], out[m.id], out[z.id] = "t", "m", "z"
-        for u in users[z.id]:
-            if g[u].op in layer_names.ACTIVATIONS:
-                out[u] = "h"
+        out[n.id] = "t"
+        for m, z in zip(users[n.id], layers):
+            out[m], out[z] = "m", "z"
+            for u in users[z]:
+                if g[u].op in layer_names.ACTIVATIONS:
+                    out[u] = "h"
     return out
+
+
+def _layer(g, users, m: int, t: int) -> int | None:
+    """The `add` of `matmul V t` (its one user, adding a parameter input), or None."""
+    mm = g[m]
+    if mm.op is not Op.MATMUL or mm.args[1] != t or len(users[m]) != 1:
+        return None
+    z = g[users[m][0]]
+    if z.op is not Op.ADD or z.args[0] != m or g[z.args[1]].op is not Op.INPUT:
+        return None
+    return z.id
 
 
 def classify(r, n, vals):
