@@ -75,7 +75,12 @@ def ascii_hint(text: str) -> str:
 def sanitize(hint: str | None, default: str = "v") -> str:
     """A valid identifier that resembles `hint` (not yet unique)."""
     if hint and _plain(hint):
-        return hint  # what the rules below return for it, without running them (a hot path)
+        return hint  # what the rules return for it, without running them (a hot path)
+    return _rules(hint, default)
+
+
+def _rules(hint: str | None, default: str) -> str:
+    """`sanitize` itself, without its shortcut for plain names."""
     text = _BAD.sub("_", ascii_hint(hint or "")).strip("_")
     text = _RUNS.sub("_", text)[:MAX_LEN].rstrip("_")
     if not text:

@@ -309,6 +309,8 @@ def emit_function(
         t = term[i]
         if t.__class__ is str:
             return t
+        if t is None:  # not rendered yet (a node later in the order): its name if it will have one
+            return names[i] if line[i] or nodes[i].op is Op.INPUT else None
         text, prec = t
         if prec < ATOM:
             text = f"({text})"
