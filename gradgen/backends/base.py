@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from gradgen.autodiff import comments
 from gradgen.ir.graph import Graph
@@ -102,6 +103,7 @@ class Emitted:
     backend: "Backend | None" = None
     tables: list[str] = field(default_factory=list)  # module-level lines before the def (argument tables)
     array: bool = False  # an array function (the module docstring says what its gradients are)
+    shapes: dict = field(default_factory=dict)  # parameter name -> its IR shape
 
 
 def is_array_graph(graph) -> bool:
@@ -170,6 +172,12 @@ class Backend:
 
     def out_form(self, n, operand, sched):  # a hook: `np.add(a, b, out=g)` forms (none yet)
         return None
+
+    def arrange(self, statements: list, ctx) -> list[str]:
+        """The body's lines from its statements in order, `(node id or None, lines)` (None: a
+        section comment); a backend may rewrite them (numba: loops, fused; `ctx` has `sched`,
+        `operand`, `expr`, `notes`, `helpers`, `needs`).  Default: the lines as they are."""
+        return [ln for _, lines in statements for ln in lines]
 
     def step_functions(self, name: str, functions: list, opt) -> list:
         """`<name>_step` and `<name>_train` (gradgen.backends.step) as this backend writes them."""
@@ -260,7 +268,8 @@ def emit_function(
     expr: list[tuple[str, int] | None] = [None] * len(nodes)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
-    body: list[str] = []
+    body: list = []  # statements, (node id or None, lines)
+    notes: dict[int, str | None] = {}
     section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
@@ -278,8 +287,8 @@ def emit_function(
             return None
         return text if text.isidentifier() or text[0] == "(" or _NUMBER.fullmatch(text) else f"({text})"
 
-    def flush(statements) -> list[str]:
-        return [ln for _, lines in in_source_order(statements, refs) for ln in lines]
+    def flush(statements) -> list:
+        return in_source_order(statements, refs)
 
     refs: list[frozenset] = [frozenset()] * len(nodes)  # the statements a node's expression reads
     forward: list[tuple[int, list[str]]] = []
@@ -294,7 +303,7 @@ def emit_function(
         stmt = "    " + (
             backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text)
         )
-        note = comments.note(n, name_of, nodes)
+        note = notes[n.id] = comments.note(n, name_of, nodes)
         if note and len(stmt) + 2 + len(note) <= LINE:
             lines = [f"{stmt}  {note}"]
         elif note:
@@ -308,13 +317,15 @@ def emit_function(
             forward.append((n.id, lines))
             continue
         if section is None:
-            body += (["    # forward"] if forward and returns == "grad" else []) + flush(forward)
+            body += ([(None, ["    # forward"])] if forward and returns == "grad" else []) + flush(forward)
         if returns == "grad" and want != section:
-            body.append(f"    # {want}")
+            body.append((None, [f"    # {want}"]))
         section = want
-        body += lines
+        body.append((n.id, lines))
     if section is None:
-        body += (["    # forward"] if returns == "grad" else []) + flush(forward)
+        body += ([(None, ["    # forward"])] if returns == "grad" else []) + flush(forward)
+    ctx = SimpleNamespace(sched=sched, operand=operand, expr=expr, notes=notes, helpers=helpers, needs=needs)
+    body = backend.arrange(body, ctx)
 
     value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]
@@ -340,4 +351,5 @@ def emit_function(
     grad_names = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
     lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
-    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph))
+    shapes = {names[i]: nodes[i].shape for i in graph.inputs}
+    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), shapes)

@@ -24,6 +24,7 @@ The differences from the NumPy module, all forced by numba:
 
 from __future__ import annotations
 
+from gradgen.backends import loops
 from gradgen.backends.base import ADD, ATOM, MUL, Emitted
 from gradgen.backends.numpy import NUMPY, NumpyBackend, dims_text
 from gradgen.errors import GradgenError
@@ -100,11 +101,13 @@ class NumbaBackend(NumpyBackend):
                 f"    if {' or '.join(dims)}:",
                 f'        raise ValueError("{fname}: {nm} must have shape {shape}{rows}")',
             ]
-        if first is not None and any(
-            m.op is Op.BATCH or m.op in (Op.BCAST, Op.PACK) and batched(m.shape) for m in graph.nodes
-        ):
-            body.append(f"    B = {first}.shape[0]")
+        if first is not None and any(batched(m.shape) for m in graph.nodes if m.op is not Op.INPUT):
+            body.append(f"    B = {first}.shape[0]")  # the loops' extent (gradgen.backends.loops)
         return [], body, set()
+
+    def arrange(self, statements, ctx):
+        """Elementwise statements as loops, fused (gradgen.backends.loops)."""
+        return loops.arrange(statements, ctx)
 
     def step_functions(self, name: str, functions: list[Emitted], opt) -> list[Emitted]:
         """`<name>_step` and `<name>_train` (gradgen.backends.step) as compiled functions:
