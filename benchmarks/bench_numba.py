@@ -20,7 +20,7 @@ Workloads: moons (examples/moons.py: B=100, 2-16-16-1, SVM + 1e-4 * L2) and wide
 (benchmarks/wide_mlp.py with `step=gradgen.sgd()`: 784-128-64-10, B=256, softmax
 cross-entropy).  `--sweep`: the 2-H-H-1 SVM model for B in 1..10,000 (H=16) and H in
 --widths (B=100): the numba step's ratio to the NumPy backend's step.  The compiled
-modules are cached under --cache (keyed by the model's text and the backend).
+modules are cached under --cache (keyed by the model's text, gradgen's source and the backend).
 Before timing, every row's losses over 3 steps are checked against the NumPy
 backend's (relative 1e-9).  BLAS threads stay warm: each row runs a few untimed
 steps right before its timed batch.
@@ -43,6 +43,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 GRADGEN = [sys.executable, "-m", "gradgen"]
+# the compiler's own text: a module compiled by another gradgen is compiled again
+GRADGEN_SOURCE = b"".join(p.read_bytes() for p in sorted((ROOT / "gradgen").rglob("*.py")))
 
 
 class HandStep:
@@ -132,7 +134,7 @@ def loss(X, y):
 
 def compiled(model_text: str, stem: str, backend: str, cache: Path):
     """The module `gradgen compile` writes for this model text and backend (cached)."""
-    key = hashlib.sha256(model_text.encode()).hexdigest()[:12]
+    key = hashlib.sha256(model_text.encode() + GRADGEN_SOURCE).hexdigest()[:12]
     d = cache / f"{stem}-{key}"
     src, out = d / f"{stem}.py", d / backend / f"{stem}.py"
     if not out.exists():
@@ -334,14 +336,35 @@ def run_sweep(args):
         )
 
 
+def limit_threads(n):
+    """Every BLAS pool (NumPy's OpenBLAS, and SciPy's, which numba's products call) and XLA's to n
+    threads: two pools spinning on a loaded 2-core machine make every row slow by turns."""
+    if n is None:
+        print("threads: each library's default")
+        return
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}"
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded now, so that it is limited too)
+    from threadpoolctl import threadpool_limits
+
+    LIMITS.append(threadpool_limits(limits=n))
+    print(f"threads: {n} (BLAS pools and XLA)")
+
+
+LIMITS: list = []  # threadpoolctl's limits, kept for the run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("moons", "wide"))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--sweep", action="store_true", help="B from 1 to 10,000 and hidden widths --widths")
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64, 128])
+    ap.add_argument(
+        "--threads", type=int, help="BLAS threads of every library (and XLA's), fixed; default: their own choice"
+    )
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "gradgen-bench-numba")
     args = ap.parse_args()
+    limit_threads(args.threads)
     try:
         import jax  # noqa: F401
     except ImportError:
