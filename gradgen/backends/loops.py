@@ -19,7 +19,10 @@ rule comments:
   and the next layer's mask in one pass over the batch), hopping over statements they do
   not depend on, as long as no statement reads another's result at a different index or
   a sum before it is complete;
-* everything else (products, `x[:, None]` views, stacks, floats) stays as it was.
+* loops read through a view (`score = z2[:, 0]` is `z2[i, 0]`, `g_z2 = g_score[:, None]`
+  is `g_score[i]`), so it separates no nests; a backward one's line goes once nothing
+  reads it (a forward one keeps the model's name);
+* everything else (big products, stacks, floats) stays as it was.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from gradgen.ir.shapes import batched
 # a product is loops when the product of its fixed (non-batch) dimensions is at most this
 SMALL = 32
 INDEX = ("i", "j", "k", "l", "m", "p", "q")
+# a statement of these is a view (`score = z2[:, 0]`, `g[:, None]`, `W.T`): a loop reads through it
+VIEWS = (Op.ELEM, Op.EXPAND, Op.TRANSPOSE)
 
 
 class NotLoop(Exception):
@@ -65,6 +70,7 @@ class Plain:
     lines: list
     writes: set
     reads: set
+    view: bool = False  # a view no loop needs once the loops read through it
 
 
 def shape_text(shape) -> str:
@@ -99,7 +105,10 @@ class Renderer:
                 return self.product(n)
         except NotLoop:
             pass
-        return Plain(lines, {self.names[nid]}, self.tree_reads(nid, top=True))
+        outputs = {i for _, i in self.sched.graph.outputs}
+        # a backward view goes once unused; a forward one keeps the model's name (`score`)
+        view = n.op in VIEWS and bool(n.shape) and nid not in outputs and n.rule is not None
+        return Plain(lines, {self.names[nid]}, self.tree_reads(nid, top=True), view)
 
     def tree_reads(self, i, top=False) -> set:
         if not top and self.sched.named(i):
@@ -209,7 +218,7 @@ class Renderer:
         n, names = self.nodes[i], self.names
         if i in head:
             return head[i], ATOM
-        if not top and self.sched.named(i):
+        if not top and self.sched.named(i) and not (n.op in VIEWS and n.shape):
             if not n.shape:
                 return names[i], ATOM
             reads.add((names[i], tuple(idx)))
@@ -355,4 +364,17 @@ def arrange(statements: list, ctx) -> list[str]:
             items.append(Section(lines))
         else:
             items.append(r.statement(nid, lines))
-    return [ln for item in fuse(items, r.vars) for ln in render(item, r.vars)]
+    items = fuse(items, r.vars)
+    return [ln for item in unused_views(items) for ln in render(item, r.vars)]
+
+
+def unused_views(items: list) -> list:
+    """The items less the view statements that nothing after them reads (the loops read through them)."""
+    out, later = [], set()
+    for item in reversed(items):
+        if isinstance(item, Plain) and item.view and not (item.writes & later):
+            continue
+        if not isinstance(item, Section):
+            later |= _reads_names(item)
+        out.append(item)
+    return out[::-1]

@@ -1,10 +1,14 @@
-'''The numba backend: the NumPy backend's code, compiled by numba (`@njit`).
+'''The numba backend: the NumPy backend's code as explicit loops, compiled by numba (`@njit`).
 
 `gradgen compile --backend numba` (or `compile_file(..., backend="numba")`) writes the
-NumPy backend's functions line for line (the same schedule, names and rule comments),
-each decorated `@njit(cache=False)`, so `<name>`, `<name>_grad`, `<name>_step` and
-`<name>_train` run as machine code: numba fuses each line's elementwise work into one
-loop over the batch and calls BLAS for the products (`X @ W0.T`).  `<name>_step` calls
+NumPy backend's functions with the same schedule, names and rule comments, each
+decorated `@njit(cache=False)`, so `<name>`, `<name>_grad`, `<name>_step` and
+`<name>_train` run as machine code.  The elementwise work is written as loops over the
+batch, fused (gradgen.backends.loops: the bias add and the activation in one loop after
+the BLAS product, relu's mask and the bias gradient in one, the sums in the loops that
+produce their operands), the big products stay BLAS calls (numba's `@`), the small ones
+(fixed dimensions multiplying to at most `loops.SMALL`) are loops too, and `<name>_step`
+updates each parameter in one loop (`W0[i, j] -= lr * g_W0[i, j]`).  `<name>_step` calls
 `<name>_grad` inside compiled code, and `<name>_train` runs its K steps in one compiled
 loop (no Python between steps).  The module imports `njit` from numba (the `numba`
 extra: `pip install -e ".[numba]"`); the first call of each function compiles it (about
@@ -16,7 +20,8 @@ The differences from the NumPy module, all forced by numba:
   shape (`B` from the data), and a wrong one is a one-line `ValueError` naming the
   function and the argument; the arguments must be float64 NumPy arrays (numba itself
   rejects what it cannot type: lists, torch tensors);
-* `step` is `(x > 0.0) * 1.0` on an array (numba fuses it into its line's loop), `(1.0 if x > 0.0 else 0.0)` on a float; a float made an array is `np.full`;
+* `step` is `(1.0 if x > 0.0 else 0.0)` in a loop and on a float, `(x > 0.0) * 1.0` on an
+  array outside one; `sign` in a loop is `np.sign(x)`; a float made an array is `np.full`;
 * `<name>_train` returns the losses as a float64 array (not a list);
 * stateful optimizers (SGD with momentum, Adam) are refused: their state is a dict;
 * an out-of-order `pack` (the `_pack` helper) is refused with a one-line error.
