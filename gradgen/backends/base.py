@@ -20,7 +20,9 @@ A backend is what one target language supplies to turn a scheduled IR graph
 * statement forms: `assign(name, text)`, `update(name, op, text)` (`g += e`),
   `inplace_ok` (ops whose fresh results may be updated in place), and
   `out_form(n, ...)`, a hook for `np.add(a, b, out=g)`-style statements (None:
-  not used yet by any backend).
+  not used yet by any backend);
+* `arrange(statements, ctx)`: the body's statements, `(node id, lines)` in order, as
+  the lines written (numba: loops, fused; gradgen.backends.loops); default: joined.
 
 `emit_function` = schedule + render: one flat function, forward then backward,
 each backward line with its rule comment (gradgen.autodiff.comments).
