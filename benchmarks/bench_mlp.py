@@ -735,11 +735,12 @@ def targets(results, jax):
 
     def ratio(workload, peer):
         rounds = results[workload]["rounds"]
-        # PyTorch and JAX: against the faster of their two rows
+        # PyTorch and JAX: against the faster of their two per-step rows (not JAX's
+        # fori_loop, a batch in one call: issue #12's numba targets compare with it)
         return max(
             paired(rounds, "compiled (re-rolled)", label)
             for label in rounds
-            if label.startswith(peer)
+            if label.startswith(peer) and "fori_loop" not in label
         )
 
     out = []
