@@ -133,7 +133,9 @@ class Renderer:
         if self.sched.rebind[nid]:
             op = "+=" if n.op is Op.ADD else "-="
             text = self.at(n.args[1], self.broadcast(n.args[1], n.shape, idx), reads, {})[0]
-            return self.nest(space, [], [f"{name}[{', '.join(idx)}] {op} {text}"], nid, {name: idx}, set(), reads, set())
+            return self.nest(
+                space, [], [f"{name}[{', '.join(idx)}] {op} {text}"], nid, {name: idx}, set(), reads, set()
+            )
         head, first = {}, []
         pre = [f"{name} = np.empty({shape_text(n.shape)})"]
         pre_reads: set = set()
@@ -142,7 +144,7 @@ class Renderer:
             m = self.nodes[a]
             if not self.sched.named(a) and m.op is Op.MATMUL and m.shape == n.shape:
                 if self.small(m):  # the product's loop right here, into `acc`, the rest added to it
-                    first, inner = self.dot(m, idx, len(space), reads)
+                    first, _ = self.dot(m, idx, len(space), reads)
                     head = {a: self.acc}
                 else:  # the BLAS product written into the result, the rest added in the loop
                     head = {a: at}
@@ -192,11 +194,22 @@ class Renderer:
             ta = self.at(a, (vj, vi), reads, {})
             tb = self.at(b, (vi, vl), reads, {})
             stmt = f"{name}[{vj}, {vl}] += {_paren(ta, 70)} * {_paren(tb, 71)}"
-            return self.nest(space, [f"{name} = np.zeros({shape_text(n.shape)})"], [stmt], n.id, {}, {name}, reads, set())
+            return self.nest(
+                space, [f"{name} = np.zeros({shape_text(n.shape)})"], [stmt], n.id, {}, {name}, reads, set()
+            )
         space, idx = self.index(n.shape)
         stmt, _ = self.dot(n, idx, len(space), reads)
         pre = [f"{name} = np.empty({shape_text(n.shape)})"]
-        return self.nest(space, pre, ["\n".join(stmt + [f"{name}[{', '.join(idx)}] = {self.acc}"])], n.id, {name: idx}, set(), reads, set())
+        return self.nest(
+            space,
+            pre,
+            ["\n".join(stmt + [f"{name}[{', '.join(idx)}] = {self.acc}"])],
+            n.id,
+            {name: idx},
+            set(),
+            reads,
+            set(),
+        )
 
     def dot(self, n, idx, depth, reads):
         """The lines computing element idx of the product n (contracted over a fixed axis) into `acc`."""
@@ -205,7 +218,11 @@ class Renderer:
         vk = self.vars[depth]
         ta = self.at(a, (idx[0], vk), reads, {})
         tb = self.at(b, (vk, idx[1]), reads, {})
-        return [f"{self.acc} = 0.0", f"for {vk} in range({k}):", f"    {self.acc} += {_paren(ta, 70)} * {_paren(tb, 71)}"], vk
+        return [
+            f"{self.acc} = 0.0",
+            f"for {vk} in range({k}):",
+            f"    {self.acc} += {_paren(ta, 70)} * {_paren(tb, 71)}",
+        ], vk
 
     def nest(self, space, pre, body, nid, maps, sums, reads, pre_reads):
         note = self.ctx.notes.get(nid)

@@ -1,4 +1,4 @@
-'''The numba backend: the NumPy backend's code as explicit loops, compiled by numba (`@njit`).
+"""The numba backend: the NumPy backend's code as explicit loops, compiled by numba (`@njit`).
 
 `gradgen compile --backend numba` (or `compile_file(..., backend="numba")`) writes the
 NumPy backend's functions with the same schedule, names and rule comments, each
@@ -25,7 +25,7 @@ The differences from the NumPy module, all forced by numba:
 * `<name>_train` returns the losses as a float64 array (not a list);
 * stateful optimizers (SGD with momentum, Adam) are refused: their state is a dict;
 * an out-of-order `pack` (the `_pack` helper) is refused with a one-line error.
-'''
+"""
 
 from __future__ import annotations
 
