@@ -1,6 +1,7 @@
 """The numba backend's SGD step against the NumPy backend's and the best hand-written NumPy step.
 
-    .venv/bin/python benchmarks/bench_numba.py [--only moons|wide] [--rounds 7] [--sweep]
+    .venv/bin/python benchmarks/bench_numba.py [--only moons|wide] [--rounds 7] [--threads N]
+        [--sweep [--widths 16 64 128]]
 
 Rows (one process, interleaved in a new seeded order each round, parameters reset
 outside the timer; medians of per-step times, and each row's ratio to the best hand
@@ -23,7 +24,10 @@ cross-entropy).  `--sweep`: the 2-H-H-1 SVM model for B in 1..10,000 (H=16) and 
 modules are cached under --cache (keyed by the model's text, gradgen's source and the backend).
 Before timing, every row's losses over 3 steps are checked against the NumPy
 backend's (relative 1e-9).  BLAS threads stay warm: each row runs a few untimed
-steps right before its timed batch.
+steps right before its timed batch.  `--threads N` fixes every BLAS pool (NumPy's
+OpenBLAS and SciPy's, which numba's products call) and XLA's at N threads: with each
+library's default, two OpenBLAS pools and XLA's spin against each other on a loaded
+2-core machine and the rows slow down by turns.
 """
 
 from __future__ import annotations
