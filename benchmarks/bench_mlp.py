@@ -21,15 +21,22 @@ Peers (the same network, loss and update; float64 throughout):
 * torch:     eager, parameters as leaf tensors, the update under no_grad; with
              torch's default threads and with 1 thread;
 * NumPy:     written by hand (forward with @, ReLU as np.maximum, backward
-             with .T @, bias gradients with .sum(0)): the baseline;
+             with .T @, bias gradients with .sum(0)): the baseline ("vs NumPy");
+* best:      the best hand-written NumPy step ("vs best"): benchmarks/peers.py's
+             HandStep, the one bench_numba.py times (preallocated buffers, `out=`,
+             one fused update of a flat parameter buffer);
+* numba:     `--backend numba` (if numba is installed): loss_step, one call a step,
+             and loss_train, a batch's steps in one call;
 * JAX:       `jax.jit` of value_and_grad plus the update, x64 (if installed);
-             timed waiting for each batch's last step, and for every step.
+             timed waiting for each batch's last step (asynchronous), for every
+             step, and as one `lax.fori_loop` of the batch's steps (benchmarks/peers.py).
 
 Before timing, every peer's loss and gradients at the initial parameters are
 checked against the compiled module (relative 1e-9), and the moons demo is
 trained for its 100 steps on the compiled module and on the engine.  Each
 timed batch starts from the initial parameters (reset outside the timer) and
-runs the first steps of training.  A round times one batch of every peer,
+runs the first steps of training, right after WARM untimed steps of the same
+peer (its threads awake: no sleeping between batches).  A round times one batch of every peer,
 in a new (seeded) random order each round; the table gives each peer's median
 per-step time over the rounds, and its ratio to hand-written NumPy as the
 median over rounds of the two times in the same round (the ratios so cancel
@@ -65,12 +72,17 @@ import gradgen  # noqa: E402
 from gradgen import nn  # noqa: E402
 from gradgen.frontend.loader import load_model  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peers import HandStep, jax_step_and_train  # noqa: E402  (shared with bench_numba.py)
+
 MOONS = "examples/moons.py"
 WIDE = "benchmarks/wide_mlp.py"
 WIDE_B = 256
 WIDE_LR = 0.1
 RTOL = 1e-9
 HAND = "hand-written NumPy"
+BEST = "hand NumPy (best)"
+WARM = 3  # untimed steps of a peer right before its timed batch: its threads are awake
 NOT_INSTALLED = "not installed (pip install -e '.[bench]')"
 
 
@@ -222,9 +234,91 @@ def numpy_peer(label, loss_grad, X, T):
 def outside_peers(jax, workload, hand, X, y):
     """PyTorch (default threads and one), hand-written NumPy, and JAX (two ways) if installed."""
     peers = [torch_peer(workload, X, y), torch_peer(workload, X, y, threads=1), hand_peer(hand, X, y)]
+    peers.append(best_peer(workload, X, y))
+    peers += numba_peers(workload, X, y)
     if jax is not None:
         peers += [jax_peer(jax, workload, X, y), jax_peer(jax, workload, X, y, wait_each=True)]
+        peers.append(jax_loop_peer(jax, workload, X, y))
     return peers
+
+
+def numba_peers(kind, X, T):
+    """`--backend numba`'s loss_step (one call a step) and loss_train (a batch in one call),
+    if numba is installed: the model compiled with `step=gradgen.sgd()`."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return []
+    path = ROOT / (MOONS if kind == "moons" else WIDE)
+    text = path.read_text()
+    if kind == "wide":
+        text = text.replace("Y=np.zeros((1, 10))))", "Y=np.zeros((1, 10))), step=gradgen.sgd())")
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / path.name
+        src.write_text(text)
+        mod = gradgen.compile_file(str(src), backend="numba").module
+
+    def grads(P):
+        return mod.loss_grad(*[p.copy() for p in P], X, T)
+
+    def start(P0):
+        P = [p.copy() for p in P0]
+        return lambda lr: mod.loss_step(*P, X, T, lr)
+
+    def start_train(P0):
+        P = [p.copy() for p in P0]
+        step = lambda lr: mod.loss_step(*P, X, T, lr)  # noqa: E731
+        step.batch = lambda lrs: mod.loss_train(*P, X, T, np.asarray(lrs, dtype=np.float64))
+        return step
+
+    return [("compiled, numba loss_step", grads, start), ("compiled, numba loss_train", grads, start_train)]
+
+
+def best_peer(kind, X, T):
+    """The best hand-written NumPy step (benchmarks/peers.py's HandStep, as bench_numba.py times it)."""
+    loss = "svm" if kind == "moons" else "ce"
+    hands = {}
+
+    def hand(P):
+        key = tuple(p.shape for p in P)
+        if key not in hands:
+            hands[key] = HandStep(P, X.shape[0], loss)
+        hands[key].set(P)
+        return hands[key]
+
+    def grads(P):
+        return hand(P).grads(X, T)
+
+    def start(P0):
+        h = hand(P0)
+        return lambda lr: h.step(X, T, lr)
+
+    return BEST, grads, start
+
+
+def jax_loop_peer(jax, kind, X, T):
+    """JAX jit: a batch's steps in one call, a `lax.fori_loop` (benchmarks/peers.py)."""
+    f = jax_loss(jax, kind)
+    Xj, Tj = jax.device_put(X), jax.device_put(T)
+    step, train = jax_step_and_train(jax, lambda ps, X, T: f(tuple(ps), X, T), Xj, Tj)
+
+    def grads(P):
+        loss, gs = jax.value_and_grad(f)(tuple(jax.device_put(p) for p in P), Xj, Tj)
+        return float(loss), [np.asarray(g) for g in gs]
+
+    def start(P0):
+        state = [[jax.device_put(p) for p in P0]]
+
+        def batch(lrs):
+            state[0], losses = train(state[0], jax.numpy.asarray(lrs))
+            jax.block_until_ready(losses)
+            return losses
+
+        step_ = lambda lr: batch([lr])  # noqa: E731
+        step_.batch = batch
+        return step_
+
+    return "JAX jit fori_loop", grads, start
 
 
 def hand_peer(fn, X, T):
@@ -348,13 +442,15 @@ def check(workload, label, got, ref, note="") -> bool:
 # ---------------------------------------------------------------- timing
 
 
-def time_peers(starts, P0, lr, steps: int, repeat: int, pause: float = 0.1):
+def time_peers(starts, P0, lr, steps: int, repeat: int):
     """{peer: [seconds per step in each round]}: `repeat` rounds of a batch of `steps` steps.
 
-    OpenBLAS's, torch's (OpenMP) and XLA's worker threads spin for a while after
-    their work is done; on two cores that slows whoever runs next.  So each batch
-    starts after `pause` seconds of sleep, and each round runs the peers in a
-    new (seeded) random order.
+    OpenBLAS's, torch's (OpenMP) and XLA's worker threads sleep when idle, and spin
+    for a while after their work is done.  So each batch is preceded by WARM untimed
+    steps of the same peer (its threads awake, the previous peer's done), not by a
+    pause (sleeping between batches made PyTorch look 1.75x slower than hand on the
+    wide MLP; warm, it is 0.92x), and each round runs the peers in a new (seeded)
+    random order.  A peer with `step.batch(lrs)` (JAX's fori_loop) runs a batch in one call.
     """
     labels = list(starts)
     times = {label: [] for label in labels}
@@ -362,13 +458,13 @@ def time_peers(starts, P0, lr, steps: int, repeat: int, pause: float = 0.1):
     for r in range(repeat + 1):  # the first round warms up
         order.shuffle(labels)
         for label in labels:
+            lrs = [lr(k) for k in range(steps)]
+            warm = starts[label](P0)
+            run_batch(warm, lrs[:WARM])  # untimed: threads and caches warm
+            getattr(warm, "done", lambda: None)()
             step = starts[label](P0)
-            sync = getattr(step, "sync", lambda: None)
-            time.sleep(pause)
             t0 = time.perf_counter()
-            for k in range(steps):
-                step(lr(k))
-            sync()
+            run_batch(step, lrs)
             elapsed = time.perf_counter() - t0
             getattr(step, "done", lambda: None)()
             if r:
@@ -376,6 +472,15 @@ def time_peers(starts, P0, lr, steps: int, repeat: int, pause: float = 0.1):
     if os.environ.get("BENCH_DEBUG"):
         print({label: [round(t * 1e6) for t in ts] for label, ts in times.items()})
     return times
+
+
+def run_batch(step, lrs):
+    if hasattr(step, "batch"):
+        step.batch(lrs)
+    else:
+        for lr in lrs:
+            step(lr)
+        getattr(step, "sync", lambda: None)()
 
 
 def paired(rounds, a: str, b: str) -> float:
@@ -604,22 +709,24 @@ def run_wide(args, jax, results, checks, compiled_wide, compile_stats):
 
 def print_table(results):
     print(
-        f"| {'workload':<8} | {'peer':<28} | {'us per step':>13} | {'vs NumPy':>9} | note |"
+        f"| {'workload':<8} | {'peer':<28} | {'us per step':>13} | {'vs NumPy':>9} | {'vs best':>8} | note |"
     )
-    print(f"|{'-' * 10}|{'-' * 30}|{'-' * 14}:|{'-' * 10}:|------|")
+    print(f"|{'-' * 10}|{'-' * 30}|{'-' * 14}:|{'-' * 10}:|{'-' * 9}:|------|")
     for workload, res in results.items():
-        hand = dict((label, t) for label, t, _ in res["rows"])[HAND]
+        times = dict((label, t) for label, t, _ in res["rows"])
         for label, t, note in res["rows"]:
             if t is None:
-                cells = f"{'-':>13} | {'-':>9}"
+                cells = f"{'-':>13} | {'-':>9} | {'-':>8}"
             else:
-                r = (
-                    paired(res["rounds"], label, HAND)
-                    if label in res["rounds"]
-                    else t / hand
-                )
-                ratio = f"{r:.2f}x" if r < 100 else f"{r:,.0f}x"
-                cells = f"{t * 1e6:13,.1f} | {ratio:>9}"
+                ratios = []
+                for base in (HAND, BEST):
+                    r = (
+                        paired(res["rounds"], label, base)
+                        if label in res["rounds"]
+                        else t / times[base]
+                    )
+                    ratios.append(f"{r:.2f}x" if r < 100 else f"{r:,.0f}x")
+                cells = f"{t * 1e6:13,.1f} | {ratios[0]:>9} | {ratios[1]:>8}"
             print(f"| {workload:<8} | {label:<28} | {cells} | {note} |")
 
 
@@ -628,11 +735,12 @@ def targets(results, jax):
 
     def ratio(workload, peer):
         rounds = results[workload]["rounds"]
-        # PyTorch and JAX: against the faster of their two rows
+        # PyTorch and JAX: against the faster of their two per-step rows (not JAX's
+        # fori_loop, a batch in one call: issue #12's numba targets compare with it)
         return max(
             paired(rounds, "compiled (re-rolled)", label)
             for label in rounds
-            if label.startswith(peer)
+            if label.startswith(peer) and "fori_loop" not in label
         )
 
     out = []
@@ -651,6 +759,7 @@ def targets(results, jax):
                 r = ratio(workload, peer)
                 ok = r <= limit if peer == HAND else r < limit
                 out.append((text, f"{r:.2f}x", "PASS" if ok else "FAIL"))
+    out += numba_targets(results, jax)
     extra = results["wide"]["extra"] if "wide" in results else None
     for text, key, limit, fmt in (
         ("wide: gradgen compile under 60 s", "wall", 60, "{:.1f} s"),
@@ -662,6 +771,31 @@ def targets(results, jax):
             out.append(
                 (text, fmt.format(extra[key]), "PASS" if extra[key] < limit else "FAIL")
             )
+    return out
+
+
+def numba_targets(results, jax):
+    """Issue #12's targets for `--backend numba` (x: numba's time / the peer's, paired by round)."""
+    out = []
+    step, train = "compiled, numba loss_step", "compiled, numba loss_train"
+    wanted = [
+        ("moons", f"numba <= 0.5x {BEST}", (step, train), BEST, 0.5),
+        ("moons", "numba at least 3x faster than JAX jit (async)", (step, train), "JAX jit", 1 / 3),
+        ("moons", "numba loss_train <= JAX jit fori_loop", (train,), "JAX jit fori_loop", 1.0),
+        ("wide", f"numba <= 0.85x {BEST}", (step, train), BEST, 0.85),
+    ]
+    for workload, text, ours, peer, limit in wanted:
+        text = f"{workload}: {text}"
+        rounds = results.get(workload, {}).get("rounds", {})
+        if workload not in results:
+            out.append((text, "-", "not run"))
+        elif step not in rounds:
+            out.append((text, "-", "n/a: numba not installed"))
+        elif peer not in rounds:
+            out.append((text, "-", "n/a: JAX not installed"))
+        else:
+            r = min(paired(rounds, o, peer) for o in ours)
+            out.append((text, f"{r:.2f}x", "PASS" if r <= limit else "FAIL"))
     return out
 
 

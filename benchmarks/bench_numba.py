@@ -1,12 +1,13 @@
 """The numba backend's SGD step against the NumPy backend's and the best hand-written NumPy step.
 
-    .venv/bin/python benchmarks/bench_numba.py [--only moons|wide] [--rounds 7] [--sweep]
+    .venv/bin/python benchmarks/bench_numba.py [--only moons|wide] [--rounds 7] [--threads N]
+        [--sweep [--widths 16 64 128]]
 
 Rows (one process, interleaved in a new seeded order each round, parameters reset
 outside the timer; medians of per-step times, and each row's ratio to the best hand
 NumPy step as the median over rounds of the two times in the same round):
 
-* hand NumPy (best): `HandStep` below, verbatim: flat parameter and gradient buffers
+* hand NumPy (best): `HandStep` (benchmarks/peers.py, shared with bench_mlp.py): flat parameter and gradient buffers
   (each layer's arrays are views into them), every product and activation written
   into preallocated arrays with `out=`, the L2 term one `np.vdot`, and one fused
   update of the flat buffer;
@@ -20,10 +21,13 @@ Workloads: moons (examples/moons.py: B=100, 2-16-16-1, SVM + 1e-4 * L2) and wide
 (benchmarks/wide_mlp.py with `step=gradgen.sgd()`: 784-128-64-10, B=256, softmax
 cross-entropy).  `--sweep`: the 2-H-H-1 SVM model for B in 1..10,000 (H=16) and H in
 --widths (B=100): the numba step's ratio to the NumPy backend's step.  The compiled
-modules are cached under --cache (keyed by the model's text and the backend).
+modules are cached under --cache (keyed by the model's text, gradgen's source and the backend).
 Before timing, every row's losses over 3 steps are checked against the NumPy
 backend's (relative 1e-9).  BLAS threads stay warm: each row runs a few untimed
-steps right before its timed batch.
+steps right before its timed batch.  `--threads N` fixes every BLAS pool (NumPy's
+OpenBLAS and SciPy's, which numba's products call) and XLA's at N threads: with each
+library's default, two OpenBLAS pools and XLA's spin against each other on a loaded
+2-core machine and the rows slow down by turns.
 """
 
 from __future__ import annotations
@@ -42,71 +46,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peers import HandStep, jax_step_and_train  # noqa: E402  (shared with bench_mlp.py)
+
 GRADGEN = [sys.executable, "-m", "gradgen"]
-
-
-class HandStep:
-    """The best hand-written NumPy SGD step of a ReLU MLP (`loss`: "svm" + L2, or "ce")."""
-
-    def __init__(self, params, B, loss, alpha=1e-4):
-        self.loss, self.alpha, self.B = loss, alpha, B
-        self.theta = np.concatenate([p.ravel() for p in params])  # every parameter, one buffer
-        self.grad = np.zeros_like(self.theta)  # every gradient, one buffer
-        self.p, self.g, k = [], [], 0
-        for p in params:
-            self.p.append(self.theta[k : k + p.size].reshape(p.shape))
-            self.g.append(self.grad[k : k + p.size].reshape(p.shape))
-            k += p.size
-        W = self.p[0::2]
-        self.z = [np.empty((B, w.shape[0])) for w in W]  # pre-activations, then activations in place
-        self.gz = [np.empty((B, w.shape[0])) for w in W]
-        self.mask = [np.empty((B, w.shape[0]), dtype=bool) for w in W[:-1]]
-
-    def step(self, X, y, lr):
-        (W0, b0, W1, b1, W2, b2), (gW0, gb0, gW1, gb1, gW2, gb2) = self.p, self.g
-        (z0, z1, z2), (g0, g1, g2), (m0, m1) = self.z, self.gz, self.mask
-        B = X.shape[0]
-        np.dot(X, W0.T, out=z0)
-        z0 += b0
-        np.maximum(z0, 0.0, out=z0)  # h0
-        np.dot(z0, W1.T, out=z1)
-        z1 += b1
-        np.maximum(z1, 0.0, out=z1)  # h1
-        np.dot(z1, W2.T, out=z2)
-        z2 += b2
-        if self.loss == "svm":
-            margin = 1.0 - y * z2[:, 0]
-            active = margin > 0.0
-            loss = margin[active].sum() / B + self.alpha * np.vdot(self.theta, self.theta)
-            np.multiply(y, active, out=g2[:, 0])
-            g2 *= -1.0 / B
-        else:  # softmax cross-entropy (log-sum-exp minus the target's logit), mean over the batch
-            np.exp(z2, out=g2)
-            s = g2.sum(axis=1)
-            loss = (np.log(s).sum() - np.vdot(y, z2)) / B
-            g2 /= s[:, None]
-            g2 -= y
-            g2 *= 1.0 / B
-        np.dot(g2.T, z1, out=gW2)
-        np.sum(g2, axis=0, out=gb2)
-        np.dot(g2, W2, out=g1)
-        np.greater(z1, 0.0, out=m1)
-        g1 *= m1
-        np.dot(g1.T, z0, out=gW1)
-        np.sum(g1, axis=0, out=gb1)
-        np.dot(g1, W1, out=g0)
-        np.greater(z0, 0.0, out=m0)
-        g0 *= m0
-        np.dot(g0.T, X, out=gW0)
-        np.sum(g0, axis=0, out=gb0)
-        if self.loss == "svm":  # one fused update: theta -= lr * (grad + 2 alpha theta)
-            self.theta *= 1.0 - 2.0 * self.alpha * lr
-        self.theta -= lr * self.grad
-        return loss
-
-    def set(self, params):
-        for v, p in zip(self.p, params):
-            v[...] = p
+# the compiler's own text: a module compiled by another gradgen is compiled again
+GRADGEN_SOURCE = b"".join(p.read_bytes() for p in sorted((ROOT / "gradgen").rglob("*.py")))
 
 
 SVM_MODEL = '''import random
@@ -132,7 +77,7 @@ def loss(X, y):
 
 def compiled(model_text: str, stem: str, backend: str, cache: Path):
     """The module `gradgen compile` writes for this model text and backend (cached)."""
-    key = hashlib.sha256(model_text.encode()).hexdigest()[:12]
+    key = hashlib.sha256(model_text.encode() + GRADGEN_SOURCE).hexdigest()[:12]
     d = cache / f"{stem}-{key}"
     src, out = d / f"{stem}.py", d / backend / f"{stem}.py"
     if not out.exists():
@@ -197,21 +142,7 @@ def jax_peers(params, X, y, loss):
             return jnp.maximum(1.0 - y * z[:, 0], 0.0).mean() + 1e-4 * sum(jnp.vdot(p, p) for p in ps)
         return (jnp.log(jnp.exp(z).sum(axis=1)) - (y * z).sum(axis=1)).mean()
 
-    vg = jax.value_and_grad(f)
-
-    @jax.jit
-    def step(ps, lr):
-        v, g = vg(ps, X, y)
-        return [p - lr * gi for p, gi in zip(ps, g)], v
-
-    @jax.jit
-    def train(ps, lrs):
-        def body(k, carry):
-            ps, vs = carry
-            ps, v = step(ps, lrs[k])
-            return ps, vs.at[k].set(v)
-
-        return jax.lax.fori_loop(0, lrs.shape[0], body, (ps, jnp.zeros(lrs.shape[0])))
+    step, train = jax_step_and_train(jax, f, X, y)
 
     def run_async(ps, lrs):
         vs = []
@@ -334,14 +265,35 @@ def run_sweep(args):
         )
 
 
+def limit_threads(n):
+    """Every BLAS pool (NumPy's OpenBLAS, and SciPy's, which numba's products call) and XLA's to n
+    threads: two pools spinning on a loaded 2-core machine make every row slow by turns."""
+    if n is None:
+        print("threads: each library's default")
+        return
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}"
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded now, so that it is limited too)
+    from threadpoolctl import threadpool_limits
+
+    LIMITS.append(threadpool_limits(limits=n))
+    print(f"threads: {n} (BLAS pools and XLA)")
+
+
+LIMITS: list = []  # threadpoolctl's limits, kept for the run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("moons", "wide"))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--sweep", action="store_true", help="B from 1 to 10,000 and hidden widths --widths")
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64, 128])
+    ap.add_argument(
+        "--threads", type=int, help="BLAS threads of every library (and XLA's), fixed; default: their own choice"
+    )
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "gradgen-bench-numba")
     args = ap.parse_args()
+    limit_threads(args.threads)
     try:
         import jax  # noqa: F401
     except ImportError:

@@ -4,7 +4,11 @@
   equals the NumPy backend's to 1e-12 relative: the scalar ones at the engine's points,
   the array ones at random arrays of their compiled shapes (B = 5);
 * moons: 100 steps of loss_train (one compiled loop) and of loss_step follow the NumPy
-  backend's trajectory (losses and final parameters) within 1e-12 relative;
+  backend's trajectory (losses and final parameters) within 1e-12 relative, and so do the
+  torch backend's 100 steps (every backend that compiles moons, issue #12);
+* the loops (gradgen.backends.loops): the module's text has the fused nests (bias add and
+  ReLU in one loop after the product, the mask and the bias gradient in one), and small and
+  big products, broadcasts and reductions equal the NumPy backend's;
 * a wrong shape is a one-line ValueError naming the function and argument; stateful
   optimizers are refused with a GradgenError; the module text is deterministic.
 """
@@ -126,6 +130,29 @@ def test_moons_trajectory_equals_numpy_backend(compiled, moons_data):
     assert want[-1] < 0.1 * want[0]  # it trained
 
 
+def test_moons_trajectory_every_backend_equals_numpy_backend(compiled, moons_data):
+    """Issue #12: every backend's 100-step moons trajectory (losses and final parameters, one
+    loss_step a step) within 1e-12 relative of the NumPy backend's: numba's loops and BLAS,
+    torch's float64 tensors."""
+    torch = pytest.importorskip("torch")
+    _, ref, _ = compiled["moons"]
+    X, y, base = moons_data
+    lrs = [1.0 - 0.9 * k / 100 for k in range(100)]
+    p_ref = [a.copy() for a in base]
+    want = [ref.module.loss_step(*p_ref, X, y, lr) for lr in lrs]
+    tb = gradgen.compile_file(str(ROOT / "examples" / "moons.py"), backend="torch").module
+    ps = [torch.tensor(a) for a in base]
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    got = {"torch": ([float(tb.loss_step(*ps, Xt, yt, lr)) for lr in lrs], [p.numpy() for p in ps])}
+    nb = compiled["moons"][0].module
+    ps = [a.copy() for a in base]
+    got["numba"] = ([nb.loss_step(*ps, X, y, lr) for lr in lrs], ps)
+    for backend, (losses, params) in got.items():
+        assert close(losses, want, abs_=0.0), backend
+        assert all(close(a, b, abs_=1e-15) for a, b in zip(params, p_ref)), backend
+    assert want[-1] < 0.1 * want[0]  # it trained
+
+
 def test_wrong_shape_is_one_line_value_error(compiled, moons_data):
     nb, _, _ = compiled["moons"]
     X, y, base = moons_data
@@ -207,4 +234,64 @@ def test_array_activations_equal_numpy_backend(tmp_path):
     p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
     want = ref.module.loss_train(*p_ref, X, T, [0.01] * 20)
     assert close(nb.module.loss_train(*p_nb, X, T, np.full(20, 0.01)), want, abs_=0.0)
+    assert all(close(a, b) for a, b in zip(p_nb, p_ref))
+
+
+def test_moons_loops_are_fused(compiled):
+    """The numba module's loss_grad and loss_step are loops where the NumPy module has array
+    lines: the bias add and ReLU in one nest after the BLAS product, relu's mask and the bias
+    gradient in one, the first layer's 2-input product as loops, the update as loops."""
+    text = compiled["moons"][0].source
+    grad = text[text.index("def loss_grad(") : text.index("def loss_step(")]
+    step = text[text.index("def loss_step(") : text.index("def loss_train(")]
+    assert "    z1 = h0 @ W1.T\n" in grad  # a big product: one BLAS call into z1
+    nest = "            z1[i, j] += b1[j]\n            h1[i, j] = max(z1[i, j], 0.0)\n"
+    assert nest in grad
+    assert "g_z0[i, j] = g_h0[i, j] * (1.0 if h0[i, j] > 0.0 else 0.0)" in grad
+    assert "g_b0[j] += g_z0[i, j]" in grad
+    assert "acc += X[i, k] * W0[j, k]" in grad  # X @ W0.T: 2 inputs, loops
+    assert "g_W0[j, k] += g_z0[i, j] * X[i, k]" in grad
+    assert "np.maximum" not in grad and ".sum(axis" not in grad
+    assert "            W1[i, j] -= lr * g_W1[i, j]\n" in step
+
+
+CE_MODEL = """import random
+import numpy as np
+import gradgen
+from gradgen import nn
+
+random.seed(5)
+model = nn.MLP(3, [40, 4])
+
+
+def ce(x, onehot):
+    z = model(x)
+    s = sum(zi.exp() for zi in z)
+    return s.log() - sum(t * zi for t, zi in zip(onehot, z))
+
+
+@gradgen.export(example=dict(X=np.zeros((1, 3)), Y=np.zeros((1, 4))), step=gradgen.sgd())
+def loss(X, Y):
+    return gradgen.mean(ce, X, Y) + 1e-3 * sum(p * p for p in model.parameters())
+"""
+
+
+@pytest.mark.parametrize("B", [1, 2, 37])
+def test_softmax_loops_equal_numpy_backend(tmp_path, B):
+    """A softmax cross-entropy MLP (3-40-4: a 120-element product as BLAS, 160 as BLAS, the
+    exp and its row sum in one nest, the L2 term): loss_grad and 30 steps of
+    loss_train equal the NumPy backend's to 1e-12, for B = 1, 2, 37."""
+    src = tmp_path / "ce.py"
+    src.write_text(CE_MODEL)
+    nb, ref = gradgen.compile_file(str(src), backend="numba"), gradgen.compile_file(str(src))
+    assert "s[i] += exp[i, j]" in nb.source or "+= exp" in nb.source
+    module, _ = load_model(str(src))
+    ps = list(gradgen.params.read(module.model).values())
+    rng = np.random.default_rng(B)
+    X, Y = rng.standard_normal((B, 3)), np.eye(4)[rng.integers(0, 4, B)]
+    want, got = ref.module.loss_grad(*ps, X, Y), nb.module.loss_grad(*ps, X, Y)
+    assert close(got[0], want[0]) and all(close(g, w) for g, w in zip(got[1], want[1]))
+    p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
+    want = ref.module.loss_train(*p_ref, X, Y, [0.05] * 30)
+    assert close(nb.module.loss_train(*p_nb, X, Y, np.full(30, 0.05)), want, abs_=0.0)
     assert all(close(a, b) for a, b in zip(p_nb, p_ref))

@@ -20,7 +20,9 @@ A backend is what one target language supplies to turn a scheduled IR graph
 * statement forms: `assign(name, text)`, `update(name, op, text)` (`g += e`),
   `inplace_ok` (ops whose fresh results may be updated in place), and
   `out_form(n, ...)`, a hook for `np.add(a, b, out=g)`-style statements (None:
-  not used yet by any backend).
+  not used yet by any backend);
+* `arrange(statements, ctx)`: the body's statements, `(node id, lines)` in order, as
+  the lines written (numba: loops, fused; gradgen.backends.loops); default: joined.
 
 `emit_function` = schedule + render: one flat function, forward then backward,
 each backward line with its rule comment (gradgen.autodiff.comments).
@@ -31,6 +33,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from gradgen.autodiff import comments
 from gradgen.ir.graph import Graph
@@ -102,6 +105,7 @@ class Emitted:
     backend: "Backend | None" = None
     tables: list[str] = field(default_factory=list)  # module-level lines before the def (argument tables)
     array: bool = False  # an array function (the module docstring says what its gradients are)
+    shapes: dict = field(default_factory=dict)  # parameter name -> its IR shape
 
 
 _ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
@@ -179,6 +183,12 @@ class Backend:
 
     def out_form(self, n, operand, sched):  # a hook: `np.add(a, b, out=g)` forms (none yet)
         return None
+
+    def arrange(self, statements: list, ctx) -> list[str]:
+        """The body's lines from its statements in order, `(node id or None, lines)` (None: a
+        section comment); a backend may rewrite them (numba: loops, fused; `ctx` has `sched`,
+        `operand`, `expr`, `notes`, `helpers`, `needs`).  Default: the lines as they are."""
+        return [ln for _, lines in statements for ln in lines]
 
     def step_functions(self, name: str, functions: list, opt) -> list:
         """`<name>_step` and `<name>_train` (gradgen.backends.step) as this backend writes them."""
@@ -261,6 +271,19 @@ def in_source_order(statements: list, refs: list) -> list:
     return out + [s for w in waiting.values() for s in w]
 
 
+class _Terms:
+    """`term` as `(text, precedence)` pairs for a backend's `arrange` (a named node's entry is its name)."""
+
+    __slots__ = ("term",)
+
+    def __init__(self, term: list):
+        self.term = term
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        t = self.term[i]
+        return (t, ATOM) if t.__class__ is str else t
+
+
 def emit_function(
     graph: Graph,
     fname: str,
@@ -291,7 +314,8 @@ def emit_function(
     term: list = [None] * len(nodes)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
-    body: list[str] = []
+    body: list = []  # statements, (node id or None, lines)
+    notes: dict[int, str | None] = {}
     section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
@@ -318,8 +342,8 @@ def emit_function(
             return None
         return text if text.isidentifier() or text[0] == "(" or _NUMBER.fullmatch(text) else f"({text})"
 
-    def flush(statements) -> list[str]:
-        return [ln for _, lines in in_source_order(statements, refs) for ln in lines]
+    def flush(statements) -> list:
+        return in_source_order(statements, refs)
 
     # the statements a forward node's expression reads (for in_source_order; not needed once
     # the backward has begun: the forward statements are written by then)
@@ -342,7 +366,7 @@ def emit_function(
             continue
         term[i] = names[i]
         stmt = "    " + (update(names[i], n.op, text) if rebind[i] else assign(names[i], text))
-        note = note_of(n, name_of, nodes) if n.rule is not None else ""
+        note = notes[i] = note_of(n, name_of, nodes) if n.rule is not None else ""
         if not note:
             lines = [stmt]
         elif len(stmt) + 2 + len(note) <= LINE:
@@ -356,13 +380,15 @@ def emit_function(
             forward.append((i, lines))
             continue
         if section is None:
-            body += (["    # forward"] if forward and returns == "grad" else []) + flush(forward)
+            body += ([(None, ["    # forward"])] if forward and returns == "grad" else []) + flush(forward)
         if returns == "grad" and want != section:
-            body.append(f"    # {want}")
+            body.append((None, [f"    # {want}"]))
         section = want
-        body += lines
+        body.append((n.id, lines))
     if section is None:
-        body += (["    # forward"] if returns == "grad" else []) + flush(forward)
+        body += ([(None, ["    # forward"])] if returns == "grad" else []) + flush(forward)
+    ctx = SimpleNamespace(sched=sched, operand=operand, expr=_Terms(term), notes=notes, helpers=helpers, needs=needs)
+    body = backend.arrange(body, ctx)
 
     value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]
@@ -388,4 +414,5 @@ def emit_function(
     grad_names = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
     lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
-    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph))
+    shapes = {names[i]: nodes[i].shape for i in graph.inputs}
+    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), shapes)

