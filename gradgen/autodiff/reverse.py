@@ -226,16 +226,21 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
 
     def accumulate(a: int, c: int, comment: str, loc, terms=()) -> None:
         n = nodes[c]
-        if c < n_fwd or n.adj is not None or n.step != step:
-            # passed through unchanged (add's rule): give the adjoint its own node
-            c = b.add_tagged(COPY, (c,), None, loc, comment, step, terms)
         prev = adjoint.get(a)
-        if prev is not None:
-            adjoint[a] = b.add_tagged(ADD, (prev, c), None, loc, comment, step, terms, adj=a)
-            b.label(c, comment, terms)
-        else:
+        if c < n_fwd or n.adj is not None or n.step != step:
+            # passed through unchanged (add's rule): give the adjoint its own node (built with
+            # the comment, and as the adjoint itself when it is the first contribution)
+            if prev is None:
+                adjoint[a] = b.add_tagged(COPY, (c,), None, loc, comment, step, terms, adj=a)
+                return
+            c = b.add_tagged(COPY, (c,), None, loc, comment, step, terms)
+        elif prev is None:
             b.label(c, comment, terms, adj=a)
             adjoint[a] = c
+            return
+        elif n.rule != comment or n.terms != terms:
+            b.label(c, comment, terms)
+        adjoint[a] = b.add_tagged(ADD, (prev, c), None, loc, comment, step, terms, adj=a)
 
     for node in reversed(fnodes[: out + 1]):
         nid = node.id

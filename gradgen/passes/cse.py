@@ -21,7 +21,10 @@ def cse(graph: Graph) -> Graph:
     b = Builder(graph.name)
     out = b.nodes
     new: list[int] = []  # old id -> new id
-    seen: dict[tuple, int] = {}
+    # arguments -> the first node over them (an id), or {(op, repr(attr)): id} once two nodes over the
+    # same arguments differ in op or attribute: keyed by the argument tuple the node already holds,
+    # so a node with no twin costs no key of its own (and no repr)
+    seen: dict[tuple, int | dict] = {}
     same = True  # every node so far kept its id: no renumbering needed
     for n in graph.nodes:
         if same:
@@ -37,17 +40,17 @@ def cse(graph: Graph) -> Graph:
         key = None
         if op is not INPUT and op is not COPY and op is not CONST:
             if (op is ADD or op is MUL) and args[0] > args[1]:
-                key_args = (args[1], args[0])  # add and mul commute exactly
+                key = (args[1], args[0])  # add and mul commute exactly
             else:
-                key_args = args
-            attr = n.attr
-            key = (op, key_args) if attr is None else (op, key_args, repr(attr))
+                key = args
             hit = seen.get(key)
             if hit is not None:
-                nid = alias(b, hit, n, adj)
-                new.append(nid)
-                same = same and nid == n.id
-                continue
+                twin = _twin(seen, key, hit, out, n)
+                if twin is not None:
+                    nid = alias(b, twin, n, adj)
+                    new.append(nid)
+                    same = same and nid == n.id
+                    continue
         if same and op is not CONST and len(out) == n.id:
             out.append(n)  # what copy_node does for a node that keeps its id and arguments
             nid = n.id
@@ -56,7 +59,29 @@ def cse(graph: Graph) -> Graph:
             same = same and nid == n.id
         new.append(nid)
         if key is not None:
-            seen[key] = nid
+            hit = seen.get(key)
+            if hit is None:
+                seen[key] = nid
+            else:  # a second node over these arguments: keep both, by (op, attribute)
+                if type(hit) is int:
+                    hit = seen[key] = {_kind(out[hit]): hit}
+                hit.setdefault(_kind(n), nid)
     if b.unchanged(graph):
         return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
+
+
+def _kind(n) -> tuple:
+    """What besides its arguments makes two nodes the same value: op and attribute (by repr,
+    so 0.0 and -0.0 differ and all NaNs agree)."""
+    return (n.op, None) if n.attr is None else (n.op, repr(n.attr))
+
+
+def _twin(seen: dict, key: tuple, hit, out: list, n):
+    """The earlier node computing what `n` computes (same op, arguments, attribute), or None."""
+    if type(hit) is int:
+        m = out[hit]
+        if m.op is n.op and (m.attr is None if n.attr is None else (m.attr is not None and repr(m.attr) == repr(n.attr))):
+            return hit
+        return None
+    return hit.get(_kind(n))
