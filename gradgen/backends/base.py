@@ -19,8 +19,8 @@ A backend is what one target language supplies to turn a scheduled IR graph
   lines, body lines);
 * statement forms: `assign(name, text)`, `update(name, op, text)` (`g += e`),
   `inplace_ok` (ops whose fresh results may be updated in place), and
-  `out_form(n, ...)`, a hook for `np.add(a, b, out=g)`-style statements (None:
-  not used yet by any backend).
+  `out_form(n, text, operand, sched)`, a hook for `np.matmul(a, b, out=z0)`-style
+  statements (None: the assignment; used by the NumPy step, gradgen.backends.lean).
 
 `emit_function` = schedule + render: one flat function, forward then backward,
 each backward line with its rule comment (gradgen.autodiff.comments).
@@ -102,6 +102,7 @@ class Emitted:
     backend: "Backend | None" = None
     tables: list[str] = field(default_factory=list)  # module-level lines before the def (argument tables)
     array: bool = False  # an array function (the module docstring says what its gradients are)
+    sched: object = None  # the Schedule it was rendered from (a step reuses a gradient's)
 
 
 def is_array_graph(graph) -> bool:
@@ -168,7 +169,10 @@ class Backend:
         """How output node i is returned (a backend may convert, e.g. a float to a tensor)."""
         return text
 
-    def out_form(self, n, operand, sched):  # a hook: `np.add(a, b, out=g)` forms (none yet)
+    def out_form(self, n, text, operand, sched) -> list[str] | None:
+        """The statements computing node `n` (whose expression is `text`) in place of the plain
+        assignment: a hook for `np.matmul(a, b, out=z0)` forms (gradgen.backends.lean); `[]`
+        writes nothing.  None: the assignment (`assign`, or `update` for `g += e`)."""
         return None
 
     def step_functions(self, name: str, functions: list, opt) -> list:
@@ -291,16 +295,17 @@ def emit_function(
         refs[n.id] = frozenset().union(*({a} if sched.line[a] else refs[a] for a in n.args))
         if not sched.line[n.id]:
             continue
-        stmt = "    " + (
-            backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text)
-        )
-        note = comments.note(n, name_of, nodes)
-        if note and len(stmt) + 2 + len(note) <= LINE:
+        forms = backend.out_form(n, text, operand, sched)
+        if forms is None:
+            forms = [
+                backend.update(names[n.id], n.op, text) if sched.rebind[n.id] else backend.assign(names[n.id], text)
+            ]
+        note = comments.note(n, name_of, nodes) if forms else None
+        stmt = "    " + forms[0] if len(forms) == 1 else None
+        if stmt and note and len(stmt) + 2 + len(note) <= LINE:
             lines = [f"{stmt}  {note}"]
-        elif note:
-            lines = [f"    {note}", stmt]
         else:
-            lines = [stmt]
+            lines = ([f"    {note}"] if note else []) + ["    " + f for f in forms]
         want = "backward" if n.rule is not None else "forward"
         if n.second is not None and n.rule is not None:
             want = "tangents (forward mode)" if n.second == "jvp" else "second order"
@@ -340,4 +345,6 @@ def emit_function(
     grad_names = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
     lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
-    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph))
+    return Emitted(
+        lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), sched
+    )

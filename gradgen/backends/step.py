@@ -8,6 +8,7 @@ needs no import.  Names are chosen clear of the function's arguments.
 
 from __future__ import annotations
 
+from gradgen.backends import lean
 from gradgen.backends.base import Emitted
 from gradgen.names import Namespace
 from gradgen.optim import SGD
@@ -96,6 +97,9 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
             ]
     lines.append(f"    return {value}")
     step = Emitted(lines, set(), set(), args, sig, wrt, backend)
+    if lean.applies(backend, grad, opt):  # the NumPy backend's plain SGD: gradgen.backends.lean
+        text = f"One {opt.describe()} step on {short}, in place; returns the loss before the update."
+        step = lean.emit_lean_step(name, grad, opt, lines[2:], text) or step
 
     lrs = "lrs" if "lrs" not in set(params) else Namespace(reserved=set(params)).create("lrs")
     targs = params + [lrs] + ([state] if state else [])
