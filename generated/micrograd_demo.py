@@ -289,7 +289,8 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     # matmul: d(X @ W0.T)/dW0 = g.T @ X   [micrograd_demo.py:37]
     np.matmul(g_z0.T, X, out=g_W0)
     grad += 0.0002 * theta  # the L2 term of every parameter: g_p += 0.0002 * p
-    theta -= lr * grad  # every parameter, one update
+    grad *= lr  # in place: every gradient is written anew by the next step
+    theta -= grad  # every parameter, one update
     return out
 
 

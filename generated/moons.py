@@ -282,7 +282,8 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     np.matmul(ones, g_z0, out=g_b0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
     np.matmul(g_z0.T, X, out=g_W0)  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
     grad += 0.0002 * theta  # the L2 term of every parameter: g_p += 0.0002 * p
-    theta -= lr * grad  # every parameter, one update
+    grad *= lr  # in place: every gradient is written anew by the next step
+    theta -= grad  # every parameter, one update
     return out
 
 

@@ -7,7 +7,7 @@ one instead (issue #12, each choice measured in docs/architecture.md):
 * **one flat buffer.**  When the parameters are consecutive views into one float64
   buffer, in argument order (what `gradgen.params.read` returns), `_flat` finds that
   buffer (`theta`), the gradients are views into one flat buffer of the same layout
-  (`grad`), and the update is one line, `theta -= lr * grad`; an L2 term every
+  (`grad`), and the update is `grad *= lr; theta -= grad` (no temporary); an L2 term every
   parameter shares (`g_W0 += 0.0002 * W0`, ...) is one line too, `grad += 0.0002 * theta`.
   Any other parameters (separate arrays, float32, a list) take the plain step, inline at
   the top of the function: `<name>_grad`, then one update per array.
@@ -267,7 +267,8 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str) ->
         if plan.l2:
             c = plan.l2[0]
             out.append(f"    {flat} += {c!r} * {theta}  # the L2 term of every parameter: g_p += {c!r} * p")
-        out.append(f"    {theta} -= {lr} * {flat}  # every parameter, one update")
+        out.append(f"    {flat} *= {lr}  # in place: every gradient is written anew by the next step")
+        out.append(f"    {theta} -= {flat}  # every parameter, one update")
         out.append(f"    return {ref(g.output('value'))}")
         return out
 
