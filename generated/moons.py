@@ -202,7 +202,7 @@ _loss_step_arrays = "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_z1:B,16 g_h0:B,16 g_z0:
 def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     """One SGD step on W0..b2, in place; returns the loss before the update."""
     theta = _flat(_loss_step_params, W0, b0, W1, b1, W2, b2)
-    if theta is None:  # not one float64 buffer (gradgen.params.read's): the plain step
+    if theta is None:  # not params.read's one buffer: the plain step
         # floats and lists cannot change in place
         if not all(hasattr(x, "__isub__") for x in (W0, b0, W1, b1, W2, b2)):
             raise TypeError(

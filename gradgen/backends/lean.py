@@ -196,19 +196,25 @@ def applies(backend, grad: Emitted, opt) -> bool:
     return all(role.of in by_name and g.nodes[by_name[role.of]].shape for role, _ in g.grads())
 
 
-def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str) -> Emitted | None:
+def names_of(grad: Emitted) -> set[str]:
+    """The names the gradient function's schedule gave (the lean step's body uses them all)."""
+    return {x for x in grad.sched.names if x}
+
+
+def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr: str) -> Emitted | None:
     """`<name>_step` as the module docstring describes, or None where the plan cannot write
     every gradient into its view of the flat buffer (the plain step is used then).
 
-    `plain`: the plain step's body (its lines after the docstring, ending in `return value`).
+    `plain`: the plain step's body (its lines after the docstring, ending in `return value`),
+    `lr` its learning rate's name (clear of the gradient's names).
     """
     sched = grad.sched
     g, names = sched.graph, sched.names
     params = list(grad.params)
     wrt = list(grad.grads)  # the parameters, in the gradients' order
-    taken = {x for x in names if x} | set(params) | NumpyBackend.reserved
+    taken = names_of(grad) | set(params) | NumpyBackend.reserved | {lr}
     ns = Namespace(reserved=taken | {name, name + "_grad", name + "_step", name + "_train"})
-    lr, theta, flat = ns.create("lr"), ns.create("theta"), ns.create("grad")
+    theta, flat = ns.create("theta"), ns.create("grad")
     plan = Plan(sched, ns)
     plan.theta = theta
     if not plan.ok:
@@ -246,7 +252,7 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str) ->
     shapes = " ".join(f"{p}:{dims_text(g.nodes[g.inputs[params.index(p)]].shape)}" for p in fast)
     tables.insert(0, f'{ptable} = "{shapes}"')
     pro = [f"    {theta} = _flat({ptable}, {', '.join(fast)})"]
-    pro.append(f"    if {theta} is None:  # not one float64 buffer (gradgen.params.read's): the plain step")
+    pro.append(f"    if {theta} is None:  # not params.read's one buffer: the plain step")
     pro += ["    " + ln for ln in plain]
     if data:  # the parameters passed _flat: the data alone is checked
         lhs = ", ".join(data) if len(data) != 1 else f"({data[0]},)"
