@@ -143,3 +143,28 @@ def test_momentum_and_adam_keep_the_plain_step():
     for opt in (gradgen.sgd(momentum=0.9), gradgen.adam()):
         _, c = svm_module(opt)
         assert "_flat(" not in c.source and "loss_grad(" in c.source.split("def loss_step")[1]
+
+
+def test_names_clear_of_the_models_variables():
+    """A model whose variables are called lr, theta and grad: the step's own names step aside."""
+    random.seed(0)
+    model = nn.MLP(2, [4, 1])
+
+    def f(x, yi):
+        lr = model(x)
+        theta = (1 + -yi * lr).relu()
+        return theta
+
+    @gradgen.export(example=dict(X=np.zeros((1, 2)), y=np.zeros(1)), params=model, step=gradgen.sgd())
+    def loss(X, y):
+        grad = gradgen.mean(f, X, y)
+        return grad
+
+    c = gradgen.compile_function(loss)
+    assert "def loss_step(W0, b0, W1, b1, X, y, lr_1):" in c.source and "theta_1 -= grad_1" in c.source
+    params = list(gradgen.params.read(model).values())
+    X, y = moons_like(9)
+    want, want_ps = plain_trajectory(c.module, params, X, y, [0.1] * 5)
+    ps = gradgen.params.flat(params)
+    assert close([c.loss_step(*ps, X, y, 0.1) for _ in range(5)], want)
+    assert all(close(p, q) for p, q in zip(ps, want_ps))
