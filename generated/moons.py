@@ -196,7 +196,11 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
 _loss_step_params = "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1"
 _loss_step_data = "loss_step X:B,2 y:B"
 _loss_step_scratch = {}  # batch size -> the arrays loss_step writes into
-_loss_step_arrays = "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_z1:B,16 g_h0:B,16 g_z0:B,16 mask_svm_loss:B:bool mask_h1:B,16:bool mask_h0:B,16:bool ones:B:ones; g_W0:16,2 g_b0:16 g_W1:16,16 g_b1:16 g_W2:1,16 g_b2:1"
+_loss_step_arrays = (
+    "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_z1:B,16 g_h0:B,16 g_z0:B,16"
+    " mask_svm_loss:B:bool mask_h1:B,16:bool mask_h0:B,16:bool ones:B:ones; g_W0:16,2"
+    " g_b0:16 g_W1:16,16 g_b1:16 g_W2:1,16 g_b2:1"
+)
 
 
 def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from gradgen.backends.base import Emitted, wrap
+from gradgen.backends.base import LINE, Emitted, wrap
 from gradgen.backends.numpy import NumpyBackend, arg_table, dims_text
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import OPS, Op
@@ -196,6 +196,19 @@ def applies(backend, grad: Emitted, opt) -> bool:
     return all(role.of in by_name and g.nodes[by_name[role.of]].shape for role, _ in g.grads())
 
 
+def _string(name: str, text: str) -> list[str]:
+    """`name = "text"`, or black's parenthesised lines of adjacent strings when it is too long."""
+    if len(name) + len(text) + 5 <= LINE:
+        return [f'{name} = "{text}"']
+    lines, cur = [], ""
+    for word in text.split(" "):
+        if cur and len(cur) + len(word) + 1 > LINE - 8:
+            lines.append(cur)
+            cur = ""
+        cur += (" " if lines or cur else "") + word
+    return [f"{name} = ("] + [f'    "{ln}"' for ln in lines + [cur]] + [")"]
+
+
 def names_of(grad: Emitted) -> set[str]:
     """The names the gradient function's schedule gave (the lean step's body uses them all)."""
     return {x for x in grad.sched.names if x}
@@ -240,7 +253,7 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr
     table, cache = f"_{name}_step_arrays", f"_{name}_step_scratch"
     tables = [
         f"{cache} = {{}}  # batch size -> the arrays {name}_step writes into",
-        f'{table} = "{" ".join(spec)}; {" ".join(spec_g)}"',
+        *_string(table, f'{" ".join(spec)}; {" ".join(spec_g)}'),
     ]
     uses_b = any(batched(g.nodes[i].shape) for i in plan.out) or plan.ones is not None
     body_b = any(n.op is Op.BATCH or n.op in (Op.BCAST, Op.PACK) and batched(n.shape) for n in g.nodes)
