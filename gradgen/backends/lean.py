@@ -59,11 +59,13 @@ class Plan:
         self.out: dict[int, str] = {}  # node -> the statement kind that writes it with out=
         self.masks: dict[int, str] = {}  # a step node inlined into a multiply -> its bool mask's name
         self.ones: str | None = None
-        self.grad_roots = set()
+        # the gradients: each output's first partial is written into its view of `grad`
+        self.roots: list[int] = []
         for _, o in g.grads():
             while rebind[o]:
                 o = nodes[o].args[0]
-            self.grad_roots.add(o)
+            self.roots.append(o)
+        self.grad_roots = set(self.roots)
         for n in nodes:
             if not line[n.id] or rebind[n.id] or not n.shape or n.op is Op.INPUT:
                 continue
@@ -75,14 +77,7 @@ class Plan:
                     self.masks[s] = ns.create("mask_" + (sched.names[nodes[s].args[0]] or "x"))
                 if kind == "ones" and self.ones is None:
                     self.ones = ns.create("ones")
-        # the gradients: each output's first partial is written into its view of `grad`
-        self.roots: list[int] = []
-        for _, o in g.grads():
-            r = o
-            while rebind[r]:
-                r = nodes[r].args[0]
-            self.roots.append(r)
-        self.ok = all(r in self.out for r in self.roots) and len(set(self.roots)) == len(self.roots)
+        self.ok = all(r in self.out for r in self.roots) and len(self.grad_roots) == len(self.roots)
         self.l2 = self._l2(g, nodes, rebind)
         self.vdot, self.skip = self._norm(g, nodes)
 
