@@ -265,7 +265,7 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     g_svm_loss = inv_B  # sum: every summed element gets g   [moons.py:46]
     # relu: 1 where svm_loss > 0, else 0   [moons.py:36]
     np.greater(svm_loss, 0.0, out=mask_svm_loss)
-    np.multiply(g_svm_loss, mask_svm_loss, out=g_margin)
+    np.multiply(g_svm_loss, mask_svm_loss, out=g_margin)  # [moons.py:36]
     g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:36]
     # elem: the gradients of z2's read elements, back in place   [moons.py:35]
     g_z2 = g_score[:, None]
@@ -275,17 +275,18 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     np.matmul(g_z2.T, h1, out=g_W2)
     # relu: 1 where h1 > 0, else 0   [moons.py:35]
     np.greater(h1, 0.0, out=mask_h1)
-    np.multiply(g_h1, mask_h1, out=g_z1)
+    np.multiply(g_h1, mask_h1, out=g_z1)  # [moons.py:35]
     np.matmul(ones, g_z1, out=g_b1)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
     np.matmul(g_z1, W1, out=g_h0)  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
     # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
     np.matmul(g_z1.T, h0, out=g_W1)
     # relu: 1 where h0 > 0, else 0   [moons.py:35]
     np.greater(h0, 0.0, out=mask_h0)
-    np.multiply(g_h0, mask_h0, out=g_z0)
+    np.multiply(g_h0, mask_h0, out=g_z0)  # [moons.py:35]
     np.matmul(ones, g_z0, out=g_b0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
     np.matmul(g_z0.T, X, out=g_W0)  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
-    grad += 0.0002 * theta  # the L2 term of every parameter: g_p += 0.0002 * p
+    grad += 0.0002 * theta  # every g_p += 0.0002 * p   [moons.py:48]
+    # update
     grad *= lr  # in place: every gradient is written anew by the next step
     theta -= grad  # every parameter, one update
     return out

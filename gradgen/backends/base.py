@@ -302,10 +302,14 @@ def emit_function(
             ]
         note = comments.note(n, name_of, nodes) if forms else None
         stmt = "    " + forms[0] if len(forms) == 1 else None
-        if stmt and note and len(stmt) + 2 + len(note) <= LINE:
+        if not forms:
+            lines = []
+        elif stmt and note and len(stmt) + 2 + len(note) <= LINE:
             lines = [f"{stmt}  {note}"]
-        else:
-            lines = ([f"    {note}"] if note else []) + ["    " + f for f in forms]
+        else:  # a statement after the first carries the model line too: `# [moons.py:35]`
+            tag = re.search(r"\[[^\[\]]*:\d+\]$", note or "")
+            more = [f"    {f}" + (f"  # {tag.group()}" if tag else "") for f in forms[1:]]
+            lines = ([f"    {note}"] if note else []) + ["    " + forms[0]] + more
         want = "backward" if n.rule is not None else "forward"
         if n.second is not None and n.rule is not None:
             want = "tangents (forward mode)" if n.second == "jvp" else "second order"

@@ -276,11 +276,13 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr
 
     def ret(ref):
         out = []
+        if plan.l2:  # the gradient's last lines, one for all the parameters
+            c, nodes = plan.l2[0], [g.nodes[o] for o in plan.l2[1]]
+            at = f"   [{nodes[0].loc.short()}]" if nodes[0].loc is not None else ""
+            out.append(f"    {flat} += {c!r} * {theta}  # every g_p += {c!r} * p{at}")
+        out.append("    # update")
         if getattr(opt, "weight_decay", 0.0):
             out.append(f"    {flat} += {float(opt.weight_decay)!r} * {theta}  # weight decay")
-        if plan.l2:
-            c = plan.l2[0]
-            out.append(f"    {flat} += {c!r} * {theta}  # the L2 term of every parameter: g_p += {c!r} * p")
         out.append(f"    {flat} *= {lr}  # in place: every gradient is written anew by the next step")
         out.append(f"    {theta} -= {flat}  # every parameter, one update")
         out.append(f"    return {ref(g.output('value'))}")
