@@ -39,6 +39,14 @@ _CALL = re.compile(r"np\.\w+\(\{0\}(, [\w.]+)?\)")  # a one-argument ufunc spell
 _BINARY = {Op.ADD: "np.add", Op.SUB: "np.subtract", Op.MUL: "np.multiply", Op.DIV: "np.divide"}
 
 
+TABLES = ("params", "data", "scratch", "arrays")  # the step's module-level tables: _<name>_step_<kind>
+
+
+def step_tables(names) -> set[str]:
+    """The module-level names the lean steps of functions `names` may define (api refuses them)."""
+    return {f"_{g}_step_{k}" for g in names for k in TABLES}
+
+
 WIDE = 64  # elementwise results get out= from this many elements per example (or in all, unbatched)
 
 
@@ -245,7 +253,7 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr
         spec.append(f"{plan.ones}:B:ones")
         order.append(plan.ones)
     spec_g = [f"{v}:{dims_text(g.nodes[r].shape)}" for v, r in zip(grad_views, plan.roots)]
-    table, cache = f"_{name}_step_arrays", f"_{name}_step_scratch"
+    table, cache = f"_{name}_step_{TABLES[3]}", f"_{name}_step_{TABLES[2]}"
     tables = [
         f"{cache} = {{}}  # batch size -> the arrays {name}_step writes into",
         *_string(table, f'{" ".join(spec)}; {" ".join(spec_g)}'),
@@ -256,7 +264,7 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr
     key = "B" if uses_b and first else "0"
     fast = [params[g.inputs.index(by_input[p])] for p in wrt]
     data = [p for p in params if p not in fast]
-    ptable, dtable = f"_{name}_step_params", f"_{name}_step_data"
+    ptable, dtable = f"_{name}_step_{TABLES[0]}", f"_{name}_step_{TABLES[1]}"
     shapes = " ".join(f"{p}:{dims_text(g.nodes[g.inputs[params.index(p)]].shape)}" for p in fast)
     tables.insert(0, f'{ptable} = "{shapes}"')
     pro = [f"    {theta} = _flat({ptable}, {', '.join(fast)})"]
