@@ -11,7 +11,11 @@ NumPy step as the median over rounds of the two times in the same round):
   (each layer's arrays are views into them), every product and activation written
   into preallocated arrays with `out=`, the L2 term one `np.vdot`, and one fused
   update of the flat buffer;
-* gradgen numpy `loss_step`: `gradgen compile MODEL` (the NumPy backend);
+* gradgen numpy `loss_step`: `gradgen compile MODEL` (the NumPy backend), the parameters
+  views into one buffer as `gradgen.params.read` returns them (the step's fast path:
+  preallocated arrays, one fused update; gradgen.backends.lean);
+* gradgen numpy, separate arrays: the same with one array per parameter (the plain step:
+  `loss_grad`, then one update per array);
 * gradgen numba `loss_step`: `gradgen compile MODEL --backend numba`, one call a step;
 * gradgen numba `loss_train`: the same module, all the batch's steps in one call
   (per-step time = the call's time / steps);
@@ -115,9 +119,16 @@ def peers(np_mod, nb_mod, params, X, y, loss):
     def copies(base):
         return [a.copy() for a in base]
 
+    def flat(base):  # views into one buffer, as gradgen.params.read returns them
+        from gradgen.params import flat
+
+        return flat(base)
+
+    np_step = lambda ps, lrs: [np_mod.loss_step(*ps, X, y, lr) for lr in lrs]  # noqa: E731
     out = {
         "hand NumPy (best)": (hand_run, hand_fresh),
-        "gradgen numpy loss_step": (lambda ps, lrs: [np_mod.loss_step(*ps, X, y, lr) for lr in lrs], copies),
+        "gradgen numpy loss_step": (np_step, flat),
+        "gradgen numpy, separate arrays": (np_step, copies),
         "gradgen numba loss_step": (lambda ps, lrs: [nb_mod.loss_step(*ps, X, y, lr) for lr in lrs], copies),
         "gradgen numba loss_train": (lambda ps, lrs: nb_mod.loss_train(*ps, X, y, lrs), copies),
     }

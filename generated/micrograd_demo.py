@@ -65,6 +65,58 @@ def _args(table, *args, _seen={}):
     return tuple(out)
 
 
+def _flat(table, *arrays, _seen={}):
+    """The float64 buffer the arrays are consecutive views into, in order and of the shapes in
+    `table` ("W0:16,2 b0:16 ..."; gradgen.params.read's layout), or None.  A layout once found
+    is kept with the arrays (so their ids stay theirs)."""
+    hit = _seen.get(tuple(map(id, arrays)))
+    if hit is not None:  # the same arrays (a .shape or .dtype set in place is not seen)
+        return hit[0]
+    base = getattr(arrays[0], "base", None)
+    if not (type(base) is np.ndarray and base.ndim == 1 and base.dtype == np.float64):
+        return None
+    if not (base.flags.c_contiguous and base.flags.writeable):
+        return None
+    at = base.__array_interface__["data"][0]
+    for a, spec in zip(arrays, table.split()):
+        shape = tuple(int(d) for d in spec.partition(":")[2].split(",") if d)
+        if not (type(a) is np.ndarray and a.base is base and a.shape == shape):
+            return None
+        if not (a.dtype == np.float64 and a.flags.c_contiguous):
+            return None
+        if a.__array_interface__["data"][0] != at:
+            return None
+        at += a.nbytes
+    if at != base.__array_interface__["data"][0] + base.nbytes:
+        return None
+    if len(_seen) > 16:
+        _seen.clear()
+    _seen[tuple(map(id, arrays))] = (base, arrays)
+    return base
+
+
+def _scratch(cache, B, table):
+    """The arrays a step writes into, made once per batch size B and kept in `cache`: one per
+    "name:dims" in `table` ("B" is B; ":bool" a mask, ":ones" filled with ones), then after
+    "; " the gradients, views into one flat buffer, which comes last."""
+    if len(cache) > 8:
+        cache.clear()  # a few batch sizes at a time
+    arrays, _, grads = table.partition("; ")
+    out = []
+    for a in arrays.split():
+        _, dims, *kind = a.split(":")
+        shape = tuple(B if d == "B" else int(d) for d in dims.split(",") if d)
+        dtype = bool if kind == ["bool"] else float
+        out.append(np.ones(shape) if kind == ["ones"] else np.empty(shape, dtype))
+    shapes = [tuple(int(d) for d in a.split(":")[1].split(",")) for a in grads.split()]
+    flat, k = np.zeros(sum(int(np.prod(s)) for s in shapes)), 0
+    for s in shapes:
+        out.append(flat[k : k + int(np.prod(s))].reshape(s))
+        k += int(np.prod(s))
+    cache[B] = out + [flat]
+    return cache[B]
+
+
 _loss_args = "loss W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1 X:B,2 y:B"
 
 
@@ -142,23 +194,109 @@ def loss_grad(W0, b0, W1, b1, W2, b2, X, y):
     return out, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2)
 
 
+_loss_step_params = "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1"
+_loss_step_data = "loss_step X:B,2 y:B"
+_loss_step_scratch = {}  # batch size -> the arrays loss_step writes into
+_loss_step_arrays = (
+    "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_z1:B,16 g_h0:B,16 g_z0:B,16"
+    " mask_svm_loss:B:bool mask_h1:B,16:bool mask_h0:B,16:bool ones:B:ones; g_W0:16,2"
+    " g_b0:16 g_W1:16,16 g_b1:16 g_W2:1,16 g_b2:1"
+)
+
+
 def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     """One SGD step on W0..b2, in place; returns the loss before the update."""
-    # floats and lists cannot change in place
-    if not all(hasattr(x, "__isub__") for x in (W0, b0, W1, b1, W2, b2)):
-        raise TypeError(
-            "loss_step updates W0, b0, W1, b1, W2 and b2 in place: pass arrays (np.array(x) for a number), not floats or lists"
+    theta = _flat(_loss_step_params, W0, b0, W1, b1, W2, b2)
+    if theta is None:  # not params.read's one buffer: the plain step
+        # floats and lists cannot change in place
+        if not all(hasattr(x, "__isub__") for x in (W0, b0, W1, b1, W2, b2)):
+            raise TypeError(
+                "loss_step updates W0, b0, W1, b1, W2 and b2 in place: pass arrays (np.array(x) for a number), not floats or lists"
+            )
+        value, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2) = loss_grad(
+            W0, b0, W1, b1, W2, b2, X, y
         )
-    value, (g_W0, g_b0, g_W1, g_b1, g_W2, g_b2) = loss_grad(
-        W0, b0, W1, b1, W2, b2, X, y
-    )
-    W0 -= lr * g_W0
-    b0 -= lr * g_b0
-    W1 -= lr * g_W1
-    b1 -= lr * g_b1
-    W2 -= lr * g_W2
-    b2 -= lr * g_b2
-    return value
+        W0 -= lr * g_W0
+        b0 -= lr * g_b0
+        W1 -= lr * g_W1
+        b1 -= lr * g_b1
+        W2 -= lr * g_W2
+        b2 -= lr * g_b2
+        return value
+    X, y = _args(_loss_step_data, X, y)
+    B = X.shape[0]
+    (
+        z0,
+        z1,
+        z2,
+        g_margin,
+        g_z1,
+        g_h0,
+        g_z0,
+        mask_svm_loss,
+        mask_h1,
+        mask_h0,
+        ones,
+        g_W0,
+        g_b0,
+        g_W1,
+        g_b1,
+        g_W2,
+        g_b2,
+        grad,
+    ) = _loss_step_scratch.get(B) or _scratch(_loss_step_scratch, B, _loss_step_arrays)
+    # forward
+    sq_norm_2 = np.vdot(theta, theta)
+    reg_loss = 0.0001 * sq_norm_2
+    np.matmul(X, W0.T, out=z0)
+    z0 += b0
+    h0 = np.maximum(z0, 0.0)
+    np.matmul(h0, W1.T, out=z1)
+    z1 += b1
+    h1 = np.maximum(z1, 0.0)
+    np.matmul(h1, W2.T, out=z2)
+    z2 += b2
+    score = z2[:, 0]
+    neg_y = -y
+    svm_loss = np.maximum(1.0 + neg_y * score, 0.0)
+    inv_B = 1.0 / B
+    data_loss = svm_loss.sum() * inv_B
+    out = data_loss + reg_loss
+    # backward
+    g_svm_loss = inv_B  # sum: every summed element gets g   [micrograd_demo.py:48]
+    # relu: 1 where svm_loss > 0, else 0   [micrograd_demo.py:38]
+    np.greater(svm_loss, 0.0, out=mask_svm_loss)
+    np.multiply(g_svm_loss, mask_svm_loss, out=g_margin)  # [micrograd_demo.py:38]
+    # mul: d(neg_y * score)/dscore = neg_y   [micrograd_demo.py:38]
+    g_score = g_margin * neg_y
+    # elem: the gradients of z2's read elements, back in place   [micrograd_demo.py:37]
+    g_z2 = g_score[:, None]
+    # add: d((h1 @ W2.T) + b2)/db2 = 1   [micrograd_demo.py:37]
+    np.matmul(ones, g_z2, out=g_b2)
+    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [micrograd_demo.py:37]
+    # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [micrograd_demo.py:37]
+    np.matmul(g_z2.T, h1, out=g_W2)
+    # relu: 1 where h1 > 0, else 0   [micrograd_demo.py:37]
+    np.greater(h1, 0.0, out=mask_h1)
+    np.multiply(g_h1, mask_h1, out=g_z1)  # [micrograd_demo.py:37]
+    # add: d((h0 @ W1.T) + b1)/db1 = 1   [micrograd_demo.py:37]
+    np.matmul(ones, g_z1, out=g_b1)
+    # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [micrograd_demo.py:37]
+    np.matmul(g_z1, W1, out=g_h0)
+    # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [micrograd_demo.py:37]
+    np.matmul(g_z1.T, h0, out=g_W1)
+    # relu: 1 where h0 > 0, else 0   [micrograd_demo.py:37]
+    np.greater(h0, 0.0, out=mask_h0)
+    np.multiply(g_h0, mask_h0, out=g_z0)  # [micrograd_demo.py:37]
+    # add: d((X @ W0.T) + b0)/db0 = 1   [micrograd_demo.py:37]
+    np.matmul(ones, g_z0, out=g_b0)
+    # matmul: d(X @ W0.T)/dW0 = g.T @ X   [micrograd_demo.py:37]
+    np.matmul(g_z0.T, X, out=g_W0)
+    grad += 0.0002 * theta  # every g_p += 0.0002 * p   [micrograd_demo.py:51]
+    # update
+    grad *= lr  # in place: every gradient is written anew by the next step
+    theta -= grad  # every parameter, one update
+    return out
 
 
 def loss_train(W0, b0, W1, b1, W2, b2, X, y, lrs):

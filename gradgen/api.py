@@ -26,6 +26,7 @@ from gradgen.backends.schedule import forward_part, schedule
 from gradgen.backends.module import Header, file_header, function_header, module_source
 from gradgen.errors import GradgenError
 from gradgen.export import example_of, info_of, params_of
+from gradgen.backends.lean import step_tables
 from gradgen.backends.step import check_step, emit_step
 from gradgen.backends.second import KINDS as SECOND_KINDS, emit_second
 from gradgen.frontend.trace import def_line
@@ -169,7 +170,7 @@ def _public_names(fns) -> None:
                 f.__code__.co_filename,
                 def_line(f),
             )
-        module_level = MODULE_LEVEL | module_level_names() | {f"_{g}_args" for g in names}
+        module_level = MODULE_LEVEL | module_level_names() | {f"_{g}_args" for g in names} | step_tables(names)
         if f.__name__ in module_level or f.__name__ in RESERVED:
             what = "defines or imports" if f.__name__ in module_level else "uses"
             raise GradgenError(

@@ -29,7 +29,7 @@ walks its attributes (objects, lists, tuples, dicts) for engine Values
 path, in `model.parameters()` order when the model has that method.  These
 are the names of the compiled functions' parameter arguments, and
 
-    read(model)          -> {"W0": array, "b0": array, ...}   (copies of .data)
+    read(model)          -> {"W0": array, "b0": array, ...}   (copies of .data: views into one buffer)
     write(model, arrays)  # puts arrays back into the Values' .data
     read_grads(model)    -> the same layout, from each Value's .grad
 
@@ -332,11 +332,26 @@ def _layered_arrays(model, prefix: str) -> list[ParamArray] | None:
 
 
 def read(model, prefix: str = "") -> dict[str, np.ndarray]:
-    """{array name: float64 array of the parameters' current .data}."""
-    return {
-        a.name: np.array([float(v.data) for v in a.values], dtype=np.float64).reshape(a.shape)
-        for a in arrays(model, prefix)
-    }
+    """{array name: float64 array of the parameters' current .data}, each a view into one
+    flat buffer in this order (`flat`'s layout: a compiled `<name>_step` updates them in one
+    operation)."""
+    layout = arrays(model, prefix)
+    return dict(zip((a.name for a in layout), flat([[float(v.data) for v in a.values] for a in layout], layout)))
+
+
+def flat(arrays_, layout=None) -> list[np.ndarray]:
+    """Copies of `arrays_` (a sequence or a dict's values) as consecutive views into one new
+    float64 buffer, in order: the layout `read` returns, which a compiled NumPy
+    `<name>_step` updates with one operation (see docs/step.md)."""
+    items = list(arrays_.values() if isinstance(arrays_, dict) else arrays_)
+    shapes = [a.shape for a in layout] if layout is not None else [np.shape(x) for x in items]
+    buf = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in items]) if items else np.zeros(0)
+    out, k = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(buf[k : k + size].reshape(shape))
+        k += size
+    return out
 
 
 def read_grads(model, prefix: str = "") -> dict[str, np.ndarray]:

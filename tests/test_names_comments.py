@@ -28,8 +28,8 @@ def _backward(path: Path) -> list[str]:
             on = False
         elif line.strip() == "# backward":
             on = True
-        elif on and line.strip().startswith("return"):  # (a return may span lines: newton's Hessian)
-            on = False
+        elif on and (line.strip().startswith("return") or line.strip() == "# update"):
+            on = False  # (a return may span lines: newton's Hessian; a step's update follows its backward)
         elif on and line.strip().startswith("# "):
             pending = line
         elif on and line.strip():

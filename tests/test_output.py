@@ -39,6 +39,7 @@ import pytest
 import gradgen
 from gradgen import backends, names
 from gradgen.cli import main
+from gradgen.backends import lean
 from gradgen.backends import module as module_mod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -404,7 +405,8 @@ def test_module_level_names_are_one_list():
                 tables |= {t.id for t in node.targets}
         exported = {n for n in defined if not n.startswith("_")} - {"math", "np", "torch"}
         assert defined - exported <= declared, path
-        assert tables <= {f"_{f}_args" for f in exported}, path
+        steps = lean.step_tables(f[: -len("_step")] for f in exported if f.endswith("_step"))
+        assert tables <= {f"_{f}_args" for f in exported} | steps, path
     for h in module_mod.HELPERS:
         assert h in declared
     assert sorted(declared) == MODULE_LEVEL
@@ -417,7 +419,7 @@ ARRAY_HEAD = (
 
 MODULE_LEVEL = sorted(
     ["_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
-    + ["_args", "torch", "_torch_pack", "_tensors", "njit"]
+    + ["_args", "torch", "_torch_pack", "_tensors", "njit", "_flat", "_scratch"]
 )
 
 

@@ -19,8 +19,8 @@ A backend is what one target language supplies to turn a scheduled IR graph
   lines, body lines);
 * statement forms: `assign(name, text)`, `update(name, op, text)` (`g += e`),
   `inplace_ok` (ops whose fresh results may be updated in place), and
-  `out_form(n, ...)`, a hook for `np.add(a, b, out=g)`-style statements (None:
-  not used yet by any backend);
+  `out_form(n, text, operand, sched)`, a hook for `np.matmul(a, b, out=z0)`-style
+  statements (None: the assignment; used by the NumPy step, gradgen.backends.lean);
 * `arrange(statements, ctx)`: the body's statements, `(node id, lines)` in order, as
   the lines written (numba: loops, fused; gradgen.backends.loops); default: joined.
 
@@ -106,6 +106,7 @@ class Emitted:
     tables: list[str] = field(default_factory=list)  # module-level lines before the def (argument tables)
     array: bool = False  # an array function (the module docstring says what its gradients are)
     shapes: dict = field(default_factory=dict)  # parameter name -> its IR shape
+    sched: object = None  # the Schedule it was rendered from (a step reuses a gradient's)
 
 
 _ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
@@ -181,7 +182,10 @@ class Backend:
         """How output node i is returned (a backend may convert, e.g. a float to a tensor)."""
         return text
 
-    def out_form(self, n, operand, sched):  # a hook: `np.add(a, b, out=g)` forms (none yet)
+    def out_form(self, n, text, operand, sched) -> list[str] | None:
+        """The statements computing node `n` (whose expression is `text`) in place of the plain
+        assignment: a hook for `np.matmul(a, b, out=z0)` forms (gradgen.backends.lean); `[]`
+        writes nothing.  None: the assignment (`assign`, or `update` for `g += e`)."""
         return None
 
     def arrange(self, statements: list, ctx) -> list[str]:
@@ -350,6 +354,7 @@ def emit_function(
     refs: list = [()] * len(nodes)
     forward: list[tuple[int, list[str]]] = []
     expression, assign, update, note_of = backend.expression, backend.assign, backend.update, comments.note
+    out_form = backend.out_form
     INPUT = Op.INPUT
     for n in nodes:
         i = n.id
@@ -365,14 +370,24 @@ def emit_function(
         if not line[i]:
             continue
         term[i] = names[i]
-        stmt = "    " + (update(names[i], n.op, text) if rebind[i] else assign(names[i], text))
-        note = notes[i] = note_of(n, name_of, nodes) if n.rule is not None else ""
-        if not note:
-            lines = [stmt]
-        elif len(stmt) + 2 + len(note) <= LINE:
-            lines = [f"{stmt}  {note}"]
-        else:
-            lines = [f"    {note}", stmt]
+        forms = out_form(n, text, operand, sched)
+        if forms is None:
+            forms = [update(names[i], n.op, text) if rebind[i] else assign(names[i], text)]
+        note = notes[i] = note_of(n, name_of, nodes) if forms and n.rule is not None else ""
+        if len(forms) == 1:
+            stmt = "    " + forms[0]
+            if not note:
+                lines = [stmt]
+            elif len(stmt) + 2 + len(note) <= LINE:
+                lines = [f"{stmt}  {note}"]
+            else:
+                lines = [f"    {note}", stmt]
+        elif not forms:
+            lines = []
+        else:  # a statement after the first carries the model line too: `# [moons.py:35]`
+            tag = re.search(r"\[[^\[\]]*:\d+\]$", note)
+            more = [f"    {f}" + (f"  # {tag.group()}" if tag else "") for f in forms[1:]]
+            lines = ([f"    {note}"] if note else []) + ["    " + forms[0]] + more
         want = "backward" if n.rule is not None else "forward"
         if n.second is not None and n.rule is not None:
             want = "tangents (forward mode)" if n.second == "jvp" else "second order"
@@ -415,4 +430,6 @@ def emit_function(
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
     lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
     shapes = {names[i]: nodes[i].shape for i in graph.inputs}
-    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), shapes)
+    return Emitted(
+        lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), shapes, sched
+    )

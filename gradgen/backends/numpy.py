@@ -111,7 +111,7 @@ class NumpyBackend(PythonBackend):
     name = "numpy"
     imports = {"math": "import math", "np": "import numpy as np"}
     always = frozenset({"np"})
-    module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_args"})
+    module_names = frozenset({"math", "np", "_pack", "_np_sigmoid", "_sigmoid", "_args", "_flat", "_scratch"})
     reserved = module_names | {"B"}
     inplace_ok = FRESH
     array = True
@@ -235,11 +235,19 @@ def _np_sigmoid_source():
     return src.replace("def np_sigmoid(", "def _np_sigmoid(", 1).replace("    import numpy as np\n\n", ""), ("np",)
 
 
+def _lean():
+    from gradgen.backends import lean  # the step's helpers (lean imports this module)
+
+    return lean
+
+
 NumpyBackend.helpers = {
     **PythonBackend.helpers,
     "_np_sigmoid": _np_sigmoid_source,
     "_pack": lambda: (PACK_HELPER, ("np",)),
     "_args": lambda: (ARGS_HELPER, ("np",)),
+    "_flat": lambda: (_lean().FLAT_HELPER, ("np",)),
+    "_scratch": lambda: (_lean().SCRATCH_HELPER, ("np",)),
 }
 NUMPY = NumpyBackend()
 FORMATS = {op: spelling(op) for op in Op if spelling(op) is not None}

@@ -8,6 +8,7 @@ needs no import.  Names are chosen clear of the function's arguments.
 
 from __future__ import annotations
 
+from gradgen.backends import lean
 from gradgen.backends.base import Emitted
 from gradgen.names import Namespace
 from gradgen.optim import SGD
@@ -21,8 +22,13 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
     """[`<name>_step`, `<name>_train`] for the gradient function `grad` (emitted as `<name>_grad`)."""
     params = list(grad.params)
     wrt = list(grad.grads)
-    ns = Namespace(reserved=set(params) | {name, name + "_grad", name + "_step", name + "_train"})
+    reserved = set(params) | {name, name + "_grad", name + "_step", name + "_train"}
+    ns = Namespace(reserved=reserved)
+    lean_step = lean.applies(backend, grad, opt)
     lr = ns.create("lr")
+    if lean_step:  # the lean step's body is the gradient's: its lr is clear of those names too
+        lr = Namespace(reserved=reserved | lean.names_of(grad)).create("lr")
+        ns = Namespace(reserved=reserved | {lr})
     state = ns.create("state") if opt.stateful else None
     value = ns.create("value")
     gs = [ns.create(f"g_{p}") for p in wrt]
@@ -96,6 +102,9 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
             ]
     lines.append(f"    return {value}")
     step = Emitted(lines, set(), set(), args, sig, wrt, backend, shapes=grad.shapes)
+    if lean_step:  # the NumPy backend's plain SGD: gradgen.backends.lean
+        text = f"One {opt.describe()} step on {short}, in place; returns the loss before the update."
+        step = lean.emit_lean_step(name, grad, opt, lines[2:], text, lr) or step
 
     lrs = "lrs" if "lrs" not in set(params) else Namespace(reserved=set(params)).create("lrs")
     targs = params + [lrs] + ([state] if state else [])
