@@ -45,6 +45,7 @@ import itertools
 import operator
 import re
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +70,7 @@ class ParamArray:
     name: str
     shape: tuple[int, ...]
     values: tuple  # the Value objects, in C order of `shape`
-    layer: object = field(default=None, compare=False)  # the nn.Layer whose neurons these are, if any
+    layer: object = field(default=None, compare=False)  # the layer whose neurons these are (`_mlp_arrays`), if any
 
     @functools.cached_property
     def index_of(self) -> dict:
@@ -198,9 +199,7 @@ def arrays(model, prefix: str = "") -> list[ParamArray]:
 
 
 def _arrays(model, prefix: str) -> list[ParamArray]:
-    fast = _nn_arrays(model, prefix)
-    if fast is None:
-        fast = _layered_arrays(model, prefix)
+    fast = _mlp_arrays(model, prefix)
     if fast is not None:
         return fast
     groups: dict[str, dict[tuple, list]] = {}
@@ -249,21 +248,20 @@ def _clash(path_a: str, path_b: str, array: str, index) -> GroupingError:
     )
 
 
-def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
-    """The layout of a plain `gradgen.nn` MLP or Layer, straight from its neurons (what the
-    names give, without making and parsing one name per parameter), or None for anything else."""
-    from gradgen import nn
-
-    if type(model) is nn.MLP and all(type(layer) is nn.Layer for layer in model.layers):
-        layers = [(str(i), layer) for i, layer in enumerate(model.layers)]
-    elif type(model) is nn.Layer:
-        layers = [("", model)]
+def _mlp_arrays(model, prefix: str) -> list[ParamArray] | None:
+    """The layout of an MLP or Layer read off its layers and neurons, without making and parsing
+    one name per parameter: per layer `l`, W{l} (nout, nin) of the neurons' `w` rows and b{l}
+    (nout,) of their `b` (a lone Layer's: W, b), as the names would give (`_NN`).  Which models
+    it trusts is the policy's (`_NN_MLP`, `_FOREIGN_MLP`); None for any other model."""
+    for policy in (_NN_MLP, _FOREIGN_MLP):
+        layers = policy.layers(model)
+        if layers is not None:
+            break
     else:
         return None
     out = []
-    for suffix, layer in layers:
-        neurons = layer.neurons
-        if not neurons or any(type(n) is not nn.Neuron for n in neurons):
+    for suffix, layer, neurons in layers:
+        if not neurons or not all(map(policy.neuron, neurons)):
             return None
         nin = len(neurons[0].w)
         if nin == 0 or any(len(n.w) != nin for n in neurons):
@@ -272,63 +270,92 @@ def _nn_arrays(model, prefix: str) -> list[ParamArray] | None:
         b = tuple(n.b for n in neurons)
         for name, values, shape in ((f"W{suffix}", w, (len(neurons), nin)), (f"b{suffix}", b, (len(neurons),))):
             out.append(ParamArray(prefix + name, shape, values, layer))
-    return out
+    return out if policy.whole(model, layers) else None
 
+
+@dataclass(frozen=True)
+class _MLPPolicy:
+    """Which MLPs `_mlp_arrays` reads off their structure (the rest go through the names)."""
+
+    layers: Callable  # model -> [(array-name suffix, layer, its neurons)], or None: not this kind
+    neuron: Callable  # neuron -> whether it is one of this kind's
+    whole: Callable  # (model, layers) -> whether the names would give this layout (the values as read)
+
+
+def _nn_layers(model):
+    from gradgen import nn
+
+    if type(model) is nn.MLP and all(type(layer) is nn.Layer for layer in model.layers):
+        return [(str(i), layer, layer.neurons) for i, layer in enumerate(model.layers)]
+    if type(model) is nn.Layer:
+        return [("", model, model.neurons)]
+    return None
+
+
+def _nn_neuron(n) -> bool:
+    from gradgen import nn
+
+    return type(n) is nn.Neuron
+
+
+# a plain `gradgen.nn` MLP or Layer of plain Neurons: `named_parameters()` gives this layout
+_NN_MLP = _MLPPolicy(_nn_layers, _nn_neuron, lambda model, layers: True)
 
 _PLAIN = (bool, int, float, str, type(None))
 
 
-def _layered_arrays(model, prefix: str) -> list[ParamArray] | None:
-    """The layout the names would give a foreign MLP or Layer shaped as micrograd's (`layers` of
-    `neurons`, each a list `w` of Values and a Value `b`, other attributes plain, `parameters()` in
-    that order), read off the structure without a path per parameter; None for anything else."""
-    from gradgen.frontend.engines import is_engine_value
+def _holds(x, name: str):
+    """The list `x.name` when it is `x`'s only non-plain attribute, else None."""
+    attrs = getattr(x, "__dict__", None)
+    if not isinstance(attrs, dict) or not isinstance(attrs.get(name), list):
+        return None
+    if any(not isinstance(v, _PLAIN) for k, v in attrs.items() if k != name and not k.startswith("__")):
+        return None
+    return attrs[name]
 
+
+def _foreign_layers(model):
     if callable(getattr(model, "named_parameters", None)) or not hasattr(model, "__dict__"):
         return None
-
-    def holds(x, name):  # x's only non-plain attribute is the list `name`
-        attrs = getattr(x, "__dict__", None)
-        if not isinstance(attrs, dict) or not isinstance(attrs.get(name), list):
-            return None
-        if any(not isinstance(v, _PLAIN) for k, v in attrs.items() if k != name and not k.startswith("__")):
-            return None
-        return attrs[name]
-
-    if holds(model, "layers") is not None:
-        layers = [(str(i), holds(layer, "neurons")) for i, layer in enumerate(model.layers)]
+    if _holds(model, "layers") is not None:
+        layers = [(str(i), layer, _holds(layer, "neurons")) for i, layer in enumerate(model.layers)]
     else:
-        layers = [("", holds(model, "neurons"))]
-    if not layers or any(ns is None or not ns for _, ns in layers):
-        return None
-    out, order, kind = [], [], None
-    for suffix, neurons in layers:
-        ws = [getattr(n, "__dict__", {}).get("w") for n in neurons]
-        if not all(isinstance(w, list) and w for w in ws) or len({len(w) for w in ws}) != 1:
-            return None
-        for n in neurons:
-            attrs = n.__dict__
-            names = [k for k in attrs if not k.startswith("__")]
-            if "b" not in names or names.index("b") < names.index("w"):
-                return None  # no bias, or the walk would meet b first (another order)
-            if any(not isinstance(attrs[k], _PLAIN) for k in names if k not in ("w", "b")):
-                return None
-        w = tuple(v for n in neurons for v in n.w)
-        b = tuple(n.b for n in neurons)
-        kind = kind or type(b[0])
-        if not is_engine_value(b[0]) or any(type(v) is not kind for v in w + b):
-            return None
-        for name, values, shape in ((f"W{suffix}", w, (len(neurons), len(ws[0]))), (f"b{suffix}", b, (len(neurons),))):
-            out.append(ParamArray(prefix + name, shape, values))
-        order.extend(v for n in neurons for v in n.w + [n.b])
+        layers = [("", model, _holds(model, "neurons"))]
+    return layers if layers and all(ns for _, _, ns in layers) else None
+
+
+def _foreign_neuron(n) -> bool:
+    """A list `w` (not empty), then a `b`, other attributes plain (the walk meets w, then b)."""
+    attrs = getattr(n, "__dict__", None)
+    if not isinstance(attrs, dict) or not isinstance(attrs.get("w"), list) or not attrs["w"]:
+        return False
+    names = [k for k in attrs if not k.startswith("__")]
+    if "b" not in names or names.index("b") < names.index("w"):
+        return False  # no bias, or the walk would meet b first (another order)
+    return all(isinstance(attrs[k], _PLAIN) for k in names if k not in ("w", "b"))
+
+
+def _foreign_whole(model, layers) -> bool:
+    """Values of one engine class, each held once, in `parameters()` order when the model has it."""
+    from gradgen.frontend.engines import is_engine_value
+
+    order = [v for _, _, neurons in layers for n in neurons for v in n.w + [n.b]]
+    kind = type(layers[0][2][0].b)
+    if not is_engine_value(layers[0][2][0].b) or any(type(v) is not kind for v in order):
+        return False
     if len(set(map(id, order))) != len(order):
-        return None  # a Value held twice: the names decide
+        return False  # a Value held twice: the names decide
     params = getattr(model, "parameters", None)
     if callable(params):
         given = list(params())
         if len(given) != len(order) or not all(map(operator.is_, given, order)):
-            return None
-    return out
+            return False
+    return True
+
+
+# a micrograd-shaped foreign MLP or Layer (micrograd's own, the lecture's classes): `layers` of
+# `neurons`, each a list `w` of Values and a Value `b`, other attributes plain, `parameters()` in order
+_FOREIGN_MLP = _MLPPolicy(_foreign_layers, _foreign_neuron, _foreign_whole)
 
 
 def read(model, prefix: str = "") -> dict[str, np.ndarray]:

@@ -304,16 +304,20 @@ def test_one_layer_called_on_two_rows_keeps_the_layer_names(tmp_path):
 
 
 def test_layout_fast_path_equals_the_names_layout():
-    """params._layered_arrays gives exactly the arrays the generic (path-naming) layout gives, for
-    micrograd's MLP and Layer and the lecture's classes; a shape it does not know is left to it."""
+    """params._mlp_arrays gives exactly the arrays the generic (path-naming) layout gives, for
+    micrograd's MLP and Layer, the lecture's classes and gradgen.nn's; a shape it does not know
+    is left to it."""
     from micrograd import nn as mnn
+
+    from gradgen import nn as gnn
 
     ns: dict = {}
     exec(compile("import math, random\n" + LECTURE_CLASSES, "lecture", "exec"), ns)
     random.seed(0)
     models = [mnn.MLP(5, [4, 3, 1]), mnn.Layer(3, 2), ns["MLP"](3, [4, 4, 1]), ns["Layer"](2, 3)]
+    models += [gnn.MLP(5, [4, 3, 1]), gnn.Layer(3, 2)]
     for m in models:
-        fast = params._layered_arrays(m, "p_")
+        fast = params._mlp_arrays(m, "p_")
         assert fast is not None
         generic = _generic(m)
         assert [(a.name, a.shape) for a in fast] == [(a.name, a.shape) for a in generic]
@@ -325,17 +329,19 @@ def test_layout_fast_path_equals_the_names_layout():
     tied.layers[1].neurons[0].w[0] = tied.layers[0].neurons[0].b
     extra = mnn.MLP(2, [2, 1])
     extra.scale = mnn.Value(2.0)
-    for m in (ragged, tied, extra):
-        assert params._layered_arrays(m, "") is None
+    nn_ragged = gnn.MLP(3, [2, 1])
+    nn_ragged.layers[0].neurons[1].w.pop()
+    for m in (ragged, tied, extra, nn_ragged):
+        assert params._mlp_arrays(m, "") is None
 
 
 def _generic(m):
-    saved = params._layered_arrays
-    params._layered_arrays = lambda *a: None
+    saved = params._mlp_arrays
+    params._mlp_arrays = lambda *a: None
     try:
         return params._arrays(m, "p_")
     finally:
-        params._layered_arrays = saved
+        params._mlp_arrays = saved
 
 
 def test_wrapping_an_argument_in_the_engines_class():
