@@ -369,16 +369,16 @@ def test_an_emulation_with_wrong_numbers_is_caught(tmp_path, monkeypatch):
     """The safety nets, planted: numbers that differ from the real call's at the first call of a
     layer make that neuron run as written (the scalar module); numbers that differ only later are
     refused by the replay, in one line naming the model line."""
-    from gradgen.frontend import foreign_layers
+    from gradgen.frontend.foreign_layers import emulate
 
     path = model_file(tmp_path, MICROGRAD_BATCH.format(seed=3, nin=3, nouts=[4, 1], rows=1))
     scalar, _ = both(path)
-    data = foreign_layers._State._data
-    monkeypatch.setattr(foreign_layers._State, "_data", lambda self, *a: data(self, *a) + 1.0)
+    data = emulate._State._data
+    monkeypatch.setattr(emulate._State, "_data", lambda self, *a: data(self, *a) + 1.0)
     fell_back = api.compile_file(path, write=False)
     assert fell_back.source == scalar.source and matmuls(fell_back) == {"loss": 0}
-    monkeypatch.setattr(foreign_layers._State, "_data", data)
-    out = foreign_layers._State._out
-    monkeypatch.setattr(foreign_layers._State, "_out", lambda self, n, d, nid: out(self, n, d + 1.0, nid))
+    monkeypatch.setattr(emulate._State, "_data", data)
+    out = emulate._State._out
+    monkeypatch.setattr(emulate._State, "_out", lambda self, n, d, nid: out(self, n, d + 1.0, nid))
     with pytest.raises(gradgen.GradgenError, match=r"model\.py:13: a neuron the layer path emulated gives"):
         api.compile_file(path, write=False)
