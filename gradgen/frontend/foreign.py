@@ -604,15 +604,6 @@ def _classes(fn, found: list) -> list:
     return out
 
 
-def engine_class(fn):
-    """The foreign engine's Value class `fn` computes on (the first found), or None for gradgen's own."""
-    if not wants(fn, getattr(getattr(fn, "__gradgen_export__", None), "params", None)):
-        return None
-    found, _ = modules(fn, getattr(getattr(fn, "__gradgen_export__", None), "params", None))
-    classes = _classes(fn, found)
-    return classes[0] if classes else None
-
-
 def modules(fn, params) -> tuple[list[FoundModule], bool]:
     if params is not None:
         mods = list(params) if isinstance(params, (list, tuple)) else [params]

@@ -4,7 +4,8 @@ Contract.  Each oracle computes (value, gradients) of the user's function
 at a point without the compiled code, or differences of the compiled
 forward:
 
-* `engine_grad`: `fn` called on `gradgen.Value`s, then `backward()`; the
+* `engine_grad`: `fn` called on `gradgen.Value`s (on the learner's own
+  class where `engine.find_engine` finds one), then `backward()`; the
   gradients in the compiled order (`Layout`): each parameter array (the
   modules' `.grad`s) then each scalar argument; data arrays get none.
 * `torch_grad`: `fn` called on 0-d float64 tensors (whose `+=` rebinds, as
@@ -67,10 +68,11 @@ def engine_grad(fn, xs, layout: Layout | None = None):
     they are and get none."""
     from gradgen import params as params_mod
     from gradgen.engine import Value
-    from gradgen.frontend import foreign
+    from gradgen.tools.check.engine import find_engine  # (engine.py imports this module)
 
     layout = layout or Layout.plain(fn)
-    own = foreign.engine_class(fn)  # the user's own engine (micrograd's, the lecture's), if any
+    engine = find_engine(fn)  # the user's own engine (micrograd's, the lecture's), if any
+    own = engine.cls if engine is not None else None
     for _, m in layout.modules:
         for _, p in params_mod.named_values(m):
             p.grad = 0.0  # (zero_grad(), which the lecture's classes do not have)
