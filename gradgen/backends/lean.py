@@ -8,14 +8,17 @@ one instead (issue #12, each choice measured in docs/architecture.md):
   buffer, in argument order (what `gradgen.params.read` returns), `_flat` finds that
   buffer (`theta`), the gradients are views into one flat buffer of the same layout
   (`grad`), and the update is `grad *= lr; theta -= grad` (no temporary); an L2 term every
-  parameter shares (`g_W0 += 0.0002 * W0`, ...) is one line too, `grad += 0.0002 * theta`.
+  parameter shares (`g_W0 += 0.0002 * W0`, ...) and a weight decay go into the update as
+  `theta *= 1.0 - 0.0002 * lr` (`p - lr * (g + c * p)` is `p * (1 - c * lr) - lr * g`).
   Any other parameters (separate arrays, float32, a list) take the plain step, inline at
   the top of the function: `<name>_grad`, then one update per array.
 * **preallocated arrays.**  Every array the gradient code names is written into an
   array made once per batch size (`_scratch`, kept in a module-level dict keyed by B):
-  products as `np.matmul(X, W0.T, out=z0)` then `z0 += b0`, ufuncs with `out=`, relu's
-  backward as a bool mask `np.greater(h0, 0.0, out=mask_h0)` and one multiply, batch
-  sums as `np.matmul(ones, g_z0, out=g_b0)` (a vector of ones: BLAS, not a reduction).
+  products as `np.dot(X, W0.T, out=z0)` then `z0 += b0` (an outer product `g_z2 * W2`
+  as `np.dot` too), ufuncs with `out=`, relu's backward as a bool mask
+  `np.greater(h0, 0.0, out=mask_h0)` and one multiply, batch sums as
+  `np.dot(ones, g_z0, out=g_b0)` and `np.dot(ones, svm_loss)` (a vector of ones: BLAS,
+  not a reduction).
   The same statements, names, order and rule comments as `<name>_grad` otherwise.
 * the argument check (`_args`) runs once, after `_flat`.
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from gradgen.backends.base import LINE, Emitted, wrap
+from gradgen.backends.base import ATOM, LINE, Emitted, wrap
 from gradgen.backends.numpy import NumpyBackend, arg_table, dims_text
 from gradgen.ir.graph import Graph
 from gradgen.ir.ops import OPS, Op
@@ -48,6 +51,11 @@ def step_tables(names) -> set[str]:
 
 
 WIDE = 64  # elementwise results get out= from this many elements per example (or in all, unbatched)
+
+
+def outer(a, b) -> bool:
+    """Whether a product of shapes a and b broadcasts a column against a row ((B, 1) * (1, 16))."""
+    return len(a) == len(b) == 2 and a[1] == 1 and b[0] == 1 and 1 not in (a[0], b[1])
 
 
 def wide(shape) -> bool:
@@ -85,6 +93,10 @@ class Plan:
                     self.masks[s] = ns.create("mask_" + (sched.names[nodes[s].args[0]] or "x"))
                 if kind == "ones" and self.ones is None:
                     self.ones = ns.create("ones")
+        # whole sums of a batch vector (`svm_loss.sum()`) as `ones @ svm_loss` too
+        self.dots = {n.id for n in nodes if n.op is Op.SUM and tuple(n.attr) == (0,) and nodes[n.args[0]].shape == ("B",)}
+        if self.dots and self.ones is None:
+            self.ones = ns.create("ones")
         self.ok = all(r in self.out for r in self.roots) and len(self.grad_roots) == len(self.roots)
         self.l2 = self._l2(g, nodes, rebind)
         self.vdot, self.skip = self._norm(g, nodes)
@@ -121,6 +133,8 @@ class Plan:
                 return "matmul+"  # np.matmul(X, W0.T, out=z0); z0 += b0
         if op is Op.MUL and any(nodes[a].op is Op.STEP and not line[a] and nodes[a].shape == n.shape for a in n.args):
             return "mask"
+        if op is Op.MUL and outer(*(nodes[a].shape for a in n.args)):
+            return "outer"  # np.dot(g_z2, W2, out=g_h1): a column times a row, one product each
         if op is Op.SUM and tuple(n.attr) == (0,) and len(nodes[n.args[0]].shape) == 2 and batched(nodes[n.args[0]].shape):
             return "ones"  # np.matmul(ones, g, out=g_b)
         if not (wide(n.shape) or n.id in self.grad_roots):
@@ -161,6 +175,11 @@ class LeanBackend(NumpyBackend):
     def prologue(self, graph, fname, names):
         return self._tables, self._pro, {"_args", "_flat", "_scratch"}
 
+    def special(self, n, operand, sched):
+        if n.id in self.plan.dots:  # a batch vector's sum: BLAS, as the batch sums of arrays
+            return f"np.dot({self.plan.ones}, {operand(n.args[0], 0)})", ATOM, None
+        return super().special(n, operand, sched)
+
     def out_form(self, n, text, operand, sched):
         plan, nodes, me = self.plan, sched.graph.nodes, sched.names[n.id]
         if plan.l2 and n.id in plan.l2[1] or n.id in plan.skip:
@@ -171,22 +190,31 @@ class LeanBackend(NumpyBackend):
         if kind is None:
             return None
         if kind == "matmul":
-            a, b = n.args
-            return [f"np.matmul({operand(a, 0)}, {operand(b, 0)}, out={me})"]
+            return [f"{_product(n, nodes)}({operand(n.args[0], 0)}, {operand(n.args[1], 0)}, out={me})"]
         if kind == "matmul+":
             m, bias = nodes[n.args[0]], n.args[1]
-            return [f"np.matmul({operand(m.args[0], 0)}, {operand(m.args[1], 0)}, out={me})", f"{me} += {operand(bias, 0)}"]
+            a, b = operand(m.args[0], 0), operand(m.args[1], 0)
+            return [f"{_product(m, nodes)}({a}, {b}, out={me})", f"{me} += {operand(bias, 0)}"]
+        if kind == "outer":
+            a, b = sorted(n.args, key=lambda a: nodes[a].shape[0] == 1)  # the column first
+            return [f"np.dot({operand(a, 0)}, {operand(b, 0)}, out={me})"]
         if kind == "mask":
             s = next(a for a in n.args if a in plan.masks)
             mask = plan.masks[s]
             args = [mask if a == s else operand(a, 0) for a in n.args]
             return [f"np.greater({operand(nodes[s].args[0], 0)}, 0.0, out={mask})", f"np.multiply({', '.join(args)}, out={me})"]
         if kind == "ones":
-            return [f"np.matmul({plan.ones}, {operand(n.args[0], 0)}, out={me})"]
+            return [f"np.dot({plan.ones}, {operand(n.args[0], 0)}, out={me})"]
         if kind == "binary":
             return [f"{_BINARY[n.op]}({', '.join(operand(a, 0) for a in n.args)}, out={me})"]
         template = OPS[n.op].spell["numpy"].template
         return [template.format(operand(n.args[0], 0))[:-1] + f", out={me})"]
+
+
+def _product(n, nodes) -> str:
+    """`np.dot` for a product of matrices and vectors (0.5-1 us a call less than `np.matmul`
+    with `out=` at moons' sizes, the same BLAS call); `np.matmul` for stacks of matrices."""
+    return "np.dot" if all(len(nodes[a].shape) <= 2 for a in n.args) else "np.matmul"
 
 
 def applies(backend, grad: Emitted, opt) -> bool:
@@ -283,14 +311,18 @@ def emit_lean_step(name: str, grad: Emitted, opt, plain: list[str], doc: str, lr
     pro += wrap(order + grad_views + [flat], "(", f") = {got}", "    ")
 
     def ret(ref):
-        out = []
+        out = ["    # update"]
+        wd = float(getattr(opt, "weight_decay", 0.0))
+        terms = []  # the gradients' shared c * p terms, folded into the update (one op fewer)
         if plan.l2:  # the gradient's last lines, one for all the parameters
-            c, nodes = plan.l2[0], [g.nodes[o] for o in plan.l2[1]]
-            at = f"   [{nodes[0].loc.short()}]" if nodes[0].loc is not None else ""
-            out.append(f"    {flat} += {c!r} * {theta}  # every g_p += {c!r} * p{at}")
-        out.append("    # update")
-        if getattr(opt, "weight_decay", 0.0):
-            out.append(f"    {flat} += {float(opt.weight_decay)!r} * {theta}  # weight decay")
+            at = g.nodes[plan.l2[1][0]].loc
+            terms.append((plan.l2[0], f"every g_p += {plan.l2[0]!r} * p" + (f"   [{at.short()}]" if at else "")))
+        if wd:
+            terms.append((wd, f"the weight decay, g_p += {wd!r} * p"))
+        if terms:
+            c = " + ".join(repr(k) for k, _ in terms)
+            out.append(f"    # {' and '.join(t for _, t in terms)}, in the update:")
+            out.append(f"    {theta} *= 1.0 - {f'({c})' if len(terms) > 1 else c} * {lr}  # p - lr * c * p")
         out.append(f"    {flat} *= {lr}  # in place: every gradient is written anew by the next step")
         out.append(f"    {theta} -= {flat}  # every parameter, one update")
         out.append(f"    return {ref(g.output('value'))}")
