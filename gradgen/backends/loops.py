@@ -41,6 +41,17 @@ INDEX = ("i", "j", "k", "l", "m", "p", "q")
 VIEWS = (Op.ELEM, Op.EXPAND, Op.TRANSPOSE)
 
 
+def small(nodes, n) -> bool:
+    """Whether a 2-D product `a @ b` is loops: its fixed dimensions multiply to at most SMALL."""
+    a, b = (nodes[i] for i in n.args)
+    if len(a.shape) != 2 or len(b.shape) != 2:
+        return False
+    size = 1
+    for d in (a.shape[0], a.shape[1], b.shape[1]):
+        size *= 1 if d == "B" else d
+    return size <= SMALL
+
+
 class NotLoop(Exception):
     """The statement stays an array statement."""
 
@@ -172,15 +183,7 @@ class Renderer:
         return self.nest(space, pre, [stmt], n.id, {}, {name}, reads, set())
 
     def small(self, n) -> bool:
-        """Whether a 2-D product `a @ b` is loops: its fixed dimensions multiply to at most SMALL."""
-        a, b = (self.nodes[i] for i in n.args)
-        if len(a.shape) != 2 or len(b.shape) != 2:
-            return False
-        dims = [a.shape[0], a.shape[1], b.shape[1]]
-        size = 1
-        for d in dims:
-            size *= 1 if d == "B" else d
-        return size <= SMALL
+        return small(self.nodes, n)
 
     def product(self, n):
         """`c = a @ b` as loops: over c's shape with the contraction innermost, or, when the
@@ -379,7 +382,7 @@ def arrange(statements: list, ctx) -> list[str]:
     for nid, lines in statements:
         if nid is None:  # a section comment: no fusion across it
             items.append(Section(lines))
-        else:
+        elif lines:  # (a statement the backend writes as nothing: a step's L2 term in its update)
             items.append(r.statement(nid, lines))
     items = fuse(items, r.vars)
     return [ln for item in unused_views(items) for ln in render(item, r.vars)]
