@@ -32,6 +32,9 @@ from gradgen.ir.ops import Op
 from gradgen.optim import SGD
 
 
+_ALIASES = (Op.COPY, Op.TRANSPOSE, Op.ELEM, Op.EXPAND)  # a statement of these may be a view of its argument
+
+
 def applies(backend, sched, opt) -> bool:
     """Whether `<name>_step` is the inline one: the numba backend, plain SGD, a schedule."""
     return backend.name == "numba" and sched is not None and isinstance(opt, SGD) and not opt.momentum
@@ -54,14 +57,16 @@ def fusable(sched) -> dict[int, tuple[int, float, int]]:
     nodes, line, rebind = g.nodes, sched.line, sched.rebind
     by_name = {nodes[i].name: i for i in g.inputs}
     readers: dict[int, list[int]] = {}
-    reads: list[set] = []  # the inputs each node's expression reads (through the nodes it inlines)
+    # the inputs each node's expression reads: through the nodes it inlines, and through
+    # named views and copies (`t = W0.T` is W0's memory)
+    reads: list[set] = []
     for n in nodes:
         r: set = set()
         for a in n.args:
             readers.setdefault(a, []).append(n.id)
             if nodes[a].op is Op.INPUT:
                 r.add(a)
-            elif not line[a]:
+            elif not line[a] or nodes[a].op in _ALIASES:
                 r |= reads[a]
         reads.append(r)
     out = {}
@@ -85,7 +90,7 @@ def fusable(sched) -> dict[int, tuple[int, float, int]]:
             continue
         if any(m != o for m in readers.get(r, ())):
             continue
-        if any(line[m] and m > r and m != o and p in reads[m] for m in range(r + 1, len(nodes))):
+        if any(line[m] and m != o and p in reads[m] for m in range(r + 1, len(nodes))):
             continue
         out[r] = (p, c, o)
     return out
