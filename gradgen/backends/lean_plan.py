@@ -101,13 +101,13 @@ class Plan:
             return "matmul"
         if op is Op.ADD and not line[n.args[0]] and nodes[n.args[0]].op is Op.MATMUL:
             if nodes[n.args[0]].shape == n.shape:
-                return "matmul+"  # np.matmul(X, W0.T, out=z0); z0 += b0
+                return "matmul+"  # np.dot(X, W0.T, out=z0); z0 += b0
         if op is Op.MUL and any(nodes[a].op is Op.STEP and not line[a] and nodes[a].shape == n.shape for a in n.args):
             return "mask"
         if op is Op.MUL and outer(*(nodes[a].shape for a in n.args)):
             return "outer"  # np.dot(g_z2, W2, out=g_h1): a column times a row, one product each
         if op is Op.SUM and tuple(n.attr) == (0,) and len(nodes[n.args[0]].shape) == 2 and batched(nodes[n.args[0]].shape):
-            return "ones"  # np.matmul(ones, g, out=g_b)
+            return "ones"  # np.dot(ones, g, out=g_b)
         if not (wide(n.shape) or n.id in self.grad_roots):
             return None  # a small elementwise result: `a * b` allocates as fast as out= writes
         if op in BINARY:
