@@ -197,7 +197,7 @@ _loss_step_params = "W0:16,2 b0:16 W1:16,16 b1:16 W2:1,16 b2:1"
 _loss_step_data = "loss_step X:B,2 y:B"
 _loss_step_scratch = {}  # batch size -> the arrays loss_step writes into
 _loss_step_arrays = (
-    "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_z1:B,16 g_h0:B,16 g_z0:B,16"
+    "z0:B,16 z1:B,16 z2:B,1 g_margin:B g_h1:B,16 g_z1:B,16 g_h0:B,16 g_z0:B,16"
     " mask_svm_loss:B:bool mask_h1:B,16:bool mask_h0:B,16:bool ones:B:ones; g_W0:16,2"
     " g_b0:16 g_W1:16,16 g_b1:16 g_W2:1,16 g_b2:1"
 )
@@ -229,6 +229,7 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
         z1,
         z2,
         g_margin,
+        g_h1,
         g_z1,
         g_h0,
         g_z0,
@@ -247,19 +248,19 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     # forward
     sq_norm_2 = np.vdot(theta, theta)
     reg_loss = 0.0001 * sq_norm_2
-    np.matmul(X, W0.T, out=z0)
+    np.dot(X, W0.T, out=z0)
     z0 += b0
     h0 = np.maximum(z0, 0.0)
-    np.matmul(h0, W1.T, out=z1)
+    np.dot(h0, W1.T, out=z1)
     z1 += b1
     h1 = np.maximum(z1, 0.0)
-    np.matmul(h1, W2.T, out=z2)
+    np.dot(h1, W2.T, out=z2)
     z2 += b2
     score = z2[:, 0]
     neg_y = -y
     svm_loss = np.maximum(1.0 + neg_y * score, 0.0)
     inv_B = 1.0 / B
-    data_loss = svm_loss.sum() * inv_B
+    data_loss = np.dot(ones, svm_loss) * inv_B
     out = data_loss + reg_loss
     # backward
     g_svm_loss = inv_B  # sum: every summed element gets g   [moons.py:46]
@@ -269,24 +270,23 @@ def loss_step(W0, b0, W1, b1, W2, b2, X, y, lr):
     g_score = g_margin * neg_y  # mul: d(neg_y * score)/dscore = neg_y   [moons.py:36]
     # elem: the gradients of z2's read elements, back in place   [moons.py:35]
     g_z2 = g_score[:, None]
-    np.matmul(ones, g_z2, out=g_b2)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
-    g_h1 = g_z2 * W2  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
-    # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
-    np.matmul(g_z2.T, h1, out=g_W2)
+    np.dot(ones, g_z2, out=g_b2)  # add: d((h1 @ W2.T) + b2)/db2 = 1   [moons.py:35]
+    np.dot(g_z2, W2, out=g_h1)  # matmul: d(h1 @ W2.T)/dh1 = g @ W2   [moons.py:35]
+    np.dot(g_z2.T, h1, out=g_W2)  # matmul: d(h1 @ W2.T)/dW2 = g.T @ h1   [moons.py:35]
     # relu: 1 where h1 > 0, else 0   [moons.py:35]
     np.greater(h1, 0.0, out=mask_h1)
     np.multiply(g_h1, mask_h1, out=g_z1)  # [moons.py:35]
-    np.matmul(ones, g_z1, out=g_b1)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
-    np.matmul(g_z1, W1, out=g_h0)  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
-    # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
-    np.matmul(g_z1.T, h0, out=g_W1)
+    np.dot(ones, g_z1, out=g_b1)  # add: d((h0 @ W1.T) + b1)/db1 = 1   [moons.py:35]
+    np.dot(g_z1, W1, out=g_h0)  # matmul: d(h0 @ W1.T)/dh0 = g @ W1   [moons.py:35]
+    np.dot(g_z1.T, h0, out=g_W1)  # matmul: d(h0 @ W1.T)/dW1 = g.T @ h0   [moons.py:35]
     # relu: 1 where h0 > 0, else 0   [moons.py:35]
     np.greater(h0, 0.0, out=mask_h0)
     np.multiply(g_h0, mask_h0, out=g_z0)  # [moons.py:35]
-    np.matmul(ones, g_z0, out=g_b0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
-    np.matmul(g_z0.T, X, out=g_W0)  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
-    grad += 0.0002 * theta  # every g_p += 0.0002 * p   [moons.py:48]
+    np.dot(ones, g_z0, out=g_b0)  # add: d((X @ W0.T) + b0)/db0 = 1   [moons.py:35]
+    np.dot(g_z0.T, X, out=g_W0)  # matmul: d(X @ W0.T)/dW0 = g.T @ X   [moons.py:35]
     # update
+    # every g_p += 0.0002 * p   [moons.py:48], in the update:
+    theta *= 1.0 - 0.0002 * lr  # p - lr * c * p
     grad *= lr  # in place: every gradient is written anew by the next step
     theta -= grad  # every parameter, one update
     return out

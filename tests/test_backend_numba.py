@@ -240,7 +240,8 @@ def test_array_activations_equal_numpy_backend(tmp_path):
 def test_moons_loops_are_fused(compiled):
     """The numba module's loss_grad and loss_step are loops where the NumPy module has array
     lines: the bias add and ReLU in one nest after the BLAS product, relu's mask and the bias
-    gradient in one, the first layer's 2-input product as loops, the update as loops."""
+    gradient in one, the first layer's 2-input product as loops, the update as loops or in
+    the weight gradient's BLAS call."""
     text = compiled["moons"][0].source
     grad = text[text.index("def loss_grad(") : text.index("def loss_step(")]
     step = text[text.index("def loss_step(") : text.index("def loss_train(")]
@@ -252,7 +253,10 @@ def test_moons_loops_are_fused(compiled):
     assert "acc += X[i, k] * W0[j, k]" in grad  # X @ W0.T: 2 inputs, loops
     assert "g_W0[j, k] += g_z0[i, j] * X[i, k]" in grad
     assert "np.maximum" not in grad and ".sum(axis" not in grad
-    assert "            W1[i, j] -= lr * g_W1[i, j]\n" in step
+    # the step: the gradient inline, W1's big weight gradient and its update one BLAS call
+    # (the L2 term in beta), the other updates as loops
+    assert "loss_grad(" not in step and "    _gemm(g_z1.T, h0, W1, -lr, 1.0 - 0.0002 * lr)" in step
+    assert "g_W1" not in step and "            W0[i, j] -= lr * g_W0[i, j]\n" in step
 
 
 CE_MODEL = """import random

@@ -420,6 +420,7 @@ ARRAY_HEAD = (
 MODULE_LEVEL = sorted(
     ["_np_sigmoid", "_pack", "_sigmoid", "math", "np"]
     + ["_args", "torch", "_torch_pack", "_tensors", "njit", "_flat", "_scratch"]
+    + ["_gemm", "_dgemm", "_blas_dgemm"]  # the numba step's dgemm (gradgen.backends.numba_step)
 )
 
 

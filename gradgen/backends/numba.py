@@ -29,7 +29,7 @@ The differences from the NumPy module, all forced by numba:
 
 from __future__ import annotations
 
-from gradgen.backends import loops
+from gradgen.backends import loops, numba_step
 from gradgen.backends.base import ADD, ATOM, MUL, Emitted
 from gradgen.backends.numpy import NUMPY, NumpyBackend, dims_text
 from gradgen.errors import GradgenError
@@ -43,7 +43,7 @@ class NumbaBackend(NumpyBackend):
     name = "numba"
     imports = {"math": "import math", "np": "import numpy as np", "njit": "from numba import njit"}
     always = frozenset({"np", "njit"})
-    module_names = frozenset({"math", "np", "njit", "_np_sigmoid", "_sigmoid"})
+    module_names = frozenset({"math", "np", "njit", "_np_sigmoid", "_sigmoid", "_gemm", "_dgemm", "_blas_dgemm"})
     reserved = module_names | {"B"}
     decorators = (DECORATOR,)
 
@@ -132,7 +132,11 @@ class NumbaBackend(NumpyBackend):
                 skip -= 1
                 continue
             lines.append(ln)
-        step.lines = [DECORATOR] + update_loops(lines, step.shapes, step.params[-1])
+        if numba_step.applies(self, step.sched, opt):  # the gradient inline, products fused with updates
+            step = numba_step.emit_numba_step(name, step, opt, NumbaBackend)
+        else:
+            step.lines = [DECORATOR] + update_loops(lines, step.shapes, step.params[-1])
+            step.needs = set(self.always)
         params, lrs = train.params[:-1], train.params[-1]
         lr = step.params[-1]
         call = ", ".join(params + [lr])
@@ -148,7 +152,6 @@ class NumbaBackend(NumpyBackend):
             "    return losses",
         ]
         train.needs = set(self.always)
-        step.needs = set(self.always)
         return [step, train]
 
 
@@ -185,4 +188,5 @@ def _jit_helper(name):
 
 
 NumbaBackend.helpers = {h: _jit_helper(h) for h in ("_np_sigmoid", "_sigmoid")}
+NumbaBackend.helpers["_gemm"] = lambda: (numba_step.GEMM_HELPER, ("np", "njit"))
 NUMBA = NumbaBackend()

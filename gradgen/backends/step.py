@@ -8,7 +8,7 @@ needs no import.  Names are chosen clear of the function's arguments.
 
 from __future__ import annotations
 
-from gradgen.backends import lean
+from gradgen.backends import lean, numba_step
 from gradgen.backends.base import Emitted
 from gradgen.names import Namespace
 from gradgen.optim import SGD
@@ -26,7 +26,8 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
     ns = Namespace(reserved=reserved)
     lean_step = lean.applies(backend, grad, opt)
     lr = ns.create("lr")
-    if lean_step:  # the lean step's body is the gradient's: its lr is clear of those names too
+    if lean_step or numba_step.applies(backend, grad.sched, opt):
+        # the step's body is the gradient's (the lean step, numba's): its lr is clear of those names too
         lr = Namespace(reserved=reserved | lean.names_of(grad)).create("lr")
         ns = Namespace(reserved=reserved | {lr})
     state = ns.create("state") if opt.stateful else None
@@ -101,7 +102,7 @@ def emit_step(name: str, grad: Emitted, opt, backend) -> list[Emitted]:
                 f"    {p} -= {c1} * {m} / ({v} ** 0.5 / {c2} + {_num(opt.eps)})",
             ]
     lines.append(f"    return {value}")
-    step = Emitted(lines, set(), set(), args, sig, wrt, backend, shapes=grad.shapes)
+    step = Emitted(lines, set(), set(), args, sig, wrt, backend, shapes=grad.shapes, sched=grad.sched)
     if lean_step:  # the NumPy backend's plain SGD: gradgen.backends.lean
         text = f"One {opt.describe()} step on {short}, in place; returns the loss before the update."
         step = lean.emit_lean_step(name, grad, opt, lines[2:], text, lr) or step
