@@ -26,8 +26,25 @@ def cse(graph: Graph) -> Graph:
     # so a node with no twin costs no key of its own (and no repr)
     seen: dict[tuple, int | dict] = {}
     same = True  # every node so far kept its id: no renumbering needed
+    setdefault = seen.setdefault
     for n in graph.nodes:
         if same:
+            # the read-only sweep's usual node, inlined: an op node with no earlier node over its
+            # arguments (one `setdefault` both asks and records) is appended as itself
+            op = n.op
+            if op is not INPUT and op is not COPY and op is not CONST:
+                args = n.args
+                adj = n.adj
+                if adj is None or adj < n.id:
+                    if (op is ADD or op is MUL) and args[0] > args[1]:
+                        key = (args[1], args[0])
+                    else:
+                        key = args
+                    nid = n.id
+                    if setdefault(key, nid) == nid:
+                        out.append(n)
+                        new.append(nid)
+                        continue
             args = n.args
             adj = n.adj
             if adj is not None and adj >= n.id:

@@ -301,14 +301,38 @@ def remap_terms(n: Node, new) -> Node:
     return n if terms == n.terms else _replace(n, {"terms": terms})
 
 
+# ops no rule rewrites unless an argument is a constant or a negation (or, for add, both
+# arguments are one node): the quiet test of `fold`'s read-only sweep.  Not here: constants
+# (shared by value, `Builder.copy_node`) and the ops with rules of their own
+# (transpose, matmul, pow) -- see `_simplify`, which this must never contradict.
+_QUIET = frozenset(Op) - {CONST, TRANSPOSE, MATMUL, POW}
+
+
 def fold(graph: Graph) -> Graph:
     b = Builder(graph.name)
     out = b.nodes
     new: list[int] = []  # old id -> new id
     zeros = _Zeros(b)
     same = True  # every node so far kept its id: arguments, adjoint and terms need no renumbering
+    # while `same`: the ids of the constants and negations built so far.  A quiet node (op in
+    # _QUIET, none of its arguments in `loud`, not `x + x`, no adjoint of a later node) is one
+    # `_simplify` leaves alone, so it is appended as itself without the call: the usual node
+    # of a graph at the fixed point costs a few tests (inlined for that reason).
+    loud: set[int] = set()
+    quiet = _QUIET
     for n in graph.nodes:
         if same:
+            op = n.op
+            if op in quiet:
+                args = n.args
+                if loud.isdisjoint(args) and (op is not ADD or args[0] != args[1]):
+                    adj = n.adj
+                    if adj is None or adj < n.id:
+                        out.append(n)
+                        new.append(n.id)
+                        if op is NEG:
+                            loud.add(n.id)
+                        continue
             args = n.args
             adj = n.adj
             if adj is not None and adj >= n.id:
@@ -322,6 +346,8 @@ def fold(graph: Graph) -> Graph:
             if same and n.op is not CONST and len(out) == n.id:
                 out.append(n)  # what copy_node does for a node that keeps its id and arguments
                 new.append(n.id)
+                if n.op is NEG:
+                    loud.add(n.id)
                 continue
             nid = b.copy_node(n, args, adj)
         elif r[0] == "alias":
@@ -338,6 +364,8 @@ def fold(graph: Graph) -> Graph:
         new.append(nid)
         if nid != n.id:
             same = False
+        elif out[nid].op is CONST or out[nid].op is NEG:
+            loud.add(nid)
     if b.unchanged(graph):
         return graph  # nothing changed: the same graph (optimize stops at a fixed point)
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
