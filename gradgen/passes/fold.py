@@ -301,8 +301,9 @@ def remap_terms(n: Node, new) -> Node:
     return n if terms == n.terms else _replace(n, {"terms": terms})
 
 
-# ops no rule rewrites unless an argument is a constant or a negation (or, for add, both
-# arguments are one node): the quiet test of `fold`'s read-only sweep.  Not here: constants
+# ops no rule rewrites unless an argument is a constant or a negation (for sub: its second
+# argument, as `_sub_rule` reads only that one; for add: or both arguments are one node):
+# the quiet test of `fold`'s read-only sweep.  Not here: constants
 # (shared by value, `Builder.copy_node`) and the ops with rules of their own
 # (transpose, matmul, pow) -- see `_simplify`, which this must never contradict.
 _QUIET = frozenset(Op) - {CONST, TRANSPOSE, MATMUL, POW}
@@ -327,7 +328,7 @@ def fold(graph: Graph) -> Graph:
             op = n.op
             if op in quiet:
                 args = n.args
-                if loud.isdisjoint(args) and (op is not ADD or args[0] != args[1]):
+                if (args[1] not in loud if op is SUB else loud.isdisjoint(args)) and (op is not ADD or args[0] != args[1]):
                     adj = n.adj
                     if adj is None or adj < n.id:
                         if op is NEG:
