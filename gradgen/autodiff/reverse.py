@@ -241,8 +241,8 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     once in a graph, and a new Node per relabelling was a third of reverse mode's time.
     """
     b = Builder(fwd.name + "_grad")
-    for n in fwd.nodes:  # forward part, verbatim (same ids)
-        b.nodes.append(n)
+    b.nodes.extend(fwd.nodes)  # forward part, verbatim (same ids)
+    for n in fwd.nodes:
         if n.op is CONST and n.name is None and n.adj is None:
             b._consts.setdefault(repr(float(n.attr)), n.id)
     out = fwd.output(output)
@@ -284,7 +284,12 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             return
         elif n.rule != comment or n.terms != terms:
             n.rule, n.terms = comment, terms
-        adjoint[a] = new(ADD, (prev, c), loc, comment, terms, a)
+        if scalar:  # new(ADD, ...), inlined: one in two contributions ends here
+            nid = len(nodes)
+            nodes.append(Node(nid, ADD, (prev, c), None, None, None, loc, a, comment, step, (), terms, None))
+            adjoint[a] = nid
+        else:
+            adjoint[a] = new(ADD, (prev, c), loc, comment, terms, a)
 
     for node in reversed(fnodes[: out + 1]):
         nid = node.id
