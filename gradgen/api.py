@@ -102,7 +102,8 @@ def lower(
         verify(fwd)
     # a trace that reads arrays is re-rolled and optimised again afterwards: one round
     # of passes before re-rolling is enough (a second one costs ~10 s on the wide MLP)
-    will_reroll = rerolling and any(n.op is Op.ELEM for n in fwd.nodes)
+    elem = Op.ELEM  # bound: an Op.X read costs ~0.45 us, once per node in the generator
+    will_reroll = rerolling and any(n.op is elem for n in fwd.nodes)
     traced_opt = fwd_opt = optimize(fwd, check=check, stats=stats, max_rounds=1 if will_reroll else 8)
     clock.lap("passes")
     fallbacks: list = []

@@ -23,6 +23,8 @@ The result still contains every forward node; DCE, CSE and folding (in
 
 from __future__ import annotations
 
+import operator
+
 from gradgen.ir.graph import VALUE, Builder, Graph, Node, Role, grad_of, rebuild
 from gradgen.ir.ops import OPS, Op
 from gradgen.ir.shapes import batched, inner, size
@@ -31,9 +33,12 @@ from gradgen.ir.ops import RULES
 SEED = "seed: d(out)/d(out) = 1"
 # module constants (an enum member's attribute lookup costs ~0.15 us in a hot loop)
 INPUT, CONST, BATCH, ELEM, MATMUL, TRANSPOSE, SUM = Op.INPUT, Op.CONST, Op.BATCH, Op.ELEM, Op.MATMUL, Op.TRANSPOSE, Op.SUM
-COPY, ADD = Op.COPY, Op.ADD
+COPY, ADD, SUB, MUL, DIV, NEG, POW, STEP = Op.COPY, Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.POW, Op.STEP
+EXPAND, BCAST, PACK = Op.EXPAND, Op.BCAST, Op.PACK
 _CONST = CONST
 _ELEMENTWISE = frozenset(op for op, info in OPS.items() if info.elementwise)
+_SCALAR_ARITY = {op: info.arity for op, info in OPS.items() if info.elementwise}  # (_Emitter.scalar)
+_SHAPE = operator.attrgetter("shape")
 _TAG_FIELDS = frozenset(("rule", "loc", "step", "terms", "second"))
 FANOUT = "fan-out: a value used twice sums its gradients"
 
@@ -41,11 +46,15 @@ FANOUT = "fan-out: a value used twice sums its gradients"
 class _Emitter:
     """Builds backward nodes, all tagged with one step's rule and location."""
 
-    def __init__(self, b: Builder):
+    def __init__(self, b: Builder, scalar: bool = False):
         self.b = b
         self._tags = (None, None, None, (), None)  # loc, rule, step, terms, second of the nodes built
         self._extra: dict | None = None  # a meta with other fields (then every node takes the slow path)
         self.seed: int | None = None  # the seed 1.0 while the output's rule runs (see mul)
+        # every node of the graph is a scalar (so is every node a rule builds from them): an
+        # elementwise node is built directly, without Builder.add_tagged's shape tests
+        self.scalar = scalar
+        self._consts: dict[float, int] = {}  # value -> its constant node (see const)
 
     def tag(self, rule, loc, step, terms=(), second=None) -> None:
         """Tag the nodes built from now on (what `e.meta = dict(...)` does, without the dict)."""
@@ -69,16 +78,30 @@ class _Emitter:
     def _add(self, op: Op, *args, attr=None) -> int:
         if self._extra is not None:
             return self.b.add(op, args, attr, **self._extra)
+        if self.scalar and _SCALAR_ARITY.get(op) == len(args):
+            nodes = self.b.nodes
+            nid = len(nodes)
+            loc, rule, step, terms, second = self._tags
+            nodes.append(Node(nid, op, args, attr, None, None, loc, None, rule, step, (), terms, second))
+            return nid
         return self.b.add_tagged(op, args, attr, *self._tags)
 
     def const(self, v):
-        return self.b.const(v)
+        hit = self._consts.get(v)
+        if hit is not None:
+            return hit
+        nid = self.b.const(v)
+        if type(v) is float and v != 0.0 and v == v and self.seed is None:
+            # by value: safe where equal floats print alike (not 0.0 / -0.0, never NaN), and
+            # once the seed is gone (_drop_seed renumbers the constants before it)
+            self._consts[v] = nid
+        return nid
 
     def add(self, x, y):
-        return self._add(Op.ADD, x, y)
+        return self._add(ADD, x, y)
 
     def sub(self, x, y):
-        return self._add(Op.SUB, x, y)
+        return self._add(SUB, x, y)
 
     def mul(self, x, y):
         seed = self.seed
@@ -91,48 +114,42 @@ class _Emitter:
             n = self.b.nodes[t]
             if n.op is not _CONST and (t > seed or n.rule is None):
                 return t
-        return self._add(Op.MUL, x, y)
+        return self._add(MUL, x, y)
 
     def div(self, x, y):
-        return self._add(Op.DIV, x, y)
+        return self._add(DIV, x, y)
 
     def neg(self, x):
-        return self._add(Op.NEG, x)
+        return self._add(NEG, x)
 
     def pow(self, x, k):
-        return self._add(Op.POW, x, attr=k)
+        return self._add(POW, x, attr=k)
 
     def step(self, x):
-        return self._add(Op.STEP, x)
+        return self._add(STEP, x)
 
-    def __getattr__(self, name: str):  # any other op of the registry: e.<op>(x, ...)
-        try:
-            op = Op(name)
-        except ValueError:
-            raise AttributeError(name) from None
-        return lambda *args, attr=None: self._add(op, *args, attr=attr)
 
     # -- arrays ---------------------------------------------------------------------
     def shape(self, x) -> tuple:
         return self.b.nodes[x].shape
 
     def matmul(self, x, y):
-        return self._add(Op.MATMUL, x, y)
+        return self._add(MATMUL, x, y)
 
     def transpose(self, x):
-        return self._add(Op.TRANSPOSE, x)
+        return self._add(TRANSPOSE, x)
 
     def expand(self, x, axes):
-        return self._add(Op.EXPAND, x, attr=tuple(axes))
+        return self._add(EXPAND, x, attr=tuple(axes))
 
     def sum(self, x, axes):
-        return self._add(Op.SUM, x, attr=tuple(axes))
+        return self._add(SUM, x, attr=tuple(axes))
 
     def bcast(self, x, shape):
-        return self._add(Op.BCAST, x, attr=tuple(shape))
+        return self._add(BCAST, x, attr=tuple(shape))
 
     def elem(self, x, index):
-        return self._add(Op.ELEM, x, attr=tuple(index))
+        return self._add(ELEM, x, attr=tuple(index))
 
     def place(self, array, pieces) -> int:
         """An array shaped like `array`, zero except `pieces` [(index, value)]: `elem`'s inverse."""
@@ -145,7 +162,7 @@ class _Emitter:
         ordered = sorted(pieces)
         args = [g for _, g in ordered]
         layout = (bool(lead), inner(sx), tuple(tuple(i) for i, _ in ordered))
-        return self.b.add(Op.PACK, args, layout, **self.meta)
+        return self.b.add(PACK, args, layout, **self.meta)
 
     def exact(self, x, shape):
         """`x` broadcast to exactly `shape` (a no-op when it has it)."""
@@ -182,6 +199,19 @@ class _Emitter:
         return self.expand(x, kept) if kept else x
 
 
+def _op_method(op: Op):
+    def method(self, *args, attr=None):
+        return self._add(op, *args, attr=attr)
+
+    method.__name__ = op.value
+    return method
+
+
+for _op in Op:  # any other op of the registry: e.<op>(x, ...)
+    if not hasattr(_Emitter, _op.value):
+        setattr(_Emitter, _op.value, _op_method(_op))
+
+
 def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
     """Give the nodes this step built for one contribution (ids >= first) that argument's comment."""
     nodes = b.nodes
@@ -189,7 +219,7 @@ def _label_step_nodes(b: Builder, root: int, first: int, comment: str) -> None:
     while stack:
         i = stack.pop()
         if i >= first and nodes[i].rule != comment:
-            b.label(i, comment)
+            nodes[i].rule = comment  # in place: a node this step built (see `grad`)
             stack.extend(nodes[i].args)
 
 
@@ -205,14 +235,19 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
 
     Outputs: (VALUE, out), then (grad_of(<arg>), g) for each input in order
     (or for the input ids in `wrt`), each with its input's shape.
+
+    The nodes with ids from len(fwd) on are made here and held by no graph until `build`, so
+    they are relabelled in place (a step's comment, an adjoint's `adj`): nodes are immutable
+    once in a graph, and a new Node per relabelling was a third of reverse mode's time.
     """
     b = Builder(fwd.name + "_grad")
-    for n in fwd.nodes:  # forward part, verbatim (same ids)
-        b.nodes.append(n)
-        if n.op is Op.CONST and n.name is None and n.adj is None:
+    b.nodes.extend(fwd.nodes)  # forward part, verbatim (same ids)
+    for n in fwd.nodes:
+        if n.op is CONST and n.name is None and n.adj is None:
             b._consts.setdefault(repr(float(n.attr)), n.id)
     out = fwd.output(output)
-    e = _Emitter(b)
+    scalar = not any(map(_SHAPE, fwd.nodes))  # a graph of floats: no shape to test or sum
+    e = _Emitter(b, scalar)
     seed = b.const(1.0, adj=out, rule=SEED, step=0)
     adjoint: dict[int, int] = {out: seed}
     e.seed = seed
@@ -223,6 +258,15 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
 
     fnodes, nodes = fwd.nodes, b.nodes
     n_fwd = len(fnodes)
+    tagged = b.add_tagged
+
+    def new(op: Op, args: tuple, loc, comment: str, terms: tuple, adj) -> int:
+        """A node of this step: `tagged(...)`, built directly in a graph of floats."""
+        if scalar:
+            nid = len(nodes)
+            nodes.append(Node(nid, op, args, None, None, None, loc, adj, comment, step, (), terms, None))
+            return nid
+        return tagged(op, args, None, loc, comment, step, terms, adj=adj)
 
     def accumulate(a: int, c: int, comment: str, loc, terms=()) -> None:
         n = nodes[c]
@@ -231,16 +275,21 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             # passed through unchanged (add's rule): give the adjoint its own node (built with
             # the comment, and as the adjoint itself when it is the first contribution)
             if prev is None:
-                adjoint[a] = b.add_tagged(COPY, (c,), None, loc, comment, step, terms, adj=a)
+                adjoint[a] = new(COPY, (c,), loc, comment, terms, a)
                 return
-            c = b.add_tagged(COPY, (c,), None, loc, comment, step, terms)
+            c = new(COPY, (c,), loc, comment, terms, None)
         elif prev is None:
-            b.label(c, comment, terms, adj=a)
+            n.rule, n.terms, n.adj = comment, terms, a  # in place: a node of this step (see above)
             adjoint[a] = c
             return
         elif n.rule != comment or n.terms != terms:
-            b.label(c, comment, terms)
-        adjoint[a] = b.add_tagged(ADD, (prev, c), None, loc, comment, step, terms, adj=a)
+            n.rule, n.terms = comment, terms
+        if scalar:  # new(ADD, ...), inlined: one in two contributions ends here
+            nid = len(nodes)
+            nodes.append(Node(nid, ADD, (prev, c), None, None, None, loc, a, comment, step, (), terms, None))
+            adjoint[a] = nid
+        else:
+            adjoint[a] = new(ADD, (prev, c), loc, comment, terms, a)
 
     for node in reversed(fnodes[: out + 1]):
         nid = node.id
@@ -272,23 +321,27 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             # z = x @ W.T (a layer): the comment names W, not W.T
             terms = (args[0], fnodes[args[1]].args[0], nid)
             rule_comments = LAYER
-        last = len(rule_comments) - 1
-        e.tag(rule_comments[0], loc, step, terms)
-        elementwise = op in _ELEMENTWISE
-        if not elementwise and op is not SUM:
-            g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
+        e._tags, e._extra = (loc, rule_comments[0], step, terms, None), None  # e.tag(...), inlined
         first = len(nodes)
-        contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
-        for i, (a, c) in enumerate(zip(args, contribs)):
-            if c is None or fnodes[a].op is CONST:
-                continue
-            shape = fnodes[a].shape
-            if not shape and not nodes[c].shape and (not elementwise or not node.shape):
-                continue  # all scalars: nothing to sum (sum_to would return c)
-            comment = rule_comments[min(i, last)]
-            e.tag(comment, loc, step, terms)
-            contribs = list(contribs)
-            contribs[i] = e.sum_to(c, shape, node.shape if elementwise else None)
+        if scalar:
+            contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
+        else:
+            last = len(rule_comments) - 1
+            elementwise = op in _ELEMENTWISE
+            if not elementwise and op is not SUM:
+                g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
+            first = len(nodes)
+            contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
+            for i, (a, c) in enumerate(zip(args, contribs)):
+                if c is None or fnodes[a].op is CONST:
+                    continue
+                shape = fnodes[a].shape
+                if not shape and not nodes[c].shape and (not elementwise or not node.shape):
+                    continue  # all scalars: nothing to sum (sum_to would return c)
+                comment = rule_comments[min(i, last)]
+                e.tag(comment, loc, step, terms)
+                contribs = list(contribs)
+                contribs[i] = e.sum_to(c, shape, node.shape if elementwise else None)
         comments = rule_comments
         if len(args) == 2 and args[0] == args[1] and None not in contribs:
             # x * x: both contributions go to x; add them first (one accumulation, 2 * g * x)
@@ -296,14 +349,22 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             e.meta = dict(rule=comments[0], loc=loc, step=step, terms=terms)
             contribs = [e.add(contribs[0], contribs[1]), None]
         relabel = len(comments) > 1 or comments is not rule_comments
-        last = len(comments) - 1
-        for i, (a, c) in enumerate(zip(args, contribs)):
-            if c is not None and relabel:
-                _label_step_nodes(b, c, first, comments[min(i, last)])
-        for i, (a, c) in enumerate(zip(args, contribs)):
+        if len(comments) < len(args):  # one comment for all the arguments (pack, x * x)
+            comments = comments + (comments[-1],) * (len(args) - len(comments))
+        if relabel:
+            for c, comment in zip(contribs, comments):
+                # (a contribution this step did not build, or whose last node has its comment
+                # already, has nothing to relabel; its root is relabelled here: often the only one)
+                if c is not None and c >= first and nodes[c].rule != comment:
+                    n = nodes[c]
+                    n.rule = comment
+                    for x in n.args:
+                        if x >= first:
+                            _label_step_nodes(b, x, first, comment)
+        for a, c, comment in zip(args, contribs, comments):
             if c is None or fnodes[a].op is CONST:
                 continue
-            accumulate(a, c, comments[min(i, last)], loc, terms)
+            accumulate(a, c, comment, loc, terms)
     if e.seed is not None:
         e.seed = None
         _drop_seed(b, seed, out, adjoint, pending)

@@ -174,6 +174,8 @@ class Builder:
         nid = len(nodes)
         if not meta:
             node = Node(nid, op, args, attr, None, None, None, None, None, None, shape, (), None)
+        elif len(meta) == 1 and "loc" in meta:  # the tracer's call: `add(op, ids, attr, loc=loc)`
+            node = Node(nid, op, args, attr, None, None, meta["loc"], None, None, None, shape, (), None)
         elif meta.keys() <= _META_SET:  # positionally (several times faster than keywords)
             g = meta.get
             node = Node(nid, op, args, attr, g("name"), g("origin"), g("loc"), g("adj"), g("rule"), g("step"), shape, g("terms", ()), g("second"))

@@ -10,15 +10,17 @@ from gradgen.ir.graph import Graph, rebuild
 
 
 def live(graph: Graph) -> list[bool]:
+    """keep[i]: node i is an input or feeds an output.  One sweep from the last node back
+    (arguments precede their users, so a node's users are all decided before it)."""
     keep = [False] * len(graph.nodes)
     for i in graph.inputs:
         keep[i] = True
-    stack = [i for _, i in graph.outputs]
-    while stack:
-        i = stack.pop()
-        if not keep[i]:
-            keep[i] = True
-            stack.extend(graph.nodes[i].args)
+    for _, i in graph.outputs:
+        keep[i] = True
+    for n in reversed(graph.nodes):
+        if keep[n.id]:
+            for a in n.args:
+                keep[a] = True
     return keep
 
 

@@ -301,14 +301,41 @@ def remap_terms(n: Node, new) -> Node:
     return n if terms == n.terms else _replace(n, {"terms": terms})
 
 
+# ops no rule rewrites unless an argument is a constant or a negation (for sub: its second
+# argument, as `_sub_rule` reads only that one; for add: or both arguments are one node):
+# the quiet test of `fold`'s read-only sweep.  Not here: constants
+# (shared by value, `Builder.copy_node`) and the ops with rules of their own
+# (transpose, matmul, pow) -- see `_simplify`, which this must never contradict.
+_QUIET = frozenset(Op) - {CONST, TRANSPOSE, MATMUL, POW}
+
+
 def fold(graph: Graph) -> Graph:
     b = Builder(graph.name)
     out = b.nodes
-    new: list[int] = []  # old id -> new id
+    nodes = graph.nodes
     zeros = _Zeros(b)
-    same = True  # every node so far kept its id: arguments, adjoint and terms need no renumbering
-    for n in graph.nodes:
-        if same:
+    # old id -> new id; None while every node so far kept its id (`out` then lags behind: the
+    # nodes passed over are appended as one slice when a node needs the builder, or at the end)
+    new: list[int] | None = None
+    # while new is None: the ids of the constants and negations so far.  A quiet node (op in
+    # _QUIET, none of its arguments in `loud`, not `x + x`, no adjoint of a later node) is one
+    # `_simplify` leaves alone, so it is passed over as itself without the call: the usual
+    # node of a graph at the fixed point costs a few tests (inlined for that reason).
+    loud: set[int] = set()
+    quiet = _QUIET
+    for n in nodes:
+        if new is None:
+            op = n.op
+            if op in quiet:
+                args = n.args
+                if (args[1] not in loud if op is SUB else loud.isdisjoint(args)) and (op is not ADD or args[0] != args[1]):
+                    adj = n.adj
+                    if adj is None or adj < n.id:
+                        if op is NEG:
+                            loud.add(n.id)
+                        continue
+            if len(out) < n.id:
+                out.extend(nodes[len(out) : n.id])
             args = n.args
             adj = n.adj
             if adj is not None and adj >= n.id:
@@ -319,9 +346,10 @@ def fold(graph: Graph) -> Graph:
             n = remap_terms(n, new)
         r = _simplify(b, n, args, zeros)
         if r is None:
-            if same and n.op is not CONST and len(out) == n.id:
+            if new is None and n.op is not CONST:
                 out.append(n)  # what copy_node does for a node that keeps its id and arguments
-                new.append(n.id)
+                if n.op is NEG:
+                    loud.add(n.id)
                 continue
             nid = b.copy_node(n, args, adj)
         elif r[0] == "alias":
@@ -335,9 +363,16 @@ def fold(graph: Graph) -> Graph:
             rule, terms = rule[0] if rule else (n.rule, n.terms)
             meta = dict(name=n.name, loc=n.loc, adj=adj, rule=rule, step=n.step, second=n.second, terms=terms)
             nid = b.add(op, nargs, attr, **meta)
-        new.append(nid)
-        if nid != n.id:
-            same = False
-    if b.unchanged(graph):
-        return graph  # nothing changed: the same graph (optimize stops at a fixed point)
+        if new is not None:
+            new.append(nid)
+        elif nid != n.id:
+            new = list(range(n.id))  # the nodes before this one kept their ids
+            new.append(nid)
+        elif out[nid].op is CONST or out[nid].op is NEG:
+            loud.add(nid)
+    if new is None:
+        out.extend(nodes[len(out) :])
+        if b.unchanged(graph):
+            return graph  # nothing changed: the same graph (optimize stops at a fixed point)
+        new = range(len(nodes))
     return b.build([new[i] for i in graph.inputs], [(r, new[i]) for r, i in graph.outputs])
