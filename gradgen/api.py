@@ -249,7 +249,9 @@ def _emit_module(fns, irs, source_path, out_dir, backend, t1):
         sched = schedule(ir.grad_opt, b, reserved={ir.name, ir.name + "_grad"}, like=b.layout_like(ir.grad_opt))
         g = emit_function(ir.grad_opt, ir.name + "_grad", "grad", None, b, ir.defaults, sched)
         part = forward_part(sched)
-        f = emit_function(part.graph, ir.name, "value", f"Value of {ir.name}.", b, ir.defaults, part)
+        # its forward statements are the gradient function's (reused when they are the same)
+        f = emit_function(part.graph, ir.name, "value", f"Value of {ir.name}.", b, ir.defaults, part, prefix=g.prefix)
+        g.prefix = None
         sig = ", ".join(f.signature)
         functions += [f, g]
         summary.append(f"{ir.name}({sig}) -> value")

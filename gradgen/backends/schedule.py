@@ -34,6 +34,8 @@ class Schedule:
     rebind: list[bool]  # ... and that statement is `name += e` / `name -= e` on its partial
     names: list[str | None]  # the emitted name of each node with a line, and of every input
     uses: list[int]
+    cut: int | None = None  # forward_part: the graph is the first `cut` nodes of the one it was cut from
+    array: bool | None = None  # whether the graph is an array graph, once known (base.is_array_graph)
 
     def named(self, i: int) -> bool:
         """Whether node i is referred to by its name (rather than its expression)."""
@@ -146,12 +148,22 @@ def forward_part(sched: Schedule) -> Schedule:
     value = g.output(VALUE)
     need = [False] * len(g.nodes)
     need[value] = True
-    for n in reversed(g.nodes):
-        if need[n.id]:
-            for a in n.args:
+    nodes = g.nodes
+    for i in range(value, -1, -1):  # only the value and what precedes it can be needed
+        if need[i]:
+            for a in nodes[i].args:
                 need[a] = True
     for i in g.inputs:
         need[i] = True
+    end = value + 1
+    if all(need[:end]) and max(g.inputs, default=-1) < end and _within(nodes, end):
+        # the usual case: the value is computed by the graph's first nodes, the gradient after
+        # them; the part is that prefix, node for node (the same ids, nothing to renumber)
+        graph = Graph(g.name, nodes[:end], g.inputs, ((VALUE, value),))
+        array = False if sched.array is False else None
+        return Schedule(
+            graph, sched.line[:end], sched.rebind[:end], sched.names[:end], sched.uses[:end], end, array
+        )
     new: dict[int, int] = {}
     nodes = []
     for n in g.nodes:
@@ -166,3 +178,14 @@ def forward_part(sched: Schedule) -> Schedule:
         return [x for x, k in zip(xs, need) if k]
 
     return Schedule(graph, keep(sched.line), keep(sched.rebind), keep(sched.names), keep(sched.uses))
+
+
+def _within(nodes, end: int) -> bool:
+    """Whether no node among the first `end` refers (adjoint, comment terms) to a later one."""
+    for n in nodes[:end]:
+        if n.adj is not None and n.adj >= end:
+            return False
+        for t in n.terms:
+            if t >= end:
+                return False
+    return True
