@@ -60,19 +60,34 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
     for _, i in graph.outputs:
         uses[i] += 2  # an output always gets a name
 
-    # 1. which nodes get a line (estimates lengths with hints; names come after)
+    # 1. which nodes get a line (estimates lengths with hints; names come after), and
+    # 2. `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else.
+    # One sweep (both depend only on the node and earlier ones), its body inlined: it runs
+    # once per node of graphs with millions.
     line = [False] * len(nodes)
+    rebind = [False] * len(nodes)
+    rebound: list[int] = []  # the ids with rebind set
     est: list[int] = [0] * len(nodes)
     cost: dict = {}  # op -> like.estimate(op)
     op_len: dict = {}  # op -> the length of its sanitised name (an unnamed node's name hint)
-    INPUT, CONST, BATCH, COPY = Op.INPUT, Op.CONST, Op.BATCH, Op.COPY
+    name_len: dict = {}  # a node's name -> the length of its sanitised form
+    literal_len: dict = {}  # (type, value) -> the length of its literal, nonzero constants (0.0 == -0.0)
+    INPUT, CONST, BATCH, COPY, ADD, SUB = Op.INPUT, Op.CONST, Op.BATCH, Op.COPY, Op.ADD, Op.SUB
+    inplace_ok = backend.inplace_ok
     for n in nodes:
-        i, op, adj = n.id, n.op, n.adj
+        i, op, adj, name = n.id, n.op, n.adj, n.name
         if op is INPUT:
-            est[i] = len(n.name or "x")
+            est[i] = len(name or "x")
             continue
-        if op is CONST and adj is None and n.name is None:
-            est[i] = len(like.literal(n.attr)[0])
+        if op is CONST and adj is None and name is None:
+            v = n.attr
+            key = (v.__class__, v)
+            k = literal_len.get(key) if v else None
+            if k is None:
+                k = len(like.literal(v)[0])
+                if v:
+                    literal_len[key] = k
+            est[i] = k
             continue
         if op is BATCH:  # the prologue's `B`
             est[i] = 1
@@ -89,40 +104,46 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
             size += est[a]
         # inlined only into its one user, and only within one line group: the forward
         # code, or one backward step (a rule's nodes share their `step`)
-        if n.name is not None or adj is not None or op is CONST or uses[i] != 1 or size > INLINE_LIMIT:
-            mine = True
-        else:
-            u = nodes[user[i]]
-            mine = (u.rule is None) != (n.rule is None) or (n.rule is not None and u.step != n.step)
-        line[i] = mine
-        if not mine:
-            est[i] = size
-        elif n.name is not None:
-            est[i] = len(sanitize(n.name)) + 4
-        else:
+        if name is not None or adj is not None or op is CONST or uses[i] != 1 or size > INLINE_LIMIT:
+            line[i] = True
+            if name is not None:
+                k = name_len.get(name)
+                if k is None:
+                    k = name_len[name] = len(sanitize(name)) + 4
+                est[i] = k
+            else:
+                k = op_len.get(op)
+                if k is None:
+                    k = op_len[op] = len(sanitize(op.value)) + 4
+                est[i] = k
+            if (op is ADD or op is SUB) and adj is not None:
+                p = nodes[n.args[0]]
+                if p.adj == adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
+                    # arrays: only a fresh result of the same shape may be updated in place
+                    if p.op in inplace_ok and p.shape == n.shape:
+                        rebind[i] = True
+                        rebound.append(i)
+            continue
+        u = nodes[user[i]]
+        rule = n.rule
+        if (u.rule is None) != (rule is None) or (rule is not None and u.step != n.step):
+            line[i] = True
             k = op_len.get(op)
             if k is None:
                 k = op_len[op] = len(sanitize(op.value)) + 4
             est[i] = k
-
-    # 2. `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else
-    rebind = [False] * len(nodes)
-    ADD, SUB, inplace_ok = Op.ADD, Op.SUB, backend.inplace_ok
-    for n in nodes:
-        if (n.op is ADD or n.op is SUB) and n.adj is not None and line[n.id]:
-            p = nodes[n.args[0]]
-            if p.adj == n.adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
-                # arrays: only a fresh result of the same shape may be updated in place
-                rebind[n.id] = p.op in inplace_ok and p.shape == n.shape
+        else:
+            est[i] = size
 
     # 3. names, through the one namespace
-    wanted = [a and not b for a, b in zip(line, rebind)]
+    wanted = line.copy()
+    for i in rebound:
+        wanted[i] = False
     for i in graph.inputs:
         wanted[i] = True
     names = assign_names(graph, reserved=set(reserved) | backend.reserved, wanted=wanted)
-    for n in nodes:
-        if rebind[n.id]:
-            names[n.id] = names[n.args[0]]
+    for i in rebound:
+        names[i] = names[nodes[i].args[0]]
     return Schedule(graph, line, rebind, names, uses)
 
 
