@@ -270,6 +270,7 @@ def _emit_module(fns, irs, source_path, out_dir, backend, t1):
                     raise GradgenError(err.message, fn.__code__.co_filename, def_line(fn)) from None
                 functions.append(sf)
                 summary.append(line)
+        f.sched = g.sched = None  # the step and second-order functions are written: free the schedules
     t2 = time.perf_counter()
     progress.phase("formatting (black)", None)
     header = source_path if isinstance(source_path, Header) else file_header(source_path, out_dir, backend)

@@ -97,7 +97,7 @@ def as_tuple(items) -> str:
 
 @dataclass
 class Emitted:
-    lines: list[str]
+    lines: list[str]  # the function's lines (an entry may hold several, joined by newlines)
     helpers: set[str]  # module-level helpers the function calls
     needs: set[str]  # import keys (Backend.imports) the function and its helpers need
     params: list[str]  # the parameter names as emitted (through the namespace)
@@ -280,6 +280,9 @@ def in_source_order(statements: list, refs: list) -> list:
 
 
 NAMED = ATOM + 1  # the precedence `emit_function` records for a node written by its name
+# a gradient function's backward lines are kept joined, this many to an entry of `Emitted.lines`:
+# the text is the same, without a string object per line alive until the module is joined
+CHUNK = 256
 
 
 class _Terms:
@@ -478,6 +481,7 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
     mine = None
     body: list = []
     forward: list = []  # (node id, lines), until the first backward statement
+    pending: list = []  # flat: the backward's lines not yet joined into one entry of `body`
     section = None  # "forward" or "backward" once the first backward statement is written
     for n in nodes:
         i = n.id
@@ -589,12 +593,20 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
         if section is None:
             _flush(body, forward, refs, returns, flat)
         if returns == "grad" and want != section:
-            body.append(f"    # {want}" if flat else (None, [f"    # {want}"]))
+            if flat:
+                pending.append(f"    # {want}")
+            else:
+                body.append((None, [f"    # {want}"]))
         section = want
         if flat:
-            body += lines
+            pending += lines
+            if len(pending) >= CHUNK:
+                body.append("\n".join(pending))
+                pending.clear()
         else:
             body.append((i, lines))
+    if pending:
+        body.append("\n".join(pending))
     if end == len(nodes):
         mine = Prefix(end, list(forward), refs, set(helpers), set(needs)) if section is None else None
     if section is None:
