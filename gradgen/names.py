@@ -17,6 +17,7 @@ import keyword
 import re
 import types
 import unicodedata
+from itertools import repeat
 
 MAX_LEN = 24
 # The imports a generated module may have.  Each backend adds its own module-level names
@@ -74,8 +75,17 @@ def ascii_hint(text: str) -> str:
 
 def sanitize(hint: str | None, default: str = "v") -> str:
     """A valid identifier that resembles `hint` (not yet unique)."""
-    if hint and _plain(hint):
-        return hint  # what the rules return for it, without running them (a hot path)
+    if (  # _plain(hint), inline: what the rules return for it, without running them (a hot path)
+        hint
+        and len(hint) <= MAX_LEN
+        and hint.isascii()
+        and hint.isidentifier()
+        and hint[0] != "_"
+        and hint[-1] != "_"
+        and "__" not in hint
+        and hint not in RESERVED
+    ):
+        return hint
     return _rules(hint, default)
 
 
@@ -301,35 +311,38 @@ def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
     by_op: dict = {}  # op -> sanitize(op.value), the hint of most nodes the code does not name
     # the loop body is inlined (runs once per node): a node with a name of its own never
     # needs `meaning` (its hint is that name), and neither does an adjoint or a constant
-    for n in nodes:
+    for n, want in zip(nodes, wanted if wanted is not None else repeat(True)):
         i = n.id
         if names[i] is not None:
             continue
-        name, adj, op = n.name, n.adj, n.op
-        if wanted is not None and not wanted[i]:
+        name = n.name
+        if not want:
             if name:
                 hints[i] = sanitize(name)
                 continue
-            hint = None
-            if adj is None and name is None and op is not CONST and n.rule is None:
+            op = n.op
+            if n.rule is None and n.adj is None and name is None and op is not CONST:
                 hint = meaning(graph, n, hints, relu_args, squares)
-            if hint:
-                hints[i] = sanitize(hint)
-            else:
-                hint = by_op.get(op)
-                if hint is None:
-                    hint = by_op[op] = sanitize(op.value)
-                hints[i] = hint
+                if hint:
+                    hints[i] = sanitize(hint)
+                    continue
+            hint = by_op.get(op)
+            if hint is None:
+                hint = by_op[op] = sanitize(op.value)
+            hints[i] = hint
             continue
+        adj = n.adj
         if adj is not None:
-            name = create(adjoint_hint(graph, n, hints), default="g")
+            # adjoint_hint's first-order case inline: `g_<forward name>`
+            hint = "g_" + (hints[adj] or "v") if n.second is None else adjoint_hint(graph, n, hints)
+            name = create(hint, default="g")
         elif name is not None:
             name = create(name)
-        elif op is CONST:
+        elif n.op is CONST:
             name = create("c")
         else:
             hint = meaning(graph, n, hints, relu_args, squares) if n.rule is None else None
-            name = create(hint or op.value)
+            name = create(hint or n.op.value)
         names[i] = hints[i] = name
     return names
 

@@ -309,6 +309,7 @@ class Prefix:
     refs: list  # refs[i]: the statements node i's expression reads (see in_source_order)
     helpers: set
     needs: set
+    ordered: list | None = None  # in_source_order(statements, refs), once the gradient computed it
 
 
 def _fast_entry(backend, op, helpers: set, needs: set) -> tuple:
@@ -408,7 +409,8 @@ def emit_function(
                 txt[i], prc[i] = names[i], NAMED
         helpers |= prefix.helpers
         needs |= prefix.needs
-        for _, lines in in_source_order(prefix.statements, prefix.refs):
+        ordered = prefix.ordered if prefix.ordered is not None else in_source_order(prefix.statements, prefix.refs)
+        for _, lines in ordered:
             body += lines
         mine = None
     else:
@@ -495,30 +497,26 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
             e = table.get(op)
             if e is None:
                 e = table[op] = _fast_entry(backend, op, helpers, needs)
-            k = e[0]
+            k, fmt, prec, need_a, need_b = e
             if k == 2 and not rebind[i]:
                 a, b = n.args
                 x, y = txt[a], txt[b]
-                if prc[a] < e[3]:
+                if prc[a] < need_a:
                     x = f"({x})"
-                if prc[b] < e[4]:
+                if prc[b] < need_b:
                     y = f"({y})"
-                text = e[1](x, y)
-                prec = e[2]
+                text = fmt(x, y)
             elif k == 2:  # `g += c` / `g -= c`: the statement writes the second operand alone
                 b = n.args[1]
-                x = txt[b]
+                text = txt[b]
                 if prc[b] < (0 if op is _ADD else ADD + 1):
-                    x = f"({x})"
-                text = x
-                prec = e[2]
+                    text = f"({text})"
             elif k == 1:
                 a = n.args[0]
-                x = txt[a]
-                if prc[a] < e[3]:
-                    x = f"({x})"
-                text = e[1](x)
-                prec = e[2]
+                text = txt[a]
+                if prc[a] < need_a:
+                    text = f"({text})"
+                text = fmt(text)
             elif op is CONST:
                 v = n.attr
                 key = (v.__class__, v)
@@ -591,7 +589,7 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
             forward.append((i, lines))
             continue
         if section is None:
-            _flush(body, forward, refs, returns, flat)
+            _flush(body, forward, refs, returns, flat, mine=mine)
         if returns == "grad" and want != section:
             if flat:
                 pending.append(f"    # {want}")
@@ -614,12 +612,15 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
     return body, mine
 
 
-def _flush(body: list, forward: list, refs: list, returns: str, flat: bool, always: bool = False) -> None:
+def _flush(body: list, forward: list, refs: list, returns: str, flat: bool, always: bool = False, mine=None) -> None:
     """Append the forward statements, in source order (`in_source_order`), after a `# forward`
-    comment in a gradient function (when there are any, or `always` at the end)."""
+    comment in a gradient function (when there are any, or `always` at the end).  When they are
+    exactly the `Prefix` `mine`'s statements, it keeps the order too (its value function's)."""
     if returns == "grad" and (forward or always):
         body.append("    # forward" if flat else (None, ["    # forward"]))
     ordered = in_source_order(forward, refs)
+    if mine is not None and len(mine.statements) == len(forward):
+        mine.ordered = ordered
     if flat:
         for _, lines in ordered:
             body += lines
