@@ -92,3 +92,19 @@ def test_prefix_is_taken_on_the_chain(models):
     for _ in range(40):
         x = __import__("math").tanh(x * 0.9 + 0.1)
     assert mod.chain(0.5, 0.9, 0.1) == pytest.approx(x, rel=1e-15)
+
+
+def test_the_compile_leaves_nothing_frozen_and_a_users_freeze_alone(models):
+    """After a compile the objects it made are ordinary (nothing in gc's permanent generation), and
+    a caller's own `gc.freeze()` is left as it was (api._no_gc moves objects only when none are frozen)."""
+    import gc
+
+    api.compile_file(models[-1], write=False)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        api.compile_file(models[-1], write=False)
+        assert 0 < gc.get_freeze_count() <= frozen  # (frozen objects may still be freed by refcount)
+    finally:
+        gc.unfreeze()
