@@ -366,7 +366,7 @@ def emit_function(
     # how each node is written as an operand: txt[i] its name once it has a statement (or is an
     # input; then prc[i] is NAMED), else its expression, of precedence prc[i]; None: not rendered yet
     txt: list = [None] * len(nodes)
-    prc: list = [0] * len(nodes)
+    prc = bytearray(len(nodes))  # (precedences are small ints: a byte each, not a list entry)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
     body: list = []  # statements, (node id or None, lines); with the default arrange, the lines themselves
@@ -392,7 +392,7 @@ def emit_function(
 
     # the statements a forward node's expression reads (for in_source_order; not needed once
     # the backward has begun: the forward statements are written by then)
-    refs: list = [()] * len(nodes)
+    refs: list = []  # (filled in id order while the forward is written: only that long)
     value = graph.output("value")
     if prefix is not None and not (
         getattr(sched, "cut", None) == prefix.end == len(nodes)
@@ -492,6 +492,8 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
             mine = Prefix(end, list(forward), refs, set(helpers), set(needs)) if section is None else None
         if op is INPUT:
             txt[i], prc[i] = names[i], NAMED
+            if section is None:
+                refs.append(())
             continue
         if fast:
             e = table.get(op)
@@ -536,7 +538,7 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
             r = ()
             for a in n.args:
                 r += (a,) if line[a] else refs[a]
-            refs[i] = r
+            refs.append(r)  # refs[i]
         if not line[i]:
             continue
         name = txt[i] = names[i]
