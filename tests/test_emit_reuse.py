@@ -108,3 +108,23 @@ def test_the_compile_leaves_nothing_frozen_and_a_users_freeze_alone(models):
         assert 0 < gc.get_freeze_count() <= frozen  # (frozen objects may still be freed by refcount)
     finally:
         gc.unfreeze()
+
+
+def test_forward_part_leaves_out_a_forward_node_only_the_backward_reads():
+    """A node before the value that the value does not need (only a later node reads it) is not
+    in the value's part: the prefix shortcut does not apply, and the part renumbers."""
+    from gradgen.backends.python import PYTHON
+    from gradgen.ir.graph import VALUE, Builder, Origin, grad_of
+    from gradgen.ir.ops import Op
+
+    b = Builder("f")
+    x = b.add(Op.INPUT, (), name="x", origin=Origin("arg", "x"))
+    dead = b.add(Op.MUL, (x, x))  # read only by the node after the value
+    y = b.add(Op.ADD, (x, x), name="y")
+    g = b.add(Op.MUL, (dead, y), rule="r", step=0, adj=x)
+    graph = b.build([x], [(VALUE, y), (grad_of("x"), g)])
+    sched = schedule.schedule(graph, PYTHON, reserved={"f", "f_grad"})
+    part = schedule.forward_part(sched)
+    assert part.cut is None
+    assert [n.op for n in part.graph.nodes] == [Op.INPUT, Op.ADD]
+    assert part.graph.outputs == ((VALUE, 1),) and part.names == [sched.names[x], sched.names[y]]

@@ -19,12 +19,15 @@ The same for every backend; a backend only supplies the facts it is parameterise
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from itertools import chain
+from operator import attrgetter
 
 from gradgen.ir.graph import VALUE, Graph, Node
 from gradgen.ir.ops import Op
 from gradgen.names import assign_names, sanitize
 
 INLINE_LIMIT = 56  # longest expression inlined into its user
+_ARGS, _ADJ, _TERMS = attrgetter("args"), attrgetter("adj"), attrgetter("terms")
 
 
 @dataclass
@@ -167,24 +170,32 @@ def forward_part(sched: Schedule) -> Schedule:
     the forward alike (minus what only the backward needs)."""
     g = sched.graph
     value = g.output(VALUE)
+    nodes = g.nodes
+    end = value + 1
+    if max(g.inputs, default=-1) < end:
+        # the usual case: the value is computed by the graph's first nodes, the gradient after
+        # them; the part is that prefix, node for node (the same ids, nothing to renumber).
+        # Every node before the value is needed iff each (but the value and the inputs) has a
+        # user among them: the last one without a needed user would have none.  Both tests run
+        # in C (map/chain), as does _within's usual case: no forward node has an adjoint or terms.
+        prefix = nodes[:end]
+        used = set(chain.from_iterable(map(_ARGS, prefix)))
+        used.update(g.inputs)
+        used.add(value)
+        if len(used) == end and _within(prefix, end):
+            graph = Graph(g.name, prefix, g.inputs, ((VALUE, value),))
+            array = False if sched.array is False else None
+            return Schedule(
+                graph, sched.line[:end], sched.rebind[:end], sched.names[:end], sched.uses[:end], end, array
+            )
     need = [False] * len(g.nodes)
     need[value] = True
-    nodes = g.nodes
     for i in range(value, -1, -1):  # only the value and what precedes it can be needed
         if need[i]:
             for a in nodes[i].args:
                 need[a] = True
     for i in g.inputs:
         need[i] = True
-    end = value + 1
-    if all(need[:end]) and max(g.inputs, default=-1) < end and _within(nodes, end):
-        # the usual case: the value is computed by the graph's first nodes, the gradient after
-        # them; the part is that prefix, node for node (the same ids, nothing to renumber)
-        graph = Graph(g.name, nodes[:end], g.inputs, ((VALUE, value),))
-        array = False if sched.array is False else None
-        return Schedule(
-            graph, sched.line[:end], sched.rebind[:end], sched.names[:end], sched.uses[:end], end, array
-        )
     new: dict[int, int] = {}
     nodes = []
     for n in g.nodes:
@@ -203,6 +214,8 @@ def forward_part(sched: Schedule) -> Schedule:
 
 def _within(nodes, end: int) -> bool:
     """Whether no node among the first `end` refers (adjoint, comment terms) to a later one."""
+    if not any(map(_ADJ, nodes[:end])) and not any(map(_TERMS, nodes[:end])):
+        return True  # none refers to any node (an adjoint of node 0 is within too)
     for n in nodes[:end]:
         if n.adj is not None and n.adj >= end:
             return False
