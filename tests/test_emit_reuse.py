@@ -24,7 +24,7 @@ from gradgen.backends import base, schedule
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 
-CHAIN = '''import gradgen
+CHAIN = """import gradgen
 
 
 @gradgen.export(example=dict(x=0.5, a=0.9, b=0.1))
@@ -32,7 +32,7 @@ def chain(x, a, b):
     for i in range(40):
         x = (x * a + b).tanh()
     return x
-'''
+"""
 
 
 def _source(path: str, backend: str) -> str:

@@ -476,7 +476,8 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
     keep_notes = not flat
     table: dict = {}  # op -> _fast_entry
     literals: dict = {}  # (type, value) -> (text, prec), nonzero constants (0.0 and -0.0 are equal keys)
-    expression, assign, update, note_of, out_form = backend.expression, backend.assign, backend.update, comments.note, backend.out_form
+    expression, assign, update, out_form = backend.expression, backend.assign, backend.update, backend.out_form
+    note_of = comments.note
     INPUT, CONST = Op.INPUT, _CONST
     value = graph.output("value")
     end = value + 1 if returns == "grad" else -1  # where a value function cut from this one ends (Prefix)
@@ -521,12 +522,13 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
                 text = fmt(text)
             elif op is CONST:
                 v = n.attr
-                key = (v.__class__, v)
-                got = literals.get(key) if v else None
+                # cached for nonzero ints and floats only (0.0 == -0.0; anything else: literal's error)
+                key = (v.__class__, v) if v and (v.__class__ is float or v.__class__ is int) else None
+                got = literals.get(key) if key else None
                 if got is None:
                     got = backend.literal(v)
                     needs |= backend.literal_needs(got[0])
-                    if v:
+                    if key:
                         literals[key] = got
                 text, prec = got
             else:

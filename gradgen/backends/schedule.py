@@ -84,11 +84,12 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
             continue
         if op is CONST and adj is None and name is None:
             v = n.attr
-            key = (v.__class__, v)
-            k = literal_len.get(key) if v else None
+            # cached for nonzero ints and floats only (0.0 == -0.0; anything else: literal's error)
+            key = (v.__class__, v) if v and (v.__class__ is float or v.__class__ is int) else None
+            k = literal_len.get(key) if key else None
             if k is None:
                 k = len(like.literal(v)[0])
-                if v:
+                if key:
                     literal_len[key] = k
             est[i] = k
             continue
