@@ -17,6 +17,7 @@ import keyword
 import re
 import types
 import unicodedata
+from itertools import repeat
 
 MAX_LEN = 24
 # The imports a generated module may have.  Each backend adds its own module-level names
@@ -74,8 +75,17 @@ def ascii_hint(text: str) -> str:
 
 def sanitize(hint: str | None, default: str = "v") -> str:
     """A valid identifier that resembles `hint` (not yet unique)."""
-    if hint and _plain(hint):
-        return hint  # what the rules return for it, without running them (a hot path)
+    if (  # _plain(hint), inline: what the rules return for it, without running them (a hot path)
+        hint
+        and len(hint) <= MAX_LEN
+        and hint.isascii()
+        and hint.isidentifier()
+        and hint[0] != "_"
+        and hint[-1] != "_"
+        and "__" not in hint
+        and hint not in RESERVED
+    ):
+        return hint
     return _rules(hint, default)
 
 
@@ -132,40 +142,61 @@ def meaning(graph, n, hints, relu_args=frozenset(), squares=None) -> str | None:
     * `relu(1 + t)` -> `hinge` (micrograd's SVM loss); its `1 + t` -> `margin`;
     * `sum(x)` of a named x -> `sum_x`; `a * b` of named values -> `a_b`;
     each operand-built name only when it is at most SHORT characters long.
+
+    Dispatched by op (each op meets only the rules above that can apply to it, in their
+    order): this runs once per unnamed forward node of a graph that may have millions.
     """
     Op = _members()
-
     op, args, nodes = n.op, n.args, graph.nodes
-
-    def name(i):
-        if nodes[i].op is Op.BATCH:
-            return "B"  # the prologue's batch size
-        h = hints[i]
-        if nodes[i].op is Op.INPUT:
-            return h
-        return h if h and nodes[i].op is not Op.CONST and not _generic(h) else None
-
-    def short(text):
-        return text if len(text) <= SHORT else None
-
-    if op is Op.DIV and nodes[args[0]].op is Op.CONST and nodes[args[0]].attr == 1.0 and name(args[1]):
-        return short("inv_" + name(args[1]))
-    if op is Op.NEG and name(args[0]):
-        return short("neg_" + name(args[0]))
-    if op is Op.MUL and args[0] == args[1] and name(args[0]):
-        return short("sq_" + name(args[0]))
-    squares = squares if squares is not None else square_flags(graph)
-    if op in (Op.SUM, Op.ADD) and squares[n.id]:
-        return "sq_norm"
-    if op is Op.RELU and nodes[args[0]].op is Op.ADD and any(nodes[a].op is Op.CONST for a in nodes[args[0]].args):
-        return "hinge"
-    if op is Op.ADD and any(nodes[a].op is Op.CONST for a in args) and n.id in relu_args:
-        return "margin"
-    if op is Op.SUM and name(args[0]):
-        return short("sum_" + name(args[0]))
-    if op is Op.MUL and args[0] != args[1] and name(args[0]) and name(args[1]):
-        return short(name(args[0]) + "_" + name(args[1]))
+    if op is Op.MUL:
+        a, b = args
+        if a == b:
+            x = _operand_name(nodes[a].op, hints[a], Op)
+            return _short("sq_" + x) if x else None
+        x = _operand_name(nodes[a].op, hints[a], Op)
+        if not x:
+            return None
+        y = _operand_name(nodes[b].op, hints[b], Op)
+        return _short(x + "_" + y) if y else None
+    if op is Op.ADD:
+        if (squares if squares is not None else square_flags(graph))[n.id]:
+            return "sq_norm"
+        if any(nodes[a].op is Op.CONST for a in args) and n.id in relu_args:
+            return "margin"
+        return None
+    if op is Op.SUM:
+        if (squares if squares is not None else square_flags(graph))[n.id]:
+            return "sq_norm"
+        x = _operand_name(nodes[args[0]].op, hints[args[0]], Op)
+        return _short("sum_" + x) if x else None
+    if op is Op.NEG:
+        x = _operand_name(nodes[args[0]].op, hints[args[0]], Op)
+        return _short("neg_" + x) if x else None
+    if op is Op.DIV:
+        c = nodes[args[0]]
+        if c.op is Op.CONST and c.attr == 1.0:
+            x = _operand_name(nodes[args[1]].op, hints[args[1]], Op)
+            return _short("inv_" + x) if x else None
+        return None
+    if op is Op.RELU:
+        t = nodes[args[0]]
+        if t.op is Op.ADD and any(nodes[a].op is Op.CONST for a in t.args):
+            return "hinge"
     return None
+
+
+def _operand_name(op, hint, Op) -> str | None:
+    """An operand's name for `meaning` (its op and hint): `B` for the batch size, an input's
+    name, else its hint unless that is a constant's or only an op's name with a counter."""
+    if op is Op.BATCH:
+        return "B"  # the prologue's batch size
+    if op is Op.INPUT:
+        return hint
+    return hint if hint and op is not Op.CONST and not _generic(hint) else None
+
+
+def _short(text: str) -> str | None:
+    return text if len(text) <= SHORT else None
 
 
 def _generic(hint: str) -> bool:
@@ -212,49 +243,107 @@ def square_flags(graph) -> list[bool]:
     return flags
 
 
+class _ReluArgs:
+    """The ids some relu reads, found on the first membership test (`meaning` asks only about
+    a sum with a constant operand: most graphs never need the sweep)."""
+
+    __slots__ = ("nodes", "ids")
+
+    def __init__(self, nodes):
+        self.nodes, self.ids = nodes, None
+
+    def __contains__(self, i) -> bool:
+        if self.ids is None:
+            RELU = _members().RELU
+            self.ids = {a for m in self.nodes if m.op is RELU for a in m.args}
+        return i in self.ids
+
+
+class _Squares:
+    """`square_flags(graph)[i]`, the flags computed only as far as asked (only `meaning` of a
+    sum asks, and a flag depends only on earlier nodes: the backward's are never computed)."""
+
+    __slots__ = ("nodes", "flags")
+
+    def __init__(self, graph):
+        self.nodes, self.flags = graph.nodes, []
+
+    def __getitem__(self, i) -> bool:
+        flags = self.flags
+        if i >= len(flags):
+            Op = _members()
+            MUL, SUM, ADD = Op.MUL, Op.SUM, Op.ADD
+            for n in self.nodes[len(flags) : i + 1]:  # as square_flags
+                op = n.op
+                if op is MUL:
+                    flags.append(n.args[0] == n.args[1])
+                elif op is SUM or op is ADD:
+                    for a in n.args:
+                        if not flags[a]:
+                            flags.append(False)
+                            break
+                    else:
+                        flags.append(True)
+                else:
+                    flags.append(False)
+        return flags[i]
+
+
 def assign_names(graph, reserved=(), wanted=None) -> list[str | None]:
     """A name for every node of `graph` (or those where `wanted[i]`), in id order.
 
     Inputs keep their argument names; nodes with a hint keep it; adjoints are
     `g_<name of the forward node>`; everything else is named from its meaning
     (`meaning`: `inv_B`, `neg_y`, `sq_norm`, ...) or after its op.
+    A node that is not wanted still gets a hint (what an adjoint of it is named after).
     """
     Op = _members()
 
+    nodes = graph.nodes
     ns = Namespace(reserved)
-    relu_args = {a for m in graph.nodes if m.op is Op.RELU for a in m.args}
-    squares = square_flags(graph)
-    names: list[str | None] = [None] * len(graph.nodes)
-    hints: list[str | None] = [None] * len(graph.nodes)  # forward names, for adjoints
+    relu_args = _ReluArgs(nodes)
+    squares = _Squares(graph)
+    names: list[str | None] = [None] * len(nodes)
+    hints: list[str | None] = [None] * len(nodes)  # forward names, for adjoints
     for i in graph.inputs:
-        names[i] = hints[i] = ns.create(graph.nodes[i].name)
+        names[i] = hints[i] = ns.create(nodes[i].name)
     CONST, create = Op.CONST, ns.create
     by_op: dict = {}  # op -> sanitize(op.value), the hint of most nodes the code does not name
-    for n in graph.nodes:
-        if names[n.id] is not None:
+    # the loop body is inlined (runs once per node): a node with a name of its own never
+    # needs `meaning` (its hint is that name), and neither does an adjoint or a constant
+    for n, want in zip(nodes, wanted if wanted is not None else repeat(True)):
+        i = n.id
+        if names[i] is not None:
             continue
-        fallback = None
-        if n.adj is None and n.name is None and n.op is not CONST and n.rule is None:
-            fallback = meaning(graph, n, hints, relu_args, squares)
-        if wanted is not None and not wanted[n.id]:
-            hint = n.name or fallback
-            if hint:
-                hints[n.id] = sanitize(hint)
-            else:
-                hint = by_op.get(n.op)
-                if hint is None:
-                    hint = by_op[n.op] = sanitize(n.op.value)
-                hints[n.id] = hint
+        name = n.name
+        if not want:
+            if name:
+                hints[i] = sanitize(name)
+                continue
+            op = n.op
+            if n.rule is None and n.adj is None and name is None and op is not CONST:
+                hint = meaning(graph, n, hints, relu_args, squares)
+                if hint:
+                    hints[i] = sanitize(hint)
+                    continue
+            hint = by_op.get(op)
+            if hint is None:
+                hint = by_op[op] = sanitize(op.value)
+            hints[i] = hint
             continue
-        if n.adj is not None:
-            name = create(adjoint_hint(graph, n, hints), default="g")
-        elif n.name is not None:
-            name = create(n.name)
+        adj = n.adj
+        if adj is not None:
+            # adjoint_hint's first-order case inline: `g_<forward name>`
+            hint = "g_" + (hints[adj] or "v") if n.second is None else adjoint_hint(graph, n, hints)
+            name = create(hint, default="g")
+        elif name is not None:
+            name = create(name)
         elif n.op is CONST:
             name = create("c")
         else:
-            name = create(fallback or n.op.value)
-        names[n.id] = hints[n.id] = name
+            hint = meaning(graph, n, hints, relu_args, squares) if n.rule is None else None
+            name = create(hint or n.op.value)
+        names[i] = hints[i] = name
     return names
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from operator import attrgetter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -96,7 +97,7 @@ def as_tuple(items) -> str:
 
 @dataclass
 class Emitted:
-    lines: list[str]
+    lines: list[str]  # the function's lines (an entry may hold several, joined by newlines)
     helpers: set[str]  # module-level helpers the function calls
     needs: set[str]  # import keys (Backend.imports) the function and its helpers need
     params: list[str]  # the parameter names as emitted (through the namespace)
@@ -107,6 +108,7 @@ class Emitted:
     array: bool = False  # an array function (the module docstring says what its gradients are)
     shapes: dict = field(default_factory=dict)  # parameter name -> its IR shape
     sched: object = None  # the Schedule it was rendered from (a step reuses a gradient's)
+    prefix: object = None  # a gradient function's forward statements, for its value function (`Prefix`)
 
 
 _ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
@@ -115,11 +117,13 @@ _ARRAY_OPS = frozenset({Op.ELEM, Op.PACK, Op.MATMUL, Op.BATCH})
 _CONST, _POW, _ADD = Op.CONST, Op.POW, Op.ADD
 
 
+_OP, _SHAPE = attrgetter("op"), attrgetter("shape")
+
+
 def is_array_graph(graph) -> bool:
-    for n in graph.nodes:  # a plain loop: this runs over every node of a large graph, three times
-        if n.shape or n.op in _ARRAY_OPS:
-            return True
-    return False
+    # map/attrgetter: the sweep runs in C (it covers every node of a large graph, more than once)
+    nodes = graph.nodes
+    return any(map(_SHAPE, nodes)) or not _ARRAY_OPS.isdisjoint(map(_OP, nodes))
 
 
 class Backend:
@@ -275,17 +279,57 @@ def in_source_order(statements: list, refs: list) -> list:
     return out + [s for w in waiting.values() for s in w]
 
 
+NAMED = ATOM + 1  # the precedence `emit_function` records for a node written by its name
+# a gradient function's backward lines are kept joined, this many to an entry of `Emitted.lines`:
+# the text is the same, without a string object per line alive until the module is joined
+CHUNK = 256
+
+
 class _Terms:
     """`term` as `(text, precedence)` pairs for a backend's `arrange` (a named node's entry is its name)."""
 
-    __slots__ = ("term",)
+    __slots__ = ("text", "prec")
 
-    def __init__(self, term: list):
-        self.term = term
+    def __init__(self, text: list, prec: list):
+        self.text, self.prec = text, prec
 
     def __getitem__(self, i: int) -> tuple[str, int]:
-        t = self.term[i]
-        return (t, ATOM) if t.__class__ is str else t
+        p = self.prec[i]
+        return (self.text[i], ATOM if p == NAMED else p)
+
+
+@dataclass
+class Prefix:
+    """What rendering a gradient function's forward code left for its value function
+    (`emit_function(..., prefix=)`): when the value's nodes are exactly the graph's first `end`
+    nodes, all forward, the value function's body is those statements again, in the same order."""
+
+    end: int  # the value function's graph is nodes[:end] of the gradient's
+    statements: list  # the forward statements, (node id, lines), in id order (before in_source_order)
+    refs: list  # refs[i]: the statements node i's expression reads (see in_source_order)
+    helpers: set
+    needs: set
+    ordered: list | None = None  # in_source_order(statements, refs), once the gradient computed it
+
+
+def _fast_entry(backend, op, helpers: set, needs: set) -> tuple:
+    """How the renderer's inlined path writes `op` (see emit_function): (kind, format, prec, need0, need1),
+    kind 1 or 2 for a unary or binary Format that shows no attribute, 0 for anything else (then
+    `Backend.expression` writes the node).  Records the spelling's helper and import keys, as
+    `Backend.expression` does for every node of the op."""
+    if op is _CONST or op is _POW:
+        return (0, None, 0, 0, 0)
+    try:
+        f, helper, uses = backend.form(op)
+    except KeyError:
+        return (0, None, 0, 0, 0)
+    if helper:
+        helpers.add(helper)
+    needs |= uses
+    need = f.operand_prec
+    if "{k" in f.template or len(need) not in (1, 2):
+        return (0, None, 0, 0, 0)
+    return (len(need), f.template.format, f.prec, need[0], need[-1])
 
 
 def emit_function(
@@ -297,6 +341,7 @@ def emit_function(
     defaults: dict | None = None,
     sched=None,
     ret=None,
+    prefix: Prefix | None = None,
 ) -> Emitted:
     """Source lines of `def fname(...)` computing `graph` with `backend` (default: `backend_for(graph)`).
 
@@ -306,6 +351,9 @@ def emit_function(
     `defaults` maps an argument's name (its input's origin) to its default, a float.
     `ret`: builds the return statement instead, `ret(ref) -> lines` (`ref(i)`: how output node
     i is written), for the second-order functions (gradgen.backends.second).
+    `prefix`: the `Emitted.prefix` of the gradient function whose schedule this function's was
+    cut from (`schedule.forward_part`); when it applies, the forward statements are reused, not
+    rendered again (the same text: each statement depends only on its node and its operands).
     """
     from gradgen.backends import backend_for
     from gradgen.backends.schedule import schedule
@@ -313,99 +361,69 @@ def emit_function(
     backend = backend or backend_for("numpy", graph)
     sched = sched or schedule(graph, backend, reserved={fname}, like=backend.layout_like(graph))
     nodes, names, line, rebind = graph.nodes, sched.names, sched.line, sched.rebind
-    # how each node is written as an operand: its name (a str) once it has a statement (or is
-    # an input), else (its expression, precedence)
-    term: list = [None] * len(nodes)
+    kind = type(backend)
+    default_arrange = kind.arrange is Backend.arrange
+    # how each node is written as an operand: txt[i] its name once it has a statement (or is an
+    # input; then prc[i] is NAMED), else its expression, of precedence prc[i]; None: not rendered yet
+    txt: list = [None] * len(nodes)
+    prc = bytearray(len(nodes))  # (precedences are small ints: a byte each, not a list entry)
     helpers: set[str] = set()
     needs: set[str] = set(backend.always)
-    body: list = []  # statements, (node id or None, lines)
+    body: list = []  # statements, (node id or None, lines); with the default arrange, the lines themselves
     notes: dict[int, str | None] = {}
-    section = None  # "forward" or "backward" once the first backward statement is written
 
     def operand(a: int, need: int) -> str:
-        t = term[a]
-        if t.__class__ is str:
-            return t
-        text, prec = t
-        return f"({text})" if prec < need else text
+        return txt[a] if prc[a] >= need else f"({txt[a]})"
 
     def ref(i: int) -> str:
-        t = term[i]
-        return t if t.__class__ is str else t[0]
+        return txt[i]
 
     def name_of(i: int) -> str | None:  # a forward operand in a rule comment: its name, or a short expression
-        t = term[i]
-        if t.__class__ is str:
-            return t
-        if t is None:  # not rendered yet (a node later in the order): its name if it will have one
+        text, prec = txt[i], prc[i]
+        if prec == NAMED:
+            return text
+        if text is None:  # not rendered yet (a node later in the order): its name if it will have one
             return names[i] if line[i] or nodes[i].op is Op.INPUT else None
-        text, prec = t
         if prec < ATOM:
             text = f"({text})"
         if len(text) > SHORT:
             return None
         return text if text.isidentifier() or text[0] == "(" or _NUMBER.fullmatch(text) else f"({text})"
 
-    def flush(statements) -> list:
-        return in_source_order(statements, refs)
-
     # the statements a forward node's expression reads (for in_source_order; not needed once
     # the backward has begun: the forward statements are written by then)
-    refs: list = [()] * len(nodes)
-    forward: list[tuple[int, list[str]]] = []
-    expression, assign, update, note_of = backend.expression, backend.assign, backend.update, comments.note
-    out_form = backend.out_form
-    INPUT = Op.INPUT
-    for n in nodes:
-        i = n.id
-        if n.op is INPUT:
-            term[i] = names[i]
-            continue
-        term[i] = text, _ = expression(n, operand, sched, helpers, needs)
-        if section is None:  # a tuple (maybe with repeats): a set costs 4x the memory
-            r = ()
-            for a in n.args:
-                r += (a,) if line[a] else refs[a]
-            refs[i] = r
-        if not line[i]:
-            continue
-        term[i] = names[i]
-        forms = out_form(n, text, operand, sched)
-        if forms is None:
-            forms = [update(names[i], n.op, text) if rebind[i] else assign(names[i], text)]
-        note = notes[i] = note_of(n, name_of, nodes) if forms and n.rule is not None else ""
-        if len(forms) == 1:
-            stmt = "    " + forms[0]
-            if not note:
-                lines = [stmt]
-            elif len(stmt) + 2 + len(note) <= LINE:
-                lines = [f"{stmt}  {note}"]
-            else:
-                lines = [f"    {note}", stmt]
-        elif not forms:
-            lines = []
-        else:  # a statement after the first carries the model line too: `# [moons.py:35]`
-            tag = re.search(r"\[[^\[\]]*:\d+\]$", note)
-            more = [f"    {f}" + (f"  # {tag.group()}" if tag else "") for f in forms[1:]]
-            lines = ([f"    {note}"] if note else []) + ["    " + forms[0]] + more
-        want = "backward" if n.rule is not None else "forward"
-        if n.second is not None and n.rule is not None:
-            want = "tangents (forward mode)" if n.second == "jvp" else "second order"
-        if section is None and want == "forward":  # the forward code, reordered at its end
-            forward.append((i, lines))
-            continue
-        if section is None:
-            body += ([(None, ["    # forward"])] if forward and returns == "grad" else []) + flush(forward)
-        if returns == "grad" and want != section:
-            body.append((None, [f"    # {want}"]))
-        section = want
-        body.append((n.id, lines))
-    if section is None:
-        body += ([(None, ["    # forward"])] if returns == "grad" else []) + flush(forward)
-    ctx = SimpleNamespace(sched=sched, operand=operand, expr=_Terms(term), notes=notes, helpers=helpers, needs=needs)
-    body = backend.arrange(body, ctx)
+    refs: list = []  # (filled in id order while the forward is written: only that long)
+    value = graph.output("value")
+    if prefix is not None and not (
+        getattr(sched, "cut", None) == prefix.end == len(nodes)
+        and default_arrange
+        and kind.out_form is Backend.out_form
+        and (line[value] or nodes[value].op is Op.INPUT)
+    ):
+        prefix = None  # not the gradient's first nodes (or a backend that rearranges): rendered as usual
+    if prefix is not None:  # the gradient function's forward statements (see Prefix)
+        for i in graph.inputs:
+            txt[i], prc[i] = names[i], NAMED
+        for i in range(len(nodes)):
+            if line[i]:
+                txt[i], prc[i] = names[i], NAMED
+        helpers |= prefix.helpers
+        needs |= prefix.needs
+        ordered = prefix.ordered if prefix.ordered is not None else in_source_order(prefix.statements, prefix.refs)
+        for _, lines in ordered:
+            body += lines
+        mine = None
+    else:
+        body, mine = _render(
+            graph, returns, backend, sched, txt, prc, refs, helpers, needs, notes, operand, name_of, default_arrange
+        )
+    if not default_arrange:
+        ctx = SimpleNamespace(
+            sched=sched, operand=operand, expr=_Terms(txt, prc), notes=notes, helpers=helpers, needs=needs
+        )
+        body = backend.arrange(body, ctx)
 
-    value = backend.result(graph.output("value"), ref(graph.output("value")), sched)
+    value = backend.result(value, ref(value), sched)
     grads = [backend.result(i, ref(i), sched) for _, i in graph.grads()]
     if ret is not None:
         ret = ret(lambda i: backend.result(i, ref(i), sched))
@@ -428,8 +446,187 @@ def emit_function(
     by_name = {nodes[i].name: names[i] for i in graph.inputs}
     grad_names = [by_name.get(role.of, "?") for role, _ in graph.grads()]
     text = backend.doc_grad(fname[: -len("_grad")], grad_names) if doc is None else doc
-    lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro + body + ret
+    # the body's lines are not copied into a new list: `lines` is the head, the body, then the return
+    lines = list(backend.decorators) + head + [f'    """{text}"""'] + pro
+    lines += body
+    del body
+    lines += ret
     shapes = {names[i]: nodes[i].shape for i in graph.inputs}
-    return Emitted(
-        lines, helpers, needs, params, sig_params, grad_names, backend, tables, is_array_graph(graph), shapes, sched
-    )
+    array = getattr(sched, "array", None)
+    if array is None:
+        array = is_array_graph(graph)
+        if hasattr(sched, "array"):
+            sched.array = array  # a value function cut from it is an array function only if it is one
+    return Emitted(lines, helpers, needs, params, sig_params, grad_names, backend, tables, array, shapes, sched, mine)
+
+
+def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, notes, operand, name_of, flat):
+    """The body's statements (see emit_function), and the `Prefix` a value function may reuse.
+
+    One sweep in id order.  The per-node work is inlined (this loop runs once per node of
+    graphs with millions): a backend that keeps the base `expression` and `special` (plain
+    Python) writes a unary or binary op with one lookup of its pre-bound template
+    (`_fast_entry`) and one `str.format`; anything else goes through `backend.expression`.
+    With `flat` (the default `arrange`) the backward's statements are appended as lines.
+    """
+    nodes, names, line, rebind = graph.nodes, sched.names, sched.line, sched.rebind
+    kind = type(backend)
+    fast = kind.expression is Backend.expression and kind.special is Backend.special
+    plain_stmt = kind.assign is Backend.assign and kind.update is Backend.update and kind.out_form is Backend.out_form
+    keep_notes = not flat
+    table: dict = {}  # op -> _fast_entry
+    literals: dict = {}  # (type, value) -> (text, prec), nonzero constants (0.0 and -0.0 are equal keys)
+    expression, assign, update, out_form = backend.expression, backend.assign, backend.update, backend.out_form
+    note_of = comments.note
+    INPUT, CONST = Op.INPUT, _CONST
+    value = graph.output("value")
+    end = value + 1 if returns == "grad" else -1  # where a value function cut from this one ends (Prefix)
+    mine = None
+    body: list = []
+    forward: list = []  # (node id, lines), until the first backward statement
+    pending: list = []  # flat: the backward's lines not yet joined into one entry of `body`
+    section = None  # "forward" or "backward" once the first backward statement is written
+    for n in nodes:
+        i = n.id
+        op = n.op
+        if i == end:  # the value function's nodes are rendered: what it may reuse
+            mine = Prefix(end, list(forward), refs, set(helpers), set(needs)) if section is None else None
+        if op is INPUT:
+            txt[i], prc[i] = names[i], NAMED
+            if section is None:
+                refs.append(())
+            continue
+        if fast:
+            e = table.get(op)
+            if e is None:
+                e = table[op] = _fast_entry(backend, op, helpers, needs)
+            k, fmt, prec, need_a, need_b = e
+            if k == 2 and not rebind[i]:
+                a, b = n.args
+                x, y = txt[a], txt[b]
+                if prc[a] < need_a:
+                    x = f"({x})"
+                if prc[b] < need_b:
+                    y = f"({y})"
+                text = fmt(x, y)
+            elif k == 2:  # `g += c` / `g -= c`: the statement writes the second operand alone
+                b = n.args[1]
+                text = txt[b]
+                if prc[b] < (0 if op is _ADD else ADD + 1):
+                    text = f"({text})"
+            elif k == 1:
+                a = n.args[0]
+                text = txt[a]
+                if prc[a] < need_a:
+                    text = f"({text})"
+                text = fmt(text)
+            elif op is CONST:
+                v = n.attr
+                # cached for nonzero ints and floats only (0.0 == -0.0; anything else: literal's error)
+                key = (v.__class__, v) if v and (v.__class__ is float or v.__class__ is int) else None
+                got = literals.get(key) if key else None
+                if got is None:
+                    got = backend.literal(v)
+                    needs |= backend.literal_needs(got[0])
+                    if key:
+                        literals[key] = got
+                text, prec = got
+            else:
+                text, prec = expression(n, operand, sched, helpers, needs)
+        else:
+            text, prec = expression(n, operand, sched, helpers, needs)
+        txt[i], prc[i] = text, prec
+        if section is None:  # a tuple (maybe with repeats): a set costs 4x the memory
+            r = ()
+            for a in n.args:
+                r += (a,) if line[a] else refs[a]
+            refs.append(r)  # refs[i]
+        if not line[i]:
+            continue
+        name = txt[i] = names[i]
+        prc[i] = NAMED
+        rule = n.rule
+        if plain_stmt:
+            if rebind[i]:
+                stmt = f"    {name} {'+=' if op is _ADD else '-='} {text}"
+            else:
+                stmt = f"    {name} = {text}"
+            if rule is None:
+                note = ""
+                lines = [stmt]
+            else:
+                note = note_of(n, name_of, nodes)
+                if not note:
+                    lines = [stmt]
+                elif len(stmt) + 2 + len(note) <= LINE:
+                    lines = [f"{stmt}  {note}"]
+                else:
+                    lines = [f"    {note}", stmt]
+        else:
+            forms = out_form(n, text, operand, sched)
+            if forms is None:
+                forms = [update(name, op, text) if rebind[i] else assign(name, text)]
+            note = note_of(n, name_of, nodes) if forms and rule is not None else ""
+            if len(forms) == 1:
+                stmt = "    " + forms[0]
+                if not note:
+                    lines = [stmt]
+                elif len(stmt) + 2 + len(note) <= LINE:
+                    lines = [f"{stmt}  {note}"]
+                else:
+                    lines = [f"    {note}", stmt]
+            elif not forms:
+                lines = []
+            else:  # a statement after the first carries the model line too: `# [moons.py:35]`
+                tag = re.search(r"\[[^\[\]]*:\d+\]$", note)
+                more = [f"    {f}" + (f"  # {tag.group()}" if tag else "") for f in forms[1:]]
+                lines = ([f"    {note}"] if note else []) + ["    " + forms[0]] + more
+        if keep_notes:
+            notes[i] = note
+        if rule is None:
+            want = "forward"
+        elif n.second is None:
+            want = "backward"
+        else:
+            want = "tangents (forward mode)" if n.second == "jvp" else "second order"
+        if section is None and want == "forward":  # the forward code, reordered at its end
+            forward.append((i, lines))
+            continue
+        if section is None:
+            _flush(body, forward, refs, returns, flat, mine=mine)
+        if returns == "grad" and want != section:
+            if flat:
+                pending.append(f"    # {want}")
+            else:
+                body.append((None, [f"    # {want}"]))
+        section = want
+        if flat:
+            pending += lines
+            if len(pending) >= CHUNK:
+                body.append("\n".join(pending))
+                pending.clear()
+        else:
+            body.append((i, lines))
+    if pending:
+        body.append("\n".join(pending))
+    if end == len(nodes):
+        mine = Prefix(end, list(forward), refs, set(helpers), set(needs)) if section is None else None
+    if section is None:
+        _flush(body, forward, refs, returns, flat, always=True)
+    return body, mine
+
+
+def _flush(body: list, forward: list, refs: list, returns: str, flat: bool, always: bool = False, mine=None) -> None:
+    """Append the forward statements, in source order (`in_source_order`), after a `# forward`
+    comment in a gradient function (when there are any, or `always` at the end).  When they are
+    exactly the `Prefix` `mine`'s statements, it keeps the order too (its value function's)."""
+    if returns == "grad" and (forward or always):
+        body.append("    # forward" if flat else (None, ["    # forward"]))
+    ordered = in_source_order(forward, refs)
+    if mine is not None and len(mine.statements) == len(forward):
+        mine.ordered = ordered
+    if flat:
+        for _, lines in ordered:
+            body += lines
+    else:
+        body += ordered

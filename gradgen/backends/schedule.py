@@ -19,12 +19,15 @@ The same for every backend; a backend only supplies the facts it is parameterise
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from itertools import chain
+from operator import attrgetter
 
 from gradgen.ir.graph import VALUE, Graph, Node
 from gradgen.ir.ops import Op
 from gradgen.names import assign_names, sanitize
 
 INLINE_LIMIT = 56  # longest expression inlined into its user
+_ARGS, _ADJ, _TERMS = attrgetter("args"), attrgetter("adj"), attrgetter("terms")
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Schedule:
     rebind: list[bool]  # ... and that statement is `name += e` / `name -= e` on its partial
     names: list[str | None]  # the emitted name of each node with a line, and of every input
     uses: list[int]
+    cut: int | None = None  # forward_part: the graph is the first `cut` nodes of the one it was cut from
+    array: bool | None = None  # whether the graph is an array graph, once known (base.is_array_graph)
 
     def named(self, i: int) -> bool:
         """Whether node i is referred to by its name (rather than its expression)."""
@@ -58,19 +63,35 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
     for _, i in graph.outputs:
         uses[i] += 2  # an output always gets a name
 
-    # 1. which nodes get a line (estimates lengths with hints; names come after)
+    # 1. which nodes get a line (estimates lengths with hints; names come after), and
+    # 2. `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else.
+    # One sweep (both depend only on the node and earlier ones), its body inlined: it runs
+    # once per node of graphs with millions.
     line = [False] * len(nodes)
+    rebind = [False] * len(nodes)
+    rebound: list[int] = []  # the ids with rebind set
     est: list[int] = [0] * len(nodes)
     cost: dict = {}  # op -> like.estimate(op)
     op_len: dict = {}  # op -> the length of its sanitised name (an unnamed node's name hint)
-    INPUT, CONST, BATCH, COPY = Op.INPUT, Op.CONST, Op.BATCH, Op.COPY
+    name_len: dict = {}  # a node's name -> the length of its sanitised form
+    literal_len: dict = {}  # (type, value) -> the length of its literal, nonzero constants (0.0 == -0.0)
+    INPUT, CONST, BATCH, COPY, ADD, SUB = Op.INPUT, Op.CONST, Op.BATCH, Op.COPY, Op.ADD, Op.SUB
+    inplace_ok = backend.inplace_ok
     for n in nodes:
-        i, op, adj = n.id, n.op, n.adj
+        i, op, adj, name = n.id, n.op, n.adj, n.name
         if op is INPUT:
-            est[i] = len(n.name or "x")
+            est[i] = len(name or "x")
             continue
-        if op is CONST and adj is None and n.name is None:
-            est[i] = len(like.literal(n.attr)[0])
+        if op is CONST and adj is None and name is None:
+            v = n.attr
+            # cached for nonzero ints and floats only (0.0 == -0.0; anything else: literal's error)
+            key = (v.__class__, v) if v and (v.__class__ is float or v.__class__ is int) else None
+            k = literal_len.get(key) if key else None
+            if k is None:
+                k = len(like.literal(v)[0])
+                if key:
+                    literal_len[key] = k
+            est[i] = k
             continue
         if op is BATCH:  # the prologue's `B`
             est[i] = 1
@@ -87,40 +108,46 @@ def schedule(graph: Graph, backend, reserved=(), like=None) -> Schedule:
             size += est[a]
         # inlined only into its one user, and only within one line group: the forward
         # code, or one backward step (a rule's nodes share their `step`)
-        if n.name is not None or adj is not None or op is CONST or uses[i] != 1 or size > INLINE_LIMIT:
-            mine = True
-        else:
-            u = nodes[user[i]]
-            mine = (u.rule is None) != (n.rule is None) or (n.rule is not None and u.step != n.step)
-        line[i] = mine
-        if not mine:
-            est[i] = size
-        elif n.name is not None:
-            est[i] = len(sanitize(n.name)) + 4
-        else:
+        if name is not None or adj is not None or op is CONST or uses[i] != 1 or size > INLINE_LIMIT:
+            line[i] = True
+            if name is not None:
+                k = name_len.get(name)
+                if k is None:
+                    k = name_len[name] = len(sanitize(name)) + 4
+                est[i] = k
+            else:
+                k = op_len.get(op)
+                if k is None:
+                    k = op_len[op] = len(sanitize(op.value)) + 4
+                est[i] = k
+            if (op is ADD or op is SUB) and adj is not None:
+                p = nodes[n.args[0]]
+                if p.adj == adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
+                    # arrays: only a fresh result of the same shape may be updated in place
+                    if p.op in inplace_ok and p.shape == n.shape:
+                        rebind[i] = True
+                        rebound.append(i)
+            continue
+        u = nodes[user[i]]
+        rule = n.rule
+        if (u.rule is None) != (rule is None) or (rule is not None and u.step != n.step):
+            line[i] = True
             k = op_len.get(op)
             if k is None:
                 k = op_len[op] = len(sanitize(op.value)) + 4
             est[i] = k
-
-    # 2. `g_x += c` / `g_x -= c`: an accumulation whose previous partial is used nowhere else
-    rebind = [False] * len(nodes)
-    ADD, SUB, inplace_ok = Op.ADD, Op.SUB, backend.inplace_ok
-    for n in nodes:
-        if (n.op is ADD or n.op is SUB) and n.adj is not None and line[n.id]:
-            p = nodes[n.args[0]]
-            if p.adj == n.adj and line[p.id] and uses[p.id] == 1 and n.args[1] != p.id:
-                # arrays: only a fresh result of the same shape may be updated in place
-                rebind[n.id] = p.op in inplace_ok and p.shape == n.shape
+        else:
+            est[i] = size
 
     # 3. names, through the one namespace
-    wanted = [a and not b for a, b in zip(line, rebind)]
+    wanted = line.copy()
+    for i in rebound:
+        wanted[i] = False
     for i in graph.inputs:
         wanted[i] = True
     names = assign_names(graph, reserved=set(reserved) | backend.reserved, wanted=wanted)
-    for n in nodes:
-        if rebind[n.id]:
-            names[n.id] = names[n.args[0]]
+    for i in rebound:
+        names[i] = names[nodes[i].args[0]]
     return Schedule(graph, line, rebind, names, uses)
 
 
@@ -144,11 +171,29 @@ def forward_part(sched: Schedule) -> Schedule:
     the forward alike (minus what only the backward needs)."""
     g = sched.graph
     value = g.output(VALUE)
+    nodes = g.nodes
+    end = value + 1
+    if max(g.inputs, default=-1) < end:
+        # the usual case: the value is computed by the graph's first nodes, the gradient after
+        # them; the part is that prefix, node for node (the same ids, nothing to renumber).
+        # Every node before the value is needed iff each (but the value and the inputs) has a
+        # user among them: the last one without a needed user would have none.  Both tests run
+        # in C (map/chain), as does _within's usual case: no forward node has an adjoint or terms.
+        prefix = nodes[:end]
+        used = set(chain.from_iterable(map(_ARGS, prefix)))
+        used.update(g.inputs)
+        used.add(value)
+        if len(used) == end and _within(prefix, end):
+            graph = Graph(g.name, prefix, g.inputs, ((VALUE, value),))
+            array = False if sched.array is False else None
+            return Schedule(
+                graph, sched.line[:end], sched.rebind[:end], sched.names[:end], sched.uses[:end], end, array
+            )
     need = [False] * len(g.nodes)
     need[value] = True
-    for n in reversed(g.nodes):
-        if need[n.id]:
-            for a in n.args:
+    for i in range(value, -1, -1):  # only the value and what precedes it can be needed
+        if need[i]:
+            for a in nodes[i].args:
                 need[a] = True
     for i in g.inputs:
         need[i] = True
@@ -166,3 +211,16 @@ def forward_part(sched: Schedule) -> Schedule:
         return [x for x, k in zip(xs, need) if k]
 
     return Schedule(graph, keep(sched.line), keep(sched.rebind), keep(sched.names), keep(sched.uses))
+
+
+def _within(nodes, end: int) -> bool:
+    """Whether no node among the first `end` refers (adjoint, comment terms) to a later one."""
+    if not any(map(_ADJ, nodes[:end])) and not any(map(_TERMS, nodes[:end])):
+        return True  # none refers to any node (an adjoint of node 0 is within too)
+    for n in nodes[:end]:
+        if n.adj is not None and n.adj >= end:
+            return False
+        for t in n.terms:
+            if t >= end:
+                return False
+    return True
