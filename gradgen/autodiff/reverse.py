@@ -51,6 +51,10 @@ class _Emitter:
         self._tags = (None, None, None, (), None)  # loc, rule, step, terms, second of the nodes built
         self._extra: dict | None = None  # a meta with other fields (then every node takes the slow path)
         self.seed: int | None = None  # the seed 1.0 while the output's rule runs (see mul)
+        # while the seed is live: it and the constants 1.0 made from it as adjoints (accumulate),
+        # each 1.0 to a product (see mul); `first`: the first node of the step being built
+        self.ones: set[int] = set()
+        self.first = 0
         # every node of the graph is a scalar (so is every node a rule builds from them): an
         # elementwise node is built directly, without Builder.add_tagged's shape tests
         self.scalar = scalar
@@ -104,15 +108,15 @@ class _Emitter:
         return self._add(SUB, x, y)
 
     def mul(self, x, y):
-        seed = self.seed
-        if seed is not None and (x == seed or y == seed) and x != y:
-            # `1.0 * t` with the seed: t itself, as folding would make it (fold's `1 * x -> x`
-            # moves the product's metadata onto t, or names a forward t with a copy, which is
-            # what `accumulate` does to t); built directly, the seed usually stays unused and
-            # is taken out again (_drop_seed) before the graph grows
-            t = y if x == seed else x
+        ones = self.ones
+        if ones and (x in ones or y in ones) and x != y:
+            # `1.0 * t` with the seed (or a 1.0 made from it): t itself, as folding would make it
+            # (fold's `1 * x -> x` moves the product's metadata onto t, or names a forward t with
+            # a copy, which is what `accumulate` does to t); built directly, the seed and its ones
+            # usually stay unused and are taken out again (_drop_seed) before the graph grows
+            t = y if x in ones else x
             n = self.b.nodes[t]
-            if n.op is not _CONST and (t > seed or n.rule is None):
+            if n.op is not _CONST and (t >= self.first or n.rule is None):
                 return t
         return self._add(MUL, x, y)
 
@@ -251,6 +255,7 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     seed = b.const(1.0, adj=out, rule=SEED, step=0)
     adjoint: dict[int, int] = {out: seed}
     e.seed = seed
+    e.ones = {seed}
     pending: dict[int, list] = {}  # array id -> [(index, adjoint of elem node)]
     read_at: dict = {}  # array id -> the model line of a read of it (for the gather's line)
     users: list = []  # fwd.users(), computed when first needed
@@ -275,6 +280,12 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             # passed through unchanged (add's rule): give the adjoint its own node (built with
             # the comment, and as the adjoint itself when it is the first contribution)
             if prev is None:
+                if c in e.ones:
+                    # the seed passed through (add's rule): a named copy of a constant is that
+                    # constant, as folding would make it (fold's COPY rule), built directly
+                    adjoint[a] = b.const(n.attr, name=None, loc=loc, adj=a, rule=comment, step=step, second=None, terms=terms)
+                    e.ones.add(adjoint[a])
+                    return
                 adjoint[a] = new(COPY, (c,), loc, comment, terms, a)
                 return
             c = new(COPY, (c,), loc, comment, terms, None)
@@ -293,9 +304,11 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
 
     for node in reversed(fnodes[: out + 1]):
         nid = node.id
-        if e.seed is not None and nid != out:  # the output's rule has run
+        if e.seed is not None and nid != out and adjoint.get(nid) not in e.ones:
+            # the output's rule has run, and those of the nodes whose adjoint is a 1.0 from it
             e.seed = None
-            _drop_seed(b, seed, out, adjoint, pending)
+            _drop_seed(b, seed, out, adjoint, pending, e.ones, nid)
+            e.ones = set()
         if pending and nid in pending:
             step += 1
             loc = read_at.pop(nid)
@@ -322,7 +335,11 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             terms = (args[0], fnodes[args[1]].args[0], nid)
             rule_comments = LAYER
         e._tags, e._extra = (loc, rule_comments[0], step, terms, None), None  # e.tag(...), inlined
-        first = len(nodes)
+        if g in e.ones and g != seed and (len(set(args)) < len(args) or any(a in adjoint for a in args)):
+            # a 1.0 from the seed stands for t in `1.0 * t` only where each product is its
+            # argument's first contribution (folding would then name it as accumulate does)
+            e.ones.discard(g)
+        first = e.first = len(nodes)
         if scalar:
             contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
         else:
@@ -330,7 +347,7 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             elementwise = op in _ELEMENTWISE
             if not elementwise and op is not SUM:
                 g = e.exact(g, node.shape)  # (sum's rule takes a scalar gradient as it is)
-            first = len(nodes)
+            first = e.first = len(nodes)
             contribs = r.fn(e, *args, out=nid, g=g, k=node.attr)
             for i, (a, c) in enumerate(zip(args, contribs)):
                 if c is None or fnodes[a].op is CONST:
@@ -367,7 +384,8 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
             accumulate(a, c, comment, loc, terms)
     if e.seed is not None:
         e.seed = None
-        _drop_seed(b, seed, out, adjoint, pending)
+        _drop_seed(b, seed, out, adjoint, pending, e.ones)
+        e.ones = set()
     outputs = [(VALUE, out)]
     for i in fwd.inputs if wrt is None else wrt:
         shape = fwd.nodes[i].shape
@@ -382,26 +400,39 @@ def grad(fwd: Graph, output: Role = VALUE, wrt=None) -> Graph:
     return b.build(fwd.inputs, outputs)
 
 
-def _drop_seed(b: Builder, seed: int, out: int, adjoint: dict, pending: dict) -> None:
-    """Take the seed node out when the output's rule did not use it (its products were built as
-    the other factor, `_Emitter.mul`), renumbering the few nodes that rule built after it: what
-    folding and dead-code elimination would do, without rebuilding the whole gradient graph."""
-    if b.nodes[out].op in (Op.INPUT, Op.CONST, Op.BATCH, Op.ELEM):
+def _drop_seed(b: Builder, seed: int, out: int, adjoint: dict, pending: dict, ones: set, nid: int = -1) -> None:
+    """Take the seed node, and the 1.0s made from it (`accumulate`), out when nothing uses them
+    (their products were built as the other factor, `_Emitter.mul`), renumbering the few nodes
+    built after the seed: what folding and dead-code elimination would do, without rebuilding
+    the whole gradient graph.  `nid`: the forward node about to be processed (rules of the
+    nodes after it have run, so their adjoints are read by nothing more)."""
+    nodes = b.nodes
+    if nodes[out].op in (INPUT, CONST, BATCH, ELEM):
         return  # no rule ran: the seed is the output's gradient as it is
-    later = b.nodes[seed + 1 :]
-    if any(seed in n.args for n in later) or any(v == seed for k, v in adjoint.items() if k != out):
-        return
-    if any(g == seed for pieces in pending.values() for _, g in pieces):
-        return
-    del adjoint[out]  # the output's own entry: read by nothing after its rule ran
+    later = nodes[seed + 1 :]
+    used = {a for n in later for a in n.args}
+    for k, v in adjoint.items():
+        if v in ones and (k <= nid or nodes[k].op in (INPUT, CONST, BATCH)):
+            used.add(v)  # still to be read: by a rule to come, or as an input's gradient
+    used.update(g for pieces in pending.values() for _, g in pieces)
+    drop = sorted(i for i in ones if i not in used)
+    if not drop or drop[0] != seed:
+        return  # the seed itself is used: it stays, with the ones (folding takes them out)
+    gone = set(drop)
+    for k in [k for k, v in adjoint.items() if v in gone]:
+        del adjoint[k]  # entries of nodes whose rule ran (the output's among them)
+    new = {}
+    kept = [n for n in nodes[seed:] if n.id not in gone]
+    for i, n in enumerate(kept):
+        new[n.id] = seed + i
 
     def down(i):
-        return i - 1 if i is not None and i > seed else i
+        return new.get(i, i) if i is not None and i > seed else i
 
-    del b.nodes[seed:]
-    for n in later:
-        b.nodes.append(
-            Node(n.id - 1, n.op, tuple(down(a) for a in n.args), n.attr, n.name, n.origin, n.loc, down(n.adj),
+    del nodes[seed:]
+    for n in kept:
+        nodes.append(
+            Node(new[n.id], n.op, tuple(down(a) for a in n.args), n.attr, n.name, n.origin, n.loc, down(n.adj),
                  n.rule, n.step, n.shape, tuple(down(t) for t in n.terms), n.second)
         )  # fmt: skip
     for k, v in adjoint.items():
