@@ -6,8 +6,8 @@
 
 The function is called with one `Tracer` per argument (an `ArrayArg` for
 an argument whose `example` is an array), with every module parameter
-switched to a recording `_Param` and a line hook naming values after the
-model's variables.  The pieces, one job each:
+switched to a recording `_Param` and a `naming.Namer` naming values after
+the model's variables (no global `sys.settrace`).  The pieces, one job each:
 
 * `frontend.tracer`: `Tracer`, `_Param` and `_Trace`, which records nodes;
 * `frontend.arrays`: array arguments and `gradgen.mean` / `gradgen.each`;
@@ -38,7 +38,7 @@ from gradgen.errors import GradgenError
 from gradgen.frontend import randomness
 from gradgen.frontend.arrays import ArrayArg, batch_each, batch_mean, example_shapes  # noqa: F401 (batch.py)
 from gradgen.frontend.discovery import arguments, modules_of  # noqa: F401 (arguments: re-exported)
-from gradgen.frontend.naming import def_line, frame_namer, is_internal, name_helpers
+from gradgen.frontend.naming import Namer, def_line, is_internal, name_helpers
 from gradgen.frontend.signature import SigInput, Signature
 from gradgen.frontend.tracer import _ACTIVE, Tracer, _Param, _Trace  # noqa: F401 (progress reads _ACTIVE)
 from gradgen.ir.graph import VALUE, Graph, Origin
@@ -104,6 +104,7 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
             )
     t = _Trace(name, file)
     t.code = fn.__code__
+    t.namer = namer = Namer(t, fn.__code__.co_filename)
     found, eager = modules_of(fn, params)
     modules = [(m.prefix, m.module) for m in found]
     t.set_modules(modules, eager)
@@ -129,12 +130,14 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
     engine.TRACING[0] += 1
     for v in swapped:
         v.__class__ = _Param
-    sys.settrace(frame_namer(t, {fn.__code__.co_filename}))
+    sys.settrace(namer.capture)  # one call event: the exported function's frame (then off)
     try:
         result = fn(*args)
+        namer.finish()
         drawn = randomness.changed(rng_before)
         if drawn is not None:
             randomness.restore(rng_before)
+            namer.hooks = False  # locate() runs the model again under its own line hook
             raise _random_draw(fn, args, name, file, drawn, rng_before)
     except (GradgenError, KeyboardInterrupt):
         raise

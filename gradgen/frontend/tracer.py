@@ -30,7 +30,7 @@ import sys
 from gradgen import params as params_mod
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
-from gradgen.frontend.naming import is_internal
+from gradgen.frontend.naming import Namer, is_internal
 from gradgen.ir.graph import Builder, Loc, Origin
 from gradgen.ir.ops import METHODS, Op
 
@@ -59,6 +59,7 @@ class _Trace:
         self.batched: set[int] = set()  # array inputs given to gradgen.mean
         self.batch_rows: tuple | None = None  # (example rows, array name) of the batch axis
         self.helper_names: dict[int, str] = {}  # node -> the model helper that returned it (naming)
+        self.namer = Namer(self, model_file)  # names from the model's locals (frontend.naming)
 
     # -- parameters -------------------------------------------------------------
     def set_modules(self, modules, eager: bool) -> None:
@@ -178,15 +179,11 @@ class _Trace:
     def op(self, op: Op, args, attr=None) -> "Tracer":
         """Record `op` on `args` (Tracers, parameters, numbers) at the model line running now.
 
-        The hot path of tracing, written to open few Python frames: the namer's
-        `sys.settrace` hook (gradgen.frontend.naming) runs on every call, so `lift`, `loc`
-        and `Tracer()` are inlined for the usual case (no comprehension: one more frame)."""
-        ids = []
-        for a in args:
-            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
-        # self.loc(), inlined: the innermost frame outside gradgen
-        f = sys._getframe(1)
-        loc = None
+        The hot path of tracing (a million calls for a 1M-node chain), so written to open few
+        Python frames: `loc` and `Tracer()` are inlined, and so is the namer's usual case, an
+        op on the same model line as the last one (see `naming.Namer`)."""
+        # the innermost frame outside gradgen (op's caller is a Tracer method: start above it)
+        f = _getframe(2)
         internal_of = self._internal
         while f is not None:
             fn = f.f_code.co_filename
@@ -194,15 +191,33 @@ class _Trace:
             if internal is None:
                 internal = internal_of[fn] = is_internal(fn)
             if not internal:
-                key = (fn, f.f_lineno)
-                loc = self._locs.get(key)
-                if loc is None:
-                    loc = self._locs[key] = Loc(fn, f.f_lineno)
                 break
             f = f.f_back
+        nm = self.namer
+        if f is None:
+            loc = None
+        elif f is nm.frame and f.f_lineno == nm.line:  # the line of the last op: its Loc, its locals
+            loc = nm.loc
+            lasti = f.f_lasti
+            if lasti <= nm.lasti:  # jumped back (a loop): where a line hook would read the locals
+                nm.name_locals(f)
+            nm.lasti = lasti
+        else:
+            line = f.f_lineno
+            loc = self._locs.get((fn, line))
+            if loc is None:
+                loc = self._locs[(fn, line)] = Loc(fn, line)
+            if fn == nm.file:
+                nm.at(f, line)
+                nm.loc = loc
+            else:  # a frame of another file of the user's: name at the model frame that called it
+                nm.sync(f)
+        ids = []
+        for a in args:
+            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
         out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
         out._trace = self
-        out._id = self.b.add(op, ids, attr, loc=loc)
+        out._id = self.b.add_tagged(op, tuple(ids), attr, loc, None, None)
         return out
 
 
@@ -240,10 +255,12 @@ class Tracer:
     # -- naming -----------------------------------------------------------------
     @property
     def label(self) -> str:
+        self._trace.namer.sync(_getframe(1))  # the names a line hook would have given by now
         return self._trace.b.nodes[self._id].name or ""
 
     @label.setter
     def label(self, text) -> None:
+        self._trace.namer.sync(_getframe(1))  # (a local named it first: the label wins)
         self._trace.b.set_meta(self._id, name=str(text))
 
     # -- primitives -------------------------------------------------------------
@@ -344,6 +361,7 @@ class Tracer:
 
 _ACTIVE: list = []  # the trace in progress (for parameters)
 _new = object.__new__
+_getframe = sys._getframe
 # the ops Tracer's operators record, bound once: on Python 3.11 `Op.ADD` goes through the
 # Enum metaclass's __getattr__ hook (~0.5 us a read)
 _ADD, _SUB, _MUL, _NEG, _POW = Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.POW
