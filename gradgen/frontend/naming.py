@@ -125,8 +125,12 @@ class Namer:
         trace, Tracer = self.trace, self._tracer
         nodes = trace.b.nodes
         for var, val in frame.f_locals.items():
-            if isinstance(val, Tracer) and val._trace is trace and nodes[val._id].name is None:
-                trace.b.set_meta(val._id, name=var)
+            if isinstance(val, Tracer) and val._trace is trace:
+                node = nodes[val._id]
+                if node.name is None:
+                    # in place, not Builder.set_meta's new Node: only this trace's builder has
+                    # seen its nodes (a chain names a third of them)
+                    node.name = var
 
     def at(self, frame, line: int) -> None:
         """An op is recorded in `frame`, the innermost model frame, at `line` (Tracer.op's slow path)."""

@@ -24,6 +24,7 @@ constant; anything else is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 
@@ -31,8 +32,8 @@ from gradgen import params as params_mod
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.frontend.naming import Namer, is_internal
-from gradgen.ir.graph import Builder, Loc, Origin
-from gradgen.ir.ops import METHODS, Op
+from gradgen.ir.graph import Builder, Loc, Node, Origin
+from gradgen.ir.ops import METHODS, OPS, Op
 
 
 def _short_repr(x) -> str:
@@ -212,12 +213,21 @@ class _Trace:
                 nm.loc = loc
             else:  # a frame of another file of the user's: name at the model frame that called it
                 nm.sync(f)
+        nodes = self.b.nodes
         ids = []
+        scalar = True
         for a in args:
-            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
+            i = a._id if type(a) is Tracer and a._trace is self else self.lift(a)
+            if nodes[i].shape:
+                scalar = False
+            ids.append(i)
         out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
         out._trace = self
-        out._id = self.b.add_tagged(op, tuple(ids), attr, loc, None, None)
+        if scalar:  # Builder.add_tagged's scalar case, inlined (every op a Tracer records is elementwise)
+            nid = out._id = len(nodes)
+            nodes.append(_Node(nid, op, tuple(ids), attr, None, None, loc, None, None, None, (), (), None))
+        else:  # a batch axis (gradgen.mean): the shape rule
+            out._id = self.b.add_tagged(op, tuple(ids), attr, loc, None, None)
         return out
 
 
@@ -362,6 +372,7 @@ class Tracer:
 _ACTIVE: list = []  # the trace in progress (for parameters)
 _new = object.__new__
 _getframe = sys._getframe
+_Node = Node
 # the ops Tracer's operators record, bound once: on Python 3.11 `Op.ADD` goes through the
 # Enum metaclass's __getattr__ hook (~0.5 us a read)
 _ADD, _SUB, _MUL, _NEG, _POW = Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.POW
@@ -434,3 +445,10 @@ def _install(cls, name: str, fn) -> None:
 
 
 _install_methods()
+
+# Tracer.op builds a scalar node positionally, skipping Builder.add_tagged's shape rule: that
+# needs every op it records to be elementwise, and Node's fields in this order
+assert all(OPS[op].elementwise for op in (_ADD, _SUB, _MUL, _NEG, _POW, *METHODS.values()))
+assert tuple(f.name for f in dataclasses.fields(Node)) == (
+    "id", "op", "args", "attr", "name", "origin", "loc", "adj", "rule", "step", "shape", "terms", "second",
+), "Node's fields changed: update Tracer.op in gradgen/frontend/tracer.py"  # fmt: skip
