@@ -25,6 +25,7 @@ including an exception the model itself raises or a random draw, is a
 
 from __future__ import annotations
 
+import gc
 import inspect
 import keyword
 import os
@@ -58,9 +59,17 @@ def signature_of(fn) -> Signature:
 
 
 def trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
-    """Trace `fn` (see `_trace_function`), with the parameter layouts computed once (params.cached)."""
-    with params_mod.cached():
-        return _trace_function(fn, name, example, params)
+    """Trace `fn` (see `_trace_function`), with the parameter layouts computed once (params.cached)
+    and the cyclic garbage collector off (as `api` has it for a whole compile: a collection
+    re-scans every node recorded so far, and the trace makes no cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with params_mod.cached():
+            return _trace_function(fn, name, example, params)
+    finally:
+        if was:
+            gc.enable()
 
 
 def _trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
