@@ -149,7 +149,7 @@ class Namer:
             frame = frame.f_back
         if frame is not None:
             self.at(frame, frame.f_lineno)
-            self.lasti = -1  # the next op on this line reads the locals again
+            self.line = -1  # the next op takes Tracer.op's slow path: its own Loc, the locals read again
 
     def _switch(self, frame) -> None:
         chain = []
