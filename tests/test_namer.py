@@ -163,3 +163,55 @@ def test_an_alias_made_on_a_line_without_ops_does_not_rename(tmp_path):
         ("add", "w"),
         ("mul", "out"),
     ]
+
+
+def test_a_helper_called_by_name_is_named_without_a_trace_function_and_put_back(tmp_path):
+    """A model-file function called through its global name is wrapped while the trace runs (the
+    wrapper sees its result, so no return hook and no trace function is needed) and put back
+    afterwards; one called otherwise (here a method) still gets its name, through the hook."""
+    module, fns = _load(
+        tmp_path,
+        """
+        import sys
+
+        import gradgen
+
+        SEEN = []
+
+
+        def sq(v):
+            w = v * v
+            SEEN.append(sys.gettrace())
+            return w + 1.0
+
+
+        class Box:
+            def cube(self, v):
+                w = v * v * v
+                SEEN.append(sys.gettrace() is not None)
+                return w + 2.0
+
+
+        box = Box()
+
+
+        @gradgen.export
+        def f(x, y):
+            return sq(x) * box.cube(y)
+        """,
+    )
+    original = module.sq
+    graph = trace_function(fns["f"])[0]
+    assert [(n.op.value, n.name) for n in graph.nodes if n.op.value not in ("input", "const")] == [
+        ("mul", "w"),
+        ("add", "sq"),
+        ("mul", None),
+        ("mul", "w"),
+        ("add", "cube"),
+        ("mul", "out"),
+    ]
+    assert module.SEEN == [None, True]
+    assert module.sq is original
+    value, grads = gradgen.compile_function(fns["f"]).f_grad(0.5, 1.5)
+    assert value == pytest.approx((0.5**2 + 1.0) * (1.5**3 + 2.0), rel=1e-15)
+    assert grads == pytest.approx((2 * 0.5 * (1.5**3 + 2.0), (0.5**2 + 1.0) * 3 * 1.5**2), rel=1e-15)

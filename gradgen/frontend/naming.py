@@ -26,9 +26,11 @@ the model's (a traced value's `Loc` is the innermost frame outside gradgen).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
+import types
 
 from gradgen.ir.ops import Op
 
@@ -185,7 +187,7 @@ class Namer:
         trace = self.trace
         code = frame.f_code
         helper = None if code is trace.code else helper_name(code)
-        if helper is not None and self.hooks:
+        if helper is not None and self.hooks and getattr(frame.f_back, "f_code", None) is not _CALL_CODE:
             frame.f_trace_lines = False
             frame.f_trace = self._return_hook(len(trace.b.nodes), helper)
             if self.helpers == 0:
@@ -217,6 +219,34 @@ class Namer:
 
         return local
 
+    # -- helpers called by their global name ----------------------------------------------
+    def wrap_helpers(self, namespace: dict) -> list:
+        """Put a wrapper that sees the returned value around each plain model-file function among
+        `namespace`'s values (the model's globals), so that the helpers the model calls by name
+        need no return hook; undone by `unwrap_helpers` with what this returns."""
+        wrapped = []
+        for key, value in list(namespace.items()):
+            if type(value) is not _FunctionType:
+                continue
+            code = value.__code__
+            if (
+                code.co_filename != self.file
+                or code is self.trace.code
+                or code.co_flags & _GENERATOR_FLAGS  # each yield is a return: the hook sees those
+                or helper_name(code) is None
+            ):
+                continue
+            namespace[key] = _helper_call(self, value, helper_name(code))
+            wrapped.append((key, value))
+        return wrapped
+
+    @staticmethod
+    def unwrap_helpers(namespace: dict, wrapped: list) -> None:
+        for key, original in wrapped:
+            current = namespace.get(key)
+            if getattr(current, "__wrapped__", None) is original:  # (unless the model rebound it)
+                namespace[key] = original
+
     def finish(self) -> None:
         """The model has returned: the frames still watched as they ended, innermost first."""
         frames = list(reversed(self.chain))
@@ -227,6 +257,34 @@ class Namer:
         if self.root is not None:
             self.trace.return_line = self.root.f_lineno
         self.chain, self.marks, self.frame, self.root = [], [], None, None
+
+
+def _helper_call(namer: Namer, fn, helper: str):
+    """`fn` wrapped to propose `helper` as the name of the value it returns (see Namer)."""
+    trace, Tracer = namer.trace, namer._tracer
+    nodes = trace.b.nodes
+
+    def call(*args, **kwargs):
+        start = len(nodes)
+        result = fn(*args, **kwargs)
+        if (
+            isinstance(result, Tracer)
+            and result._trace is trace
+            and result._id >= start
+            and nodes[result._id].name is None
+            and nodes[result._id].op not in _READS
+        ):
+            # proposed before the helper's last locals are read (at the next frame switch):
+            # a value they name is named, so the proposal is never used, as with the hook
+            trace.helper_names.setdefault(result._id, helper)
+        return result
+
+    return functools.update_wrapper(call, fn)
+
+
+_CALL_CODE = next(c for c in _helper_call.__code__.co_consts if isinstance(c, types.CodeType))  # a wrapper's frame
+_FunctionType = types.FunctionType
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 def _nothing(frame, event, arg):

@@ -139,6 +139,7 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
     engine.TRACING[0] += 1
     for v in swapped:
         v.__class__ = _Param
+    wrapped = namer.wrap_helpers(fn.__globals__)  # helpers called by name: no return hook
     sys.settrace(namer.capture)  # one call event: the exported function's frame (then off)
     try:
         result = fn(*args)
@@ -154,6 +155,7 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
         raise _model_raised(e, name, file) from e
     finally:
         sys.settrace(old)
+        namer.unwrap_helpers(fn.__globals__, wrapped)
         for v in swapped:
             v.__class__ = Value
         engine.TRACING[0] -= 1

@@ -32,6 +32,7 @@ from gradgen import params as params_mod
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
 from gradgen.frontend.naming import Namer, is_internal
+from gradgen.ir import shapes
 from gradgen.ir.graph import Builder, Loc, Node, Origin
 from gradgen.ir.ops import METHODS, OPS, Op
 
@@ -147,9 +148,7 @@ class _Trace:
             if x._trace is not self:
                 raise self.fail("a traced value from another trace was used here")
             return x._id
-        if isinstance(x, bool) or not isinstance(x, (numbers.Real, Value)):
-            raise self._bad_operand(x)
-        if isinstance(x, Value):
+        if isinstance(x, Value):  # (first: a parameter is the usual operand here, and numbers.Real is an ABC)
             nid = self._param(x)  # (a _Param reads no .data here)
             if nid is not None:
                 return nid
@@ -162,6 +161,8 @@ class _Trace:
                 "(an attribute of an object the model file holds, or give params=), "
                 "or use a plain float for a constant"
             )
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise self._bad_operand(x)
         return self.b.const(float(x))
 
     def _bad_operand(self, x) -> TraceError:
@@ -215,18 +216,22 @@ class _Trace:
                 nm.sync(f)
         nodes = self.b.nodes
         ids = []
-        scalar = True
+        shape = ()  # every op a Tracer records is elementwise: the arguments' one shape, or ()
+        same = True
         for a in args:
             i = a._id if type(a) is Tracer and a._trace is self else self.lift(a)
-            if nodes[i].shape:
-                scalar = False
+            s = nodes[i].shape
+            if s:
+                if shape and s != shape:
+                    same = False
+                shape = s
             ids.append(i)
         out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
         out._trace = self
-        if scalar:  # Builder.add_tagged's scalar case, inlined (every op a Tracer records is elementwise)
+        if same:  # Builder.add_tagged, inlined: () and one shape S broadcast to S (a batch axis: ("B",))
             nid = out._id = len(nodes)
-            nodes.append(_Node(nid, op, tuple(ids), attr, None, None, loc, None, None, None, (), (), None))
-        else:  # a batch axis (gradgen.mean): the shape rule
+            nodes.append(_Node(nid, op, tuple(ids), attr, None, None, loc, None, None, None, shape, (), None))
+        else:  # shapes that differ: the shape rule (and its error)
             out._id = self.b.add_tagged(op, tuple(ids), attr, loc, None, None)
         return out
 
@@ -446,9 +451,9 @@ def _install(cls, name: str, fn) -> None:
 
 _install_methods()
 
-# Tracer.op builds a scalar node positionally, skipping Builder.add_tagged's shape rule: that
-# needs every op it records to be elementwise, and Node's fields in this order
-assert all(OPS[op].elementwise for op in (_ADD, _SUB, _MUL, _NEG, _POW, *METHODS.values()))
+# Tracer.op builds a node positionally, with the broadcast of () and one shape for its shape:
+# that needs every op it records to have the elementwise shape rule, and Node's fields in this order
+assert all(OPS[op].shape is shapes.elementwise for op in (_ADD, _SUB, _MUL, _NEG, _POW, *METHODS.values()))
 assert tuple(f.name for f in dataclasses.fields(Node)) == (
     "id", "op", "args", "attr", "name", "origin", "loc", "adj", "rule", "step", "shape", "terms", "second",
 ), "Node's fields changed: update Tracer.op in gradgen/frontend/tracer.py"  # fmt: skip
