@@ -215,3 +215,47 @@ def test_a_helper_called_by_name_is_named_without_a_trace_function_and_put_back(
     value, grads = gradgen.compile_function(fns["f"]).f_grad(0.5, 1.5)
     assert value == pytest.approx((0.5**2 + 1.0) * (1.5**3 + 2.0), rel=1e-15)
     assert grads == pytest.approx((2 * 0.5 * (1.5**3 + 2.0), (0.5**2 + 1.0) * 3 * 1.5**2), rel=1e-15)
+
+
+def test_a_helper_that_records_nothing_names_what_it_is_passed(tmp_path):
+    """A line hook named a value passed to a model function after the parameter, even when that
+    function records no op (`ident`, a recursion's last call, `act` by keyword): the wrapper of a
+    helper called by name, and the hook inside a recursion, name it the same way."""
+    _, fns = _load(
+        tmp_path,
+        """
+        import gradgen
+
+
+        def ident(v):
+            return v
+
+
+        def act(v, use=False):
+            return v.relu() if use else v
+
+
+        def fact(v, k):
+            return v if k == 0 else fact(v * 0.5, k - 1) + 1.0
+
+
+        @gradgen.export
+        def f(x, y):
+            a = ident(x * y)
+            b = act(v=a * 2.0) + act(a * 3.0, use=True)
+            return b * fact(x, 2)
+        """,
+    )
+    graph = trace_function(fns["f"])[0]
+    assert [(n.op.value, n.name) for n in graph.nodes if n.op.value not in ("input", "const")] == [
+        ("mul", "v"),
+        ("mul", "v"),
+        ("mul", "v"),
+        ("relu", "act"),
+        ("add", "b"),
+        ("mul", "v"),
+        ("mul", "v"),
+        ("add", "fact"),  # each level's sum is returned by a call of fact
+        ("add", "fact"),
+        ("mul", "out"),
+    ]

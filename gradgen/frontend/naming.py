@@ -86,16 +86,27 @@ class Namer:
       which a one-shot call hook (`capture`) finds (its last line: `trace.return_line`).
 
     Reading a frame again whose locals did not change names nothing new, so the extra reads
-    change no name.  What differs from a line hook is only a value bound and rebound again
-    on lines that record no op in between (`a = x * w` then `a = x`): it stays unnamed.
+    change no name.
 
-    A helper's name needs the value it returned, which a finished frame no longer holds: a
-    model-file helper with a plain name (`helper_name`) gets a return hook (`frame.f_trace`,
-    no line events) from its first op on, and `sys.settrace` is on, with a hook that watches
-    nothing else, only while such a helper runs.  Its name is only proposed
+    A helper's name needs the value it returned, which a finished frame no longer holds.  The
+    model-file functions among the model's globals are wrapped while the trace runs
+    (`wrap_helpers`): the model calls them by name, and the wrapper sees the result (and names
+    an unnamed value passed in after the parameter, `called`, as a line hook did at the
+    function's first line, even when the function records no op).  A helper with a plain name
+    (`helper_name`) called any other way (a method, a closure, a recursion's inner calls) gets a
+    return hook (`frame.f_trace`, no line events) from its first op on, and `sys.settrace` is
+    on only while such a helper runs, with a hook (`_call_hook`) that reads each model frame's
+    parameters as it starts; generators always take this way (each yield is a return).  Its
+    name is only proposed
     (`trace.helper_names`, the first helper to return a value wins): `name_helpers` gives it
     once the trace is done, to a value that neither a local nor the exported function's
     result named.
+
+    What a line hook named and this does not: a value bound and rebound again on lines that
+    record no op in between (`a = x * w` then `a = x`); and a value passed unnamed to a model
+    function that records no op and is called other than by its global name, outside a hooked
+    helper (`lin(x * w)` with `Lin.__call__` returning `v`; `(lambda q: q)(x * w)`): a line hook
+    named it after the parameter.
     """
 
     def __init__(self, trace, file: str):
@@ -191,7 +202,7 @@ class Namer:
             frame.f_trace_lines = False
             frame.f_trace = self._return_hook(len(trace.b.nodes), helper)
             if self.helpers == 0:
-                sys.settrace(_nothing)
+                sys.settrace(self._call_hook)
             self.helpers += 1
         self.name_locals(frame)
 
@@ -219,6 +230,31 @@ class Namer:
 
         return local
 
+    def called(self, caller, code, args, kwargs) -> None:
+        """A model function (`code`) is called from `caller` with `args`: what a line hook reads
+        at its first line, its parameters, after the caller's own pending names."""
+        self.sync(caller)
+        names = code.co_varnames
+        n = code.co_argcount
+        bound = dict(zip(names[:n], args))
+        if kwargs:
+            for name in names[code.co_posonlyargcount : n + code.co_kwonlyargcount]:
+                if name in kwargs:
+                    bound[name] = kwargs[name]
+        trace, Tracer = self.trace, self._tracer
+        nodes = trace.b.nodes
+        for name in names[: n + code.co_kwonlyargcount]:  # the frame's order
+            val = bound.get(name)
+            if isinstance(val, Tracer) and val._trace is trace and nodes[val._id].name is None:
+                nodes[val._id].name = name  # (in place: see name_locals)
+
+    def _call_hook(self, frame, event, arg):
+        """The global hook while a hooked helper runs: a model frame's parameters as it starts."""
+        if event == "call" and frame.f_code.co_filename == self.file:
+            self.sync(frame.f_back)
+            self.name_locals(frame)
+        return None
+
     # -- helpers called by their global name ----------------------------------------------
     def wrap_helpers(self, namespace: dict) -> list:
         """Put a wrapper that sees the returned value around each plain model-file function among
@@ -236,7 +272,7 @@ class Namer:
                 or helper_name(code) is None
             ):
                 continue
-            namespace[key] = _helper_call(self, value, helper_name(code))
+            namespace[key] = _helper_call(self, value, helper_name(code), namespace, key)
             wrapped.append((key, value))
         return wrapped
 
@@ -259,14 +295,31 @@ class Namer:
         self.chain, self.marks, self.frame, self.root = [], [], None, None
 
 
-def _helper_call(namer: Namer, fn, helper: str):
-    """`fn` wrapped to propose `helper` as the name of the value it returns (see Namer)."""
+def _helper_call(namer: Namer, fn, helper: str, namespace: dict, key: str):
+    """`fn` wrapped to propose `helper` as the name of the value it returns (see Namer).
+
+    While it runs, `namespace[key]` is `fn` itself, so a recursion adds no wrapper frame per
+    level (Python's recursion limit stays the model's own) and its inner calls get the hook."""
     trace, Tracer = namer.trace, namer._tracer
     nodes = trace.b.nodes
 
     def call(*args, **kwargs):
         start = len(nodes)
-        result = fn(*args, **kwargs)
+        for a in args:  # an unnamed value passed in: named after the parameter, as at fn's first line
+            if isinstance(a, Tracer) and a._trace is trace and nodes[a._id].name is None:
+                namer.called(_getframe(1), fn.__code__, args, kwargs)
+                break
+        else:
+            for a in kwargs.values():
+                if isinstance(a, Tracer) and a._trace is trace and nodes[a._id].name is None:
+                    namer.called(_getframe(1), fn.__code__, args, kwargs)
+                    break
+        namespace[key] = fn
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            if namespace.get(key) is fn:  # (unless the model rebound it)
+                namespace[key] = call
         if (
             isinstance(result, Tracer)
             and result._trace is trace
@@ -282,14 +335,10 @@ def _helper_call(namer: Namer, fn, helper: str):
     return functools.update_wrapper(call, fn)
 
 
-_CALL_CODE = next(c for c in _helper_call.__code__.co_consts if isinstance(c, types.CodeType))  # a wrapper's frame
+_CALL_CODE = next(c for c in _helper_call.__code__.co_consts if isinstance(c, types.CodeType))  # a wrapper's frame's
 _FunctionType = types.FunctionType
+_getframe = sys._getframe
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
-def _nothing(frame, event, arg):
-    """The global hook while a helper runs: it watches no other frame."""
-    return None
 
 
 def name_helpers(trace) -> None:
