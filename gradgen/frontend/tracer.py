@@ -122,7 +122,9 @@ class _Trace:
         """The innermost frame outside gradgen: the model line being traced.
 
         One `Loc` per (file, line), shared by the nodes of that line (saves a
-        record per node: a loop body's nodes all point at a few lines)."""
+        record per node: a loop body's nodes all point at a few lines).  The nodes
+        recorded at it are what `op` records (the array paths: layers, gradgen.mean), so
+        the namer reads the model's locals here as it does at an op."""
         f = sys._getframe(1)
         internal_of = self._internal
         while f is not None:
@@ -131,10 +133,17 @@ class _Trace:
             if internal is None:
                 internal = internal_of[fn] = is_internal(fn)
             if not internal:
-                key = (fn, f.f_lineno)
+                line = f.f_lineno
+                key = (fn, line)
                 loc = self._locs.get(key)
                 if loc is None:
-                    loc = self._locs[key] = Loc(fn, f.f_lineno)
+                    loc = self._locs[key] = Loc(fn, line)
+                nm = self.namer
+                if fn == nm.file:
+                    nm.at(f, line)
+                    nm.loc = loc
+                else:
+                    nm.sync(f)
                 return loc
             f = f.f_back
         return None
