@@ -6,8 +6,8 @@
 
 The function is called with one `Tracer` per argument (an `ArrayArg` for
 an argument whose `example` is an array), with every module parameter
-switched to a recording `_Param` and a line hook naming values after the
-model's variables.  The pieces, one job each:
+switched to a recording `_Param` and a `naming.Namer` naming values after
+the model's variables (no global `sys.settrace`).  The pieces, one job each:
 
 * `frontend.tracer`: `Tracer`, `_Param` and `_Trace`, which records nodes;
 * `frontend.arrays`: array arguments and `gradgen.mean` / `gradgen.each`;
@@ -25,6 +25,7 @@ including an exception the model itself raises or a random draw, is a
 
 from __future__ import annotations
 
+import gc
 import inspect
 import keyword
 import os
@@ -38,7 +39,7 @@ from gradgen.errors import GradgenError
 from gradgen.frontend import randomness
 from gradgen.frontend.arrays import ArrayArg, batch_each, batch_mean, example_shapes  # noqa: F401 (batch.py)
 from gradgen.frontend.discovery import arguments, modules_of  # noqa: F401 (arguments: re-exported)
-from gradgen.frontend.naming import def_line, frame_namer, is_internal, name_helpers
+from gradgen.frontend.naming import Namer, def_line, is_internal, name_helpers
 from gradgen.frontend.signature import SigInput, Signature
 from gradgen.frontend.tracer import _ACTIVE, Tracer, _Param, _Trace  # noqa: F401 (progress reads _ACTIVE)
 from gradgen.ir.graph import VALUE, Graph, Origin
@@ -58,9 +59,17 @@ def signature_of(fn) -> Signature:
 
 
 def trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
-    """Trace `fn` (see `_trace_function`), with the parameter layouts computed once (params.cached)."""
-    with params_mod.cached():
-        return _trace_function(fn, name, example, params)
+    """Trace `fn` (see `_trace_function`), with the parameter layouts computed once (params.cached)
+    and the cyclic garbage collector off (as `api` has it for a whole compile: a collection
+    re-scans every node recorded so far, and the trace makes no cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with params_mod.cached():
+            return _trace_function(fn, name, example, params)
+    finally:
+        if was:
+            gc.enable()
 
 
 def _trace_function(fn, name: str | None = None, example=None, params=None) -> tuple[Graph, Signature]:
@@ -104,6 +113,7 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
             )
     t = _Trace(name, file)
     t.code = fn.__code__
+    t.namer = namer = Namer(t, fn.__code__.co_filename)
     found, eager = modules_of(fn, params)
     modules = [(m.prefix, m.module) for m in found]
     t.set_modules(modules, eager)
@@ -129,12 +139,15 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
     engine.TRACING[0] += 1
     for v in swapped:
         v.__class__ = _Param
-    sys.settrace(frame_namer(t, {fn.__code__.co_filename}))
+    wrapped = namer.wrap_helpers(fn.__globals__)  # helpers called by name: no return hook
+    sys.settrace(namer.capture)  # one call event: the exported function's frame (then off)
     try:
         result = fn(*args)
+        namer.finish()
         drawn = randomness.changed(rng_before)
         if drawn is not None:
             randomness.restore(rng_before)
+            namer.hooks = False  # locate() runs the model again under its own line hook
             raise _random_draw(fn, args, name, file, drawn, rng_before)
     except (GradgenError, KeyboardInterrupt):
         raise
@@ -142,6 +155,7 @@ def _trace_function(fn, name: str | None = None, example=None, params=None) -> t
         raise _model_raised(e, name, file) from e
     finally:
         sys.settrace(old)
+        namer.unwrap_helpers(fn.__globals__, wrapped)
         for v in swapped:
             v.__class__ = Value
         engine.TRACING[0] -= 1

@@ -24,15 +24,17 @@ constant; anything else is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 
 from gradgen import params as params_mod
 from gradgen.engine import Value
 from gradgen.errors import GradgenError, TraceError
-from gradgen.frontend.naming import is_internal
-from gradgen.ir.graph import Builder, Loc, Origin
-from gradgen.ir.ops import METHODS, Op
+from gradgen.frontend.naming import Namer, is_internal
+from gradgen.ir import shapes
+from gradgen.ir.graph import Builder, Loc, Node, Origin
+from gradgen.ir.ops import METHODS, OPS, Op
 
 
 def _short_repr(x) -> str:
@@ -59,6 +61,7 @@ class _Trace:
         self.batched: set[int] = set()  # array inputs given to gradgen.mean
         self.batch_rows: tuple | None = None  # (example rows, array name) of the batch axis
         self.helper_names: dict[int, str] = {}  # node -> the model helper that returned it (naming)
+        self.namer = Namer(self, model_file)  # names from the model's locals (frontend.naming)
 
     # -- parameters -------------------------------------------------------------
     def set_modules(self, modules, eager: bool) -> None:
@@ -119,7 +122,9 @@ class _Trace:
         """The innermost frame outside gradgen: the model line being traced.
 
         One `Loc` per (file, line), shared by the nodes of that line (saves a
-        record per node: a loop body's nodes all point at a few lines)."""
+        record per node: a loop body's nodes all point at a few lines).  The nodes
+        recorded at it are what `op` records (the array paths: layers, gradgen.mean), so
+        the namer reads the model's locals here as it does at an op."""
         f = sys._getframe(1)
         internal_of = self._internal
         while f is not None:
@@ -128,10 +133,17 @@ class _Trace:
             if internal is None:
                 internal = internal_of[fn] = is_internal(fn)
             if not internal:
-                key = (fn, f.f_lineno)
+                line = f.f_lineno
+                key = (fn, line)
                 loc = self._locs.get(key)
                 if loc is None:
-                    loc = self._locs[key] = Loc(fn, f.f_lineno)
+                    loc = self._locs[key] = Loc(fn, line)
+                nm = self.namer
+                if fn == nm.file:
+                    nm.at(f, line)
+                    nm.loc = loc
+                else:
+                    nm.sync(f)
                 return loc
             f = f.f_back
         return None
@@ -145,9 +157,7 @@ class _Trace:
             if x._trace is not self:
                 raise self.fail("a traced value from another trace was used here")
             return x._id
-        if isinstance(x, bool) or not isinstance(x, (numbers.Real, Value)):
-            raise self._bad_operand(x)
-        if isinstance(x, Value):
+        if isinstance(x, Value):  # (first: a parameter is the usual operand here, and numbers.Real is an ABC)
             nid = self._param(x)  # (a _Param reads no .data here)
             if nid is not None:
                 return nid
@@ -160,6 +170,8 @@ class _Trace:
                 "(an attribute of an object the model file holds, or give params=), "
                 "or use a plain float for a constant"
             )
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise self._bad_operand(x)
         return self.b.const(float(x))
 
     def _bad_operand(self, x) -> TraceError:
@@ -178,15 +190,11 @@ class _Trace:
     def op(self, op: Op, args, attr=None) -> "Tracer":
         """Record `op` on `args` (Tracers, parameters, numbers) at the model line running now.
 
-        The hot path of tracing, written to open few Python frames: the namer's
-        `sys.settrace` hook (gradgen.frontend.naming) runs on every call, so `lift`, `loc`
-        and `Tracer()` are inlined for the usual case (no comprehension: one more frame)."""
-        ids = []
-        for a in args:
-            ids.append(a._id if type(a) is Tracer and a._trace is self else self.lift(a))
-        # self.loc(), inlined: the innermost frame outside gradgen
-        f = sys._getframe(1)
-        loc = None
+        The hot path of tracing (a million calls for a 1M-node chain), so written to open few
+        Python frames: `loc` and `Tracer()` are inlined, and so is the namer's usual case, an
+        op on the same model line as the last one (see `naming.Namer`)."""
+        # the innermost frame outside gradgen (op's caller is a Tracer method: start above it)
+        f = _getframe(2)
         internal_of = self._internal
         while f is not None:
             fn = f.f_code.co_filename
@@ -194,15 +202,46 @@ class _Trace:
             if internal is None:
                 internal = internal_of[fn] = is_internal(fn)
             if not internal:
-                key = (fn, f.f_lineno)
-                loc = self._locs.get(key)
-                if loc is None:
-                    loc = self._locs[key] = Loc(fn, f.f_lineno)
                 break
             f = f.f_back
+        nm = self.namer
+        if f is None:
+            loc = None
+        elif f is nm.frame and f.f_lineno == nm.line:  # the line of the last op: its Loc, its locals
+            loc = nm.loc
+            lasti = f.f_lasti
+            if lasti <= nm.lasti:  # jumped back (a loop): where a line hook would read the locals
+                nm.name_locals(f)
+            nm.lasti = lasti
+        else:
+            line = f.f_lineno
+            loc = self._locs.get((fn, line))
+            if loc is None:
+                loc = self._locs[(fn, line)] = Loc(fn, line)
+            if fn == nm.file:
+                nm.at(f, line)
+                nm.loc = loc
+            else:  # a frame of another file of the user's: name at the model frame that called it
+                nm.sync(f)
+        nodes = self.b.nodes
+        ids = []
+        shape = ()  # every op a Tracer records is elementwise: the arguments' one shape, or ()
+        same = True
+        for a in args:
+            i = a._id if type(a) is Tracer and a._trace is self else self.lift(a)
+            s = nodes[i].shape
+            if s:
+                if shape and s != shape:
+                    same = False
+                shape = s
+            ids.append(i)
         out = _new(Tracer)  # Tracer(self, nid) without its __init__ frame
         out._trace = self
-        out._id = self.b.add(op, ids, attr, loc=loc)
+        if same:  # Builder.add_tagged, inlined: () and one shape S broadcast to S (a batch axis: ("B",))
+            nid = out._id = len(nodes)
+            nodes.append(_Node(nid, op, tuple(ids), attr, None, None, loc, None, None, None, shape, (), None))
+        else:  # shapes that differ: the shape rule (and its error)
+            out._id = self.b.add_tagged(op, tuple(ids), attr, loc, None, None)
         return out
 
 
@@ -240,10 +279,12 @@ class Tracer:
     # -- naming -----------------------------------------------------------------
     @property
     def label(self) -> str:
+        self._trace.namer.sync(_getframe(1))  # the names a line hook would have given by now
         return self._trace.b.nodes[self._id].name or ""
 
     @label.setter
     def label(self, text) -> None:
+        self._trace.namer.sync(_getframe(1))  # (a local named it first: the label wins)
         self._trace.b.set_meta(self._id, name=str(text))
 
     # -- primitives -------------------------------------------------------------
@@ -344,6 +385,8 @@ class Tracer:
 
 _ACTIVE: list = []  # the trace in progress (for parameters)
 _new = object.__new__
+_getframe = sys._getframe
+_Node = Node
 # the ops Tracer's operators record, bound once: on Python 3.11 `Op.ADD` goes through the
 # Enum metaclass's __getattr__ hook (~0.5 us a read)
 _ADD, _SUB, _MUL, _NEG, _POW = Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.POW
@@ -416,3 +459,10 @@ def _install(cls, name: str, fn) -> None:
 
 
 _install_methods()
+
+# Tracer.op builds a node positionally, with the broadcast of () and one shape for its shape:
+# that needs every op it records to have the elementwise shape rule, and Node's fields in this order
+assert all(OPS[op].shape is shapes.elementwise for op in (_ADD, _SUB, _MUL, _NEG, _POW, *METHODS.values()))
+assert tuple(f.name for f in dataclasses.fields(Node)) == (
+    "id", "op", "args", "attr", "name", "origin", "loc", "adj", "rule", "step", "shape", "terms", "second",
+), "Node's fields changed: update Tracer.op in gradgen/frontend/tracer.py"  # fmt: skip
