@@ -167,15 +167,7 @@ def update_loops(lines: list[str], shapes: dict, lr: str) -> list[str]:
         if not ln.startswith("    ") or not rest.startswith(f"{lr} * ") or not g.isidentifier() or not shape:
             out.append(ln)
             continue
-        free = [v for v in loops.INDEX if v not in taken]
-        idx, depth = [], 0
-        for ext in shape:  # an axis of length 1 is no loop
-            idx.append("0" if ext == 1 else free[depth])
-            if ext != 1:
-                out.append("    " * (depth + 1) + f"for {free[depth]} in range({ext}):")
-                depth += 1
-        at = ", ".join(idx)
-        out.append("    " * (depth + 1) + f"{p}[{at}] -= {lr} * {g}[{at}]")
+        out += numba_step.update_nest(p, g, shape, lr, 0.0, taken)
     return out
 
 
