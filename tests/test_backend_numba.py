@@ -244,7 +244,7 @@ def test_moons_loops_are_fused(compiled):
     the weight gradient's BLAS call."""
     text = compiled["moons"][0].source
     grad = text[text.index("def loss_grad(") : text.index("def loss_step(")]
-    step = text[text.index("def loss_step(") : text.index("def loss_train(")]
+    step = text[text.index("def _loss_step_kernel(") : text.index("def loss_step(")]
     assert "    z1 = h0 @ W1.T\n" in grad  # a big product: one BLAS call into z1
     nest = "            z1[i, j] += b1[j]\n            h1[i, j] = max(z1[i, j], 0.0)\n"
     assert nest in grad
@@ -257,6 +257,10 @@ def test_moons_loops_are_fused(compiled):
     # (the L2 term in beta), the other updates as loops
     assert "loss_grad(" not in step and "    _gemm(g_z1.T, h0, W1, -lr, 1.0 - 0.0002 * lr)" in step
     assert "g_W1" not in step and "            W0[i, j] -= lr * g_W0[i, j]\n" in step
+    # its batch-row temporaries are scratch, made once per batch size (no np.empty((B, ...))
+    # per call: page faults at large B), passed in by loss_step and made once by loss_train
+    assert "np.empty((B" not in step and "    z0 = np.empty((B, 16))\n" in text[text.index("def loss_train(") :]
+    assert "    return _loss_step_kernel(W0, b0, W1, b1, W2, b2, X, y, lr, *scratch[:-1])\n" in text
 
 
 CE_MODEL = """import random
@@ -299,3 +303,21 @@ def test_softmax_loops_equal_numpy_backend(tmp_path, B):
     want = ref.module.loss_train(*p_ref, X, Y, [0.05] * 30)
     assert close(nb.module.loss_train(*p_nb, X, Y, np.full(30, 0.05)), want, abs_=0.0)
     assert all(close(a, b) for a, b in zip(p_nb, p_ref))
+
+
+def test_moons_step_scratch_is_per_batch_size(compiled):
+    """loss_step's scratch is kept per batch size: steps at B = 7, 100, 7 on two parameter
+    copies equal the NumPy backend's steps on the same data (the second B=7 step reuses the
+    first one's arrays, after a B=100 step wrote its own)."""
+    nb, ref, _ = compiled["moons"]
+    rng = np.random.default_rng(3)
+    shapes = [(16, 2), (16,), (16, 16), (16,), (1, 16), (1,)]
+    p_nb = [rng.uniform(-1, 1, s) for s in shapes]
+    p_ref = [a.copy() for a in p_nb]
+    for B in (7, 100, 7):
+        X = rng.standard_normal((B, 2))
+        y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)
+        got = nb.module.loss_step(*p_nb, X, y, 0.05)
+        want = ref.module.loss_step(*p_ref, X, y, 0.05)
+        assert close(got, want)
+        assert all(close(a, b) for a, b in zip(p_nb, p_ref))

@@ -100,7 +100,7 @@ def test_fused_step_follows_numpy_backend(tmp_path, step, alpha):
     and updates are one _gemm each (the L2 term and weight decay in beta); W0's (40 x 5,
     contracted over the batch) too; 40 steps within 1e-12 of the NumPy backend, B = 1, 33."""
     nb, ref, params = compile_both(tmp_path, MLP_MODEL.replace("STEP", step).replace("ALPHA", alpha))
-    body = nb.source[nb.source.index("def loss_step(") : nb.source.index("def loss_train(")]
+    body = nb.source[nb.source.index("def _loss_step_kernel(") : nb.source.index("def loss_step(")]
     assert "loss_grad(" not in body and "_gemm(g_z1.T, h0, W1, -lr, " in body
     assert "g_W1" not in body  # never stored: the update is the product
     if alpha:
@@ -123,7 +123,7 @@ def test_weight_used_twice_is_not_fused(tmp_path):
     X, T = rng.standard_normal((20, 6)), rng.standard_normal((20, 1))
     got, want, p_nb, p_ref = trajectories(nb, ref, params, (X, T), [0.02] * 50)
     assert close(got, want) and all(close(a, b) for a, b in zip(p_nb, p_ref))
-    body = nb.source[nb.source.index("def loss_step(") : nb.source.index("def loss_train(")]
+    body = nb.source[nb.source.index("def _loss_step_kernel(") : nb.source.index("def loss_step(")]
     assert "_gemm(" not in body and "layer_W[i, j] -= lr * g_layer_W[i, j]" in body
 
 

@@ -39,7 +39,7 @@ from gradgen.names import Namespace
 from gradgen.optim import SGD
 
 
-TABLES = ("params", "data", "scratch", "arrays")  # the step's module-level tables: _<name>_step_<kind>
+TABLES = ("params", "data", "scratch", "arrays", "kernel")  # module-level names of a step: _<name>_step_<kind> (kernel: numba's)
 
 
 def step_tables(names) -> set[str]:
