@@ -219,6 +219,16 @@ def loss(X, T):
 """
 
 
+def _same_grad_and_train(nb, ref, ps, X, T, steps, lr):
+    """loss_grad at ps, and `steps` steps of loss_train from copies of ps, equal the NumPy backend's."""
+    want, got = ref.module.loss_grad(*ps, X, T), nb.module.loss_grad(*ps, X, T)
+    assert close(got[0], want[0]) and all(close(g, w) for g, w in zip(got[1], want[1]))
+    p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
+    want = ref.module.loss_train(*p_ref, X, T, [lr] * steps)
+    assert close(nb.module.loss_train(*p_nb, X, T, np.full(steps, lr)), want, abs_=0.0)
+    assert all(close(a, b) for a, b in zip(p_nb, p_ref))
+
+
 def test_array_activations_equal_numpy_backend(tmp_path):
     """sigmoid (the _np_sigmoid helper under njit), tanh, exp, log, abs, pow, relu and elem on
     arrays: loss_grad and 20 steps of loss_train equal the NumPy backend's to 1e-12."""
@@ -229,12 +239,7 @@ def test_array_activations_equal_numpy_backend(tmp_path):
     ps = list(gradgen.params.read(module.model).values())
     rng = np.random.default_rng(0)
     X, T = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
-    want, got = ref.module.loss_grad(*ps, X, T), nb.module.loss_grad(*ps, X, T)
-    assert close(got[0], want[0]) and all(close(g, w) for g, w in zip(got[1], want[1]))
-    p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
-    want = ref.module.loss_train(*p_ref, X, T, [0.01] * 20)
-    assert close(nb.module.loss_train(*p_nb, X, T, np.full(20, 0.01)), want, abs_=0.0)
-    assert all(close(a, b) for a, b in zip(p_nb, p_ref))
+    _same_grad_and_train(nb, ref, ps, X, T, steps=20, lr=0.01)
 
 
 def test_moons_loops_are_fused(compiled):
@@ -297,12 +302,7 @@ def test_softmax_loops_equal_numpy_backend(tmp_path, B):
     ps = list(gradgen.params.read(module.model).values())
     rng = np.random.default_rng(B)
     X, Y = rng.standard_normal((B, 3)), np.eye(4)[rng.integers(0, 4, B)]
-    want, got = ref.module.loss_grad(*ps, X, Y), nb.module.loss_grad(*ps, X, Y)
-    assert close(got[0], want[0]) and all(close(g, w) for g, w in zip(got[1], want[1]))
-    p_ref, p_nb = [p.copy() for p in ps], [p.copy() for p in ps]
-    want = ref.module.loss_train(*p_ref, X, Y, [0.05] * 30)
-    assert close(nb.module.loss_train(*p_nb, X, Y, np.full(30, 0.05)), want, abs_=0.0)
-    assert all(close(a, b) for a, b in zip(p_nb, p_ref))
+    _same_grad_and_train(nb, ref, ps, X, Y, steps=30, lr=0.05)
 
 
 def test_moons_step_scratch_is_per_batch_size(compiled):

@@ -332,6 +332,15 @@ def _fast_entry(backend, op, helpers: set, needs: set) -> tuple:
     return (len(need), f.template.format, f.prec, need[0], need[-1])
 
 
+def _noted(stmt: str, note: str) -> list[str]:
+    """A statement's line(s) with its rule comment: after it when that fits in LINE, else above."""
+    if not note:
+        return [stmt]
+    if len(stmt) + 2 + len(note) <= LINE:
+        return [f"{stmt}  {note}"]
+    return [f"    {note}", stmt]
+
+
 def emit_function(
     graph: Graph,
     fname: str,
@@ -556,25 +565,14 @@ def _render(graph, returns, backend, sched, txt, prc, refs, helpers, needs, note
                 lines = [stmt]
             else:
                 note = note_of(n, name_of, nodes)
-                if not note:
-                    lines = [stmt]
-                elif len(stmt) + 2 + len(note) <= LINE:
-                    lines = [f"{stmt}  {note}"]
-                else:
-                    lines = [f"    {note}", stmt]
+                lines = _noted(stmt, note)
         else:
             forms = out_form(n, text, operand, sched)
             if forms is None:
                 forms = [update(name, op, text) if rebind[i] else assign(name, text)]
             note = note_of(n, name_of, nodes) if forms and rule is not None else ""
             if len(forms) == 1:
-                stmt = "    " + forms[0]
-                if not note:
-                    lines = [stmt]
-                elif len(stmt) + 2 + len(note) <= LINE:
-                    lines = [f"{stmt}  {note}"]
-                else:
-                    lines = [f"    {note}", stmt]
+                lines = _noted("    " + forms[0], note)
             elif not forms:
                 lines = []
             else:  # a statement after the first carries the model line too: `# [moons.py:35]`
